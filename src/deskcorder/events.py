@@ -1,0 +1,242 @@
+"""The event model: the one definition of what deskcorder records.
+
+Everything downstream (agent spool, wire format, collector validation,
+Parquet files, dataset builder) uses these names and this schema; nothing
+else defines an event.
+
+An event is one row of a flat table. Columns that do not apply to a kind are
+null (a key event has no coordinates, a click has no key). Identity is
+``(session_id, seq)``: ``seq`` counts from 0 inside a capture session with no
+gaps, so a missing or repeated event is detectable anywhere in the pipeline.
+
+Timestamps: ``t_mono_ns`` is the capture machine's monotonic clock (used for
+every duration: hold times, gaps, double-click windows); ``t_wall_ns`` is UTC
+wall-clock time in nanoseconds (used only to place a session in calendar
+time, e.g. for partitioning and retention).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import Any, Iterable, Mapping
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+__all__ = [
+    "Event",
+    "EventKind",
+    "EVENT_SCHEMA",
+    "InvalidEvents",
+    "MAX_EVENTS_PER_BATCH",
+    "events_to_columns",
+    "columns_to_table",
+    "table_to_events",
+]
+
+
+class EventKind(str, enum.Enum):
+    KEY_DOWN = "key_down"
+    KEY_UP = "key_up"
+    MOVE = "move"
+    BUTTON_DOWN = "button_down"
+    BUTTON_UP = "button_up"
+    SCROLL = "scroll"
+    FOCUS = "focus"  # the active application/window changed
+    PAUSE = "pause"  # capture stopped on purpose (hotkey, tray, CLI); `reason` says why
+    RESUME = "resume"
+
+
+@dataclasses.dataclass(slots=True)
+class Event:
+    session_id: str
+    seq: int
+    t_mono_ns: int
+    t_wall_ns: int
+    kind: EventKind
+    key: str | None = None  # pynput name: "a", "shift", "ctrl_l", "enter", "backspace"
+    char: str | None = None  # the character the key produced, when printable
+    vk: int | None = None  # X keysym / platform virtual key code
+    button: str | None = None  # "left", "right", "middle", ...
+    x: int | None = None
+    y: int | None = None
+    dx: int | None = None
+    dy: int | None = None
+    app_process: str | None = None  # focus: process name (from _NET_WM_PID)
+    app_class: str | None = None  # focus: WM_CLASS class part, e.g. "XTerm"
+    window_title: str | None = None  # focus: _NET_WM_NAME / WM_NAME
+    reason: str | None = None  # pause/resume: why
+
+
+# (name, arrow type, nullable). Field order here is column order everywhere.
+_FIELDS: tuple[tuple[str, pa.DataType, bool], ...] = (
+    ("session_id", pa.string(), False),
+    ("seq", pa.int64(), False),
+    ("t_mono_ns", pa.int64(), False),
+    ("t_wall_ns", pa.int64(), False),
+    ("kind", pa.string(), False),
+    ("key", pa.string(), True),
+    ("char", pa.string(), True),
+    ("vk", pa.int32(), True),
+    ("button", pa.string(), True),
+    ("x", pa.int32(), True),
+    ("y", pa.int32(), True),
+    ("dx", pa.int32(), True),
+    ("dy", pa.int32(), True),
+    ("app_process", pa.string(), True),
+    ("app_class", pa.string(), True),
+    ("window_title", pa.string(), True),
+    ("reason", pa.string(), True),
+)
+assert tuple(f[0] for f in _FIELDS) == tuple(f.name for f in dataclasses.fields(Event))
+
+EVENT_SCHEMA = pa.schema([pa.field(n, t, nullable=null) for n, t, null in _FIELDS])
+FIELD_NAMES: tuple[str, ...] = tuple(f[0] for f in _FIELDS)
+
+# Columns each kind must carry (beyond the always-required identity columns).
+_REQUIRED_BY_KIND: dict[EventKind, tuple[str, ...]] = {
+    EventKind.KEY_DOWN: ("key",),
+    EventKind.KEY_UP: ("key",),
+    EventKind.MOVE: ("x", "y"),
+    EventKind.BUTTON_DOWN: ("button", "x", "y"),
+    EventKind.BUTTON_UP: ("button", "x", "y"),
+    EventKind.SCROLL: ("x", "y", "dx", "dy"),
+    EventKind.FOCUS: (),
+    EventKind.PAUSE: (),
+    EventKind.RESUME: (),
+}
+
+# Limits that keep one bad client from filling a disk or a string column.
+MAX_EVENTS_PER_BATCH = 100_000
+_MAX_STRING = {"session_id": 64, "key": 64, "char": 8, "button": 16, "app_process": 256,
+               "app_class": 256, "window_title": 1024, "reason": 256}
+_MAX_ABS_COORD = 1_000_000
+
+
+class InvalidEvents(ValueError):
+    """A batch of events breaks the schema. ``field`` and ``row`` locate the first problem."""
+
+    def __init__(self, message: str, *, field: str | None = None, row: int | None = None):
+        where = ""
+        if field is not None:
+            where = f"field '{field}'" + (f", row {row}" if row is not None else "") + ": "
+        super().__init__(where + message)
+        self.field = field
+        self.row = row
+        self.detail = message
+
+
+def events_to_columns(events: Iterable[Event]) -> dict[str, list[Any]]:
+    """Row objects to the columnar dict used on the wire and in the spool."""
+    cols: dict[str, list[Any]] = {name: [] for name in FIELD_NAMES}
+    appenders = [(cols[name].append, name) for name in FIELD_NAMES]
+    for ev in events:
+        for append, name in appenders:
+            value = getattr(ev, name)
+            append(value.value if isinstance(value, EventKind) else value)
+    return cols
+
+
+def _first_row(mask: pa.ChunkedArray | pa.Array) -> int:
+    return pc.index(mask, True).as_py()
+
+
+def columns_to_table(columns: Mapping[str, Any]) -> pa.Table:
+    """Validate a columnar dict of events and return it as an Arrow table.
+
+    Raises InvalidEvents naming the first offending field (and row, where one
+    row is to blame). Vectorised so the collector can check hundreds of
+    thousands of events per second.
+    """
+    if not isinstance(columns, Mapping):
+        raise InvalidEvents("events must be an object mapping column names to arrays")
+    unknown = sorted(set(columns) - set(FIELD_NAMES))
+    if unknown:
+        raise InvalidEvents(f"unknown column; known columns are {', '.join(FIELD_NAMES)}",
+                            field=unknown[0])
+    n = None
+    arrays = []
+    for name, typ, nullable in _FIELDS:
+        values = columns.get(name)
+        if values is None:
+            if not nullable:
+                raise InvalidEvents("required column is missing", field=name)
+            arrays.append(None)
+            continue
+        if not isinstance(values, (list, tuple)):
+            raise InvalidEvents("must be an array", field=name)
+        if n is None:
+            n = len(values)
+        elif len(values) != n:
+            raise InvalidEvents(f"has {len(values)} values but other columns have {n}", field=name)
+        try:
+            arr = pa.array(values, type=typ)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError) as exc:
+            raise InvalidEvents(f"expected {typ} values ({exc})", field=name) from exc
+        arrays.append(arr)
+    assert n is not None  # session_id is required, so at least one column was seen
+    if n == 0:
+        raise InvalidEvents("a batch must contain at least one event", field="seq")
+    if n > MAX_EVENTS_PER_BATCH:
+        raise InvalidEvents(f"{n} events in one batch; the limit is {MAX_EVENTS_PER_BATCH}")
+    arrays = [a if a is not None else pa.nulls(n, type=typ) for a, (_, typ, _) in zip(arrays, _FIELDS)]
+    table = pa.Table.from_arrays(arrays, schema=EVENT_SCHEMA)
+    _check_values(table)
+    return table
+
+
+def _check_values(table: pa.Table) -> None:
+    for name, _, nullable in _FIELDS:
+        col = table.column(name)
+        if not nullable and col.null_count:
+            raise InvalidEvents("must not be null", field=name, row=_first_row(pc.is_null(col)))
+        limit = _MAX_STRING.get(name)
+        if limit is not None:
+            too_long = pc.greater(pc.utf8_length(col), limit)
+            if pc.any(too_long).as_py():
+                raise InvalidEvents(f"longer than {limit} characters", field=name,
+                                    row=_first_row(pc.fill_null(too_long, False)))
+    for name in ("seq", "t_mono_ns", "t_wall_ns"):
+        negative = pc.less(table.column(name), 0)
+        if pc.any(negative).as_py():
+            raise InvalidEvents("must be >= 0", field=name, row=_first_row(negative))
+    for name in ("x", "y", "dx", "dy"):
+        out = pc.greater(pc.abs(pc.cast(table.column(name), pa.int64())), _MAX_ABS_COORD)
+        if pc.any(out).as_py():
+            raise InvalidEvents(f"absolute value above {_MAX_ABS_COORD}", field=name,
+                                row=_first_row(pc.fill_null(out, False)))
+    kinds = table.column("kind")
+    known = pa.array([k.value for k in EventKind])
+    bad_kind = pc.invert(pc.is_in(kinds, value_set=known))
+    if pc.any(bad_kind).as_py():
+        row = _first_row(bad_kind)
+        raise InvalidEvents(f"unknown kind {kinds[row].as_py()!r}; expected one of "
+                            f"{', '.join(k.value for k in EventKind)}", field="kind", row=row)
+    for kind, required in _REQUIRED_BY_KIND.items():
+        if not required:
+            continue
+        of_kind = pc.equal(kinds, kind.value)
+        for name in required:
+            missing = pc.and_(of_kind, pc.is_null(table.column(name)))
+            if pc.any(missing).as_py():
+                raise InvalidEvents(f"required for {kind.value} events", field=name,
+                                    row=_first_row(missing))
+    # (session_id, seq) is the event's identity: a batch repeating one is corrupt.
+    keys = pc.binary_join_element_wise(table.column("session_id"),
+                                       pc.cast(table.column("seq"), pa.string()), "\x00")
+    if pc.count_distinct(keys).as_py() != table.num_rows:
+        counts = pc.value_counts(keys)
+        dup = counts.filter(pc.greater(counts.field("counts"), 1))[0]["values"].as_py()
+        session, seq = dup.split("\x00")
+        raise InvalidEvents(f"event (session {session}, seq {seq}) appears twice in the batch",
+                            field="seq", row=_first_row(pc.equal(keys, dup)))
+
+
+def table_to_events(table: pa.Table) -> list[Event]:
+    """Arrow rows back to Event objects (tests, small tools; not a hot path)."""
+    out = []
+    for row in table.select(list(FIELD_NAMES)).to_pylist():
+        row["kind"] = EventKind(row["kind"])
+        out.append(Event(**row))
+    return out
