@@ -1,0 +1,123 @@
+"""Collector ingest throughput over real HTTP: one `deskcorder serve` process, one sequential client.
+
+    python benchmarks/ingest_http.py [--batches 40] [--events-per-batch 5000] [--encoding msgpack|json]
+
+Prints events/s (wall time of the posts only; bodies are encoded beforehand),
+per-request latency, and stored bytes per event (Parquet files; the control
+database separately). The event mix imitates real desk work: mostly pointer
+moves and keys, some clicks, scrolls and focus changes with window titles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import msgpack
+
+from deskcorder.events import Event, EventKind, events_to_columns
+
+T0 = 1_710_028_800 * 1_000_000_000
+KEYS = list("abcdefghijklmnopqrstuvwxyz") + ["space", "enter", "backspace", "shift", "ctrl_l", "tab"]
+TITLES = ["report.docx - Writer", "Inbox - Mail", "~/src/app - Terminal", "Q3 numbers.xlsx - Calc",
+          "Pull request #42 - Browser"]
+
+
+def make_events(session: str, start: int, n: int, rng: random.Random) -> list[Event]:
+    events = []
+    x, y = 500, 400
+    t_mono = start * 20_000_000
+    for seq in range(start, start + n):
+        t_mono += int(rng.expovariate(1 / 20_000_000))  # ~50 events/s of activity, irregular like people
+        t_wall = T0 + t_mono + rng.randint(0, 999)  # the wall clock is read separately: it jitters
+        r = rng.random()
+        if r < 0.55:
+            x, y = max(0, min(1919, x + rng.randint(-15, 15))), max(0, min(1079, y + rng.randint(-10, 10)))
+            events.append(Event(session, seq, t_mono, t_wall, EventKind.MOVE, x=x, y=y))
+        elif r < 0.9:
+            key = rng.choice(KEYS)
+            kind = EventKind.KEY_DOWN if seq % 2 else EventKind.KEY_UP
+            events.append(Event(session, seq, t_mono, t_wall, kind, key=key, char=key if len(key) == 1 else None,
+                                vk=ord(key[0])))
+        elif r < 0.96:
+            kind = EventKind.BUTTON_DOWN if seq % 2 else EventKind.BUTTON_UP
+            events.append(Event(session, seq, t_mono, t_wall, kind, button="left", x=x, y=y))
+        elif r < 0.99:
+            events.append(Event(session, seq, t_mono, t_wall, EventKind.SCROLL, x=x, y=y, dx=0, dy=-1))
+        else:
+            title = rng.choice(TITLES)
+            events.append(Event(session, seq, t_mono, t_wall, EventKind.FOCUS, app_process="app",
+                                app_class=title.split(" - ")[-1], window_title=title))
+    return events
+
+
+def encode(batch_id: str, events: list[Event], encoding: str) -> bytes:
+    body = {"v": 1, "batch_id": batch_id, "device_id": "bench-device", "events": events_to_columns(events)}
+    if encoding == "json":
+        return json.dumps(body, separators=(",", ":")).encode()
+    return msgpack.packb(body, use_bin_type=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--batches", type=int, default=40)
+    parser.add_argument("--events-per-batch", type=int, default=5000)
+    parser.add_argument("--encoding", choices=["msgpack", "json"], default="msgpack")
+    parser.add_argument("--data-dir", type=Path, default=None, help="default: a fresh temp dir")
+    args = parser.parse_args()
+
+    rng = random.Random(7)
+    n = args.events_per_batch
+    bodies = [encode(f"bench-{i:06d}", make_events("bench-session", i * n, n, rng), args.encoding)
+              for i in range(args.batches)]
+    data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="deskcorder-bench-")) / "data"
+    proc = subprocess.Popen([sys.executable, "-m", "deskcorder", "serve", "--port", "0", "--data-dir",
+                             str(data_dir), "--log-level", "warning"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if m := re.search(r"listening on (http://\S+)", line):
+                url = m.group(1)
+                break
+        else:
+            raise SystemExit("the collector did not start")
+        threading.Thread(target=proc.stdout.read, daemon=True).start()
+        content_type = f"application/{args.encoding}"
+        latencies = []
+        with httpx.Client(timeout=60, headers={"Content-Type": content_type}) as client:
+            client.post(f"{url}/v1/batches", content=bodies[0]).raise_for_status()  # warm-up, not timed
+            start = time.perf_counter()
+            for body in bodies[1:]:
+                t = time.perf_counter()
+                client.post(f"{url}/v1/batches", content=body).raise_for_status()
+                latencies.append(time.perf_counter() - t)
+            wall = time.perf_counter() - start
+    finally:
+        proc.terminate()
+        proc.wait()
+    events = n * (args.batches - 1)
+    parquet = sum(p.stat().st_size for p in (data_dir / "events").rglob("*.parquet"))
+    db = sum(p.stat().st_size for p in data_dir.glob("control.db*"))
+    body_bytes = sum(len(b) for b in bodies) / len(bodies) / n
+    print(f"{args.batches - 1} batches x {n} events ({args.encoding}, {body_bytes:.1f} body bytes/event): "
+          f"{events / wall:,.0f} events/s, {len(latencies) / wall:.1f} batches/s")
+    print(f"latency per batch: median {statistics.median(latencies) * 1000:.1f} ms, "
+          f"max {max(latencies) * 1000:.1f} ms")
+    print(f"stored: {parquet / (n * args.batches):.2f} Parquet bytes/event "
+          f"({parquet / 1e6:.2f} MB in {len(list((data_dir / 'events').rglob('*.parquet')))} files); "
+          f"control db {db / 1e3:.0f} kB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""Run the collector: one uvicorn server in this process, on a socket bound before it starts."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from pathlib import Path
+from typing import Callable
+
+import uvicorn
+
+from ..store import EventStore
+from ._app import MAX_BODY_BYTES, MAX_INFLIGHT, create_app
+from ._retention_timer import RETENTION_INTERVAL_S, RetentionTimer
+
+__all__ = ["run_server", "announce"]
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+def announce(url: str) -> None:
+    # Tests and the demo parse this exact line; keep its wording.
+    print(f"deskcorder collector listening on {url}", file=sys.stdout, flush=True)
+
+
+class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, url: str, on_ready: Callable[[str], None]):
+        super().__init__(config)
+        self._url = url
+        self._on_ready = on_ready
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self._on_ready(self._url)
+
+
+def run_server(data_dir: Path | str, host: str = "127.0.0.1", port: int = 8765, *, log_level: str = "info",
+               database_url: str | None = None, max_body_bytes: int = MAX_BODY_BYTES,
+               max_inflight: int = MAX_INFLIGHT, on_ready: Callable[[str], None] = announce,
+               retention_interval_s: float | None = RETENTION_INTERVAL_S) -> None:
+    """Serve the collector until SIGINT/SIGTERM; in-flight batches finish before it returns.
+
+    ``port=0`` picks a free port; ``on_ready`` gets the URL once it accepts connections.
+    Retention (the policy's ``retention_days``) runs at start and every
+    ``retention_interval_s`` seconds; None or 0 turns it off.
+    Raises OSError when the address cannot be bound, StoreError when the store cannot open.
+    """
+    if log_level not in LOG_LEVELS:
+        raise ValueError(f"log level {log_level!r}; choose one of {', '.join(LOG_LEVELS)}")
+    sock = _bind(host, port)  # bound here so port 0 resolves before anyone needs the URL
+    try:
+        store = EventStore(data_dir, database_url=database_url)
+    except BaseException:
+        sock.close()
+        raise
+    timer = RetentionTimer(store, retention_interval_s) if retention_interval_s else None
+    try:
+        if timer is not None:
+            timer.start()
+        bound_port = sock.getsockname()[1]
+        url = f"http://[{host}]:{bound_port}" if ":" in host else f"http://{host}:{bound_port}"
+        config = uvicorn.Config(create_app(store, max_body_bytes=max_body_bytes, max_inflight=max_inflight),
+                                log_level=log_level, access_log=log_level == "debug",
+                                timeout_graceful_shutdown=30)
+        _Server(config, url, on_ready).run(sockets=[sock])
+    finally:
+        if timer is not None:
+            timer.stop()
+        sock.close()
+        store.close()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP, not the default 0: asyncio sets TCP_NODELAY only on sockets that say they
+    # are TCP, and without it every response waits ~40 ms for the client's delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock

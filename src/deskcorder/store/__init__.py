@@ -1,0 +1,36 @@
+"""store stage: durable, idempotent, encrypted storage of event batches, and the records that govern it.
+
+Events live in Parquet files partitioned by UTC date and device
+(``<data_dir>/events/date=YYYY-MM-DD/device=<id>/...``), each encrypted whole
+with its employee's data key (AES-256-GCM; keys wrapped by a master key,
+``<data_dir>/master.key`` or ``DESKCORDER_MASTER_KEY``). The control database
+(``<data_dir>/control.db`` by default, PostgreSQL works too) holds employees,
+devices, consent history, policies, the hash-chained audit log, sessions and
+the batch manifest, migrated with Alembic on open. See ``_store.py`` for the
+durability and idempotency argument, ``_consent.py`` for when recording is
+allowed, ``_erasure.py`` and ``_retention.py`` for deletion.
+"""
+
+from ._audit import AuditEntry
+from ._errors import BatchConflict, Conflict, InvalidInput, NotFound, NotPermitted, StoreError, TamperedData
+from ._keys import MASTER_KEY_ENV, FileMasterKey, KeyWrapper, StaticMasterKey
+from ._records import (
+    ConsentRecord,
+    DeviceInfo,
+    DeviceStatus,
+    EmployeeInfo,
+    ErasureReport,
+    PolicyRecord,
+    RetentionDeletion,
+    SessionInfo,
+    WriteResult,
+)
+from ._store import READ_SCHEMA, EventStore
+
+__all__ = [
+    "EventStore", "READ_SCHEMA",
+    "WriteResult", "SessionInfo", "DeviceInfo", "EmployeeInfo", "ConsentRecord", "PolicyRecord", "DeviceStatus",
+    "RetentionDeletion", "ErasureReport", "AuditEntry",
+    "KeyWrapper", "StaticMasterKey", "FileMasterKey", "MASTER_KEY_ENV",
+    "StoreError", "NotFound", "InvalidInput", "Conflict", "BatchConflict", "NotPermitted", "TamperedData",
+]

@@ -1,0 +1,63 @@
+"""Store errors. ``StoreError`` is the base; callers that only need "did it work" catch that.
+
+    StoreError           the store cannot do what was asked (database unreachable or busy, file missing)
+    ├── NotFound         no such employee (or device); the message names the command that creates one
+    ├── InvalidInput     a value is malformed (handle, policy TOML, consent action); nothing changed
+    ├── Conflict         the request contradicts what is stored (an old policy version, a device
+    │   │                registered to someone else, an employee being erased); nothing changed
+    │   └── BatchConflict  a batch id or session id is already taken by different data
+    ├── NotPermitted     recording is not allowed for this device, employee or time; nothing was stored
+    └── TamperedData     an event file fails authentication (altered, truncated, moved, wrong key)
+
+The collector maps them to 404, 422, 409, 409, 403 and 503; the CLI prints the
+message on one line and exits with status 2.
+"""
+
+from __future__ import annotations
+
+__all__ = ["StoreError", "NotFound", "InvalidInput", "Conflict", "BatchConflict", "NotPermitted", "TamperedData"]
+
+
+class StoreError(Exception):
+    """The store could not complete the operation; the message says what and what to do."""
+
+
+class NotFound(StoreError):
+    """The employee or device named does not exist."""
+
+
+class InvalidInput(StoreError):
+    """A value given to the store is malformed; ``field`` names it when there is one."""
+
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+class Conflict(StoreError):
+    """The request contradicts stored state; nothing was changed."""
+
+
+class BatchConflict(Conflict):
+    """The batch reuses an id already bound to other data (a batch id with other content, or
+    another device's session id). The stored data is untouched."""
+
+    def __init__(self, message: str, *, field: str):
+        super().__init__(message)
+        self.field = field
+
+
+class NotPermitted(StoreError):
+    """Recording is not permitted (device not registered, no consent, events outside consent).
+
+    ``field`` and ``row`` locate the first offending value, as for an invalid batch.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None, row: int | None = None):
+        super().__init__(message)
+        self.field = field
+        self.row = row
+
+
+class TamperedData(StoreError):
+    """A stored event file is not what the store wrote: altered, truncated, moved or under another key."""

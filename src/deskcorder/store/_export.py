@@ -1,0 +1,152 @@
+"""Subject access: everything stored about one employee, as a zip a person can read (GDPR Art. 15 and 20).
+
+The archive holds plain JSON, JSON Lines and TOML files and a README.txt that
+explains each one. Events are decrypted and written one per line with a
+readable UTC time. The export is written to the audit log *before* the
+archive is finished, so the archive's audit.jsonl includes its own entry.
+The file is created 0600: it is personal data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+import uuid
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from sqlalchemy import Engine, select
+
+from .. import __version__
+from . import _audit
+from ._consent import consent_history, current_policy
+from ._errors import Conflict, StoreError
+from ._people import get_employee, list_devices
+from ._keys import KeyWrapper
+from ._reader import load_events, select_files
+from ._tables import policies, sessions
+
+__all__ = ["export_employee"]
+
+_README = """\
+Your data recorded by deskcorder
+================================
+
+This archive holds everything deskcorder stores about you, as of {exported_at}.
+You received it because of a subject access request (GDPR Article 15); the
+files are in open formats so you can take them elsewhere (Article 20).
+
+employee.json    Who you are in deskcorder: your login (handle), display name,
+                 the random id (employee_id) that stands for you everywhere
+                 else, and when you were added.
+devices.json     The computers registered to you: device id, hostname, when it
+                 was registered, first and last upload, and how many events
+                 are stored.
+consents.json    Every time you gave or withdrew consent, oldest first: the
+                 policy version, the scope text you were shown, how (cli,
+                 portal, api) and when. Nothing is ever changed or removed
+                 from this history except by erasing you.
+sessions.json    Your recording sessions: a session is one run of the capture
+                 agent. Times are nanoseconds since 1970-01-01 UTC.
+events.jsonl     Every stored event, one JSON object per line, oldest session
+                 first: "time" (UTC), "kind" (key_down, key_up, move,
+                 button_down, button_up, scroll, focus, pause, resume) and the
+                 fields that apply (key, char, button, x, y, dx, dy, app_class,
+                 app_process, window_title, reason). {n_events} events.
+policy.toml      The recording policy in force now: which applications may be
+                 recorded, when, and how long data is kept (retention_days).
+policies/        Each policy version you consented to, as you were shown it.
+audit.jsonl      Every audit log entry about you (reads of your events,
+                 exports, consent changes, device registrations, retention
+                 deletions), oldest first. Entries name you only by employee_id.
+
+Events older than the policy's retention period have already been deleted and
+are not here. To have everything erased, ask your administrator to run
+`deskcorder erase`; to stop recording, withdraw your consent.
+
+deskcorder {version}
+"""
+
+
+def export_employee(engine: Engine, data_dir: Path, wrapper: KeyWrapper, handle: str, out: Path, actor: str,
+                    reason: str) -> Path:
+    with engine.connect() as conn:
+        employee = get_employee(conn, handle)
+        if employee.erasure_started_at is not None:
+            raise Conflict(f"employee {handle!r} is being erased; there is nothing to export. Finish the erasure "
+                           f"with: deskcorder erase --employee {handle}")
+        devices = list_devices(conn, employee.employee_id)
+        history = consent_history(conn, employee.employee_id)
+        device_ids = [d.device_id for d in devices]
+        session_rows = conn.execute(select(sessions).where(sessions.c.device_id.in_(device_ids))
+                                    .order_by(sessions.c.first_t_wall_ns)).all() if device_ids else []
+        policy = current_policy(conn)
+        agreed = sorted({c.policy_version for c in history if c.action == "give"})
+        agreed_texts = {r.version: r.body for r in conn.execute(
+            select(policies.c.version, policies.c.body).where(policies.c.version.in_(agreed)))} if agreed else {}
+        selection = select_files(conn, employee_id=employee.employee_id)
+    events = load_events(data_dir, wrapper, selection)
+    target = _audit.employee_target(employee.employee_id)
+    with engine.begin() as conn:
+        _audit.append(conn, actor=actor, action="employee.export", target=target, reason=reason,
+                      details={"n_events": events.num_rows, "devices": len(devices), "sessions": len(session_rows)})
+    with engine.connect() as conn:
+        audit = _audit.entries(conn, about_employee=employee.employee_id)
+
+    files: dict[str, Any] = {
+        "employee.json": {"employee_id": employee.employee_id, "handle": employee.handle,
+                          "display_name": employee.display_name, "created_at": employee.created_at.isoformat()},
+        "devices.json": [{**dataclasses.asdict(d), **{k: _iso(getattr(d, k)) for k in
+                                                      ("first_seen", "last_seen", "registered_at")}}
+                         for d in devices],
+        "consents.json": [{"id": c.id, **c.as_json()} for c in history],
+        "sessions.json": [{"session_id": r.session_id, "device_id": r.device_id,
+                           "first_t_wall_ns": r.first_t_wall_ns, "last_t_wall_ns": r.last_t_wall_ns,
+                           "first_time": _ns_iso(r.first_t_wall_ns), "last_time": _ns_iso(r.last_t_wall_ns),
+                           "n_events": r.n_events} for r in session_rows],
+    }
+    out = out.expanduser()
+    tmp = out.with_name(f".{out.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as raw:
+            with zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as zf:
+                _write_archive(zf, files, events, policy.text, agreed_texts, audit)
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.replace(tmp, out)
+    except OSError as exc:
+        raise StoreError(f"cannot write the export {out}: {exc.strerror or exc}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def _write_archive(zf: zipfile.ZipFile, files: dict[str, Any], events: pa.Table, policy_text: str,
+                   agreed_texts: dict[int, str], audit: list[_audit.AuditEntry]) -> None:
+    zf.writestr("README.txt", _README.format(exported_at=dt.datetime.now(dt.timezone.utc).isoformat(),
+                                             n_events=events.num_rows, version=__version__))
+    for name, value in files.items():
+        zf.writestr(name, json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+    with zf.open("events.jsonl", "w") as fh:
+        for batch in events.to_batches(max_chunksize=10_000):
+            for row in batch.to_pylist():
+                line = {"time": _ns_iso(row["t_wall_ns"]), **{k: v for k, v in row.items() if v is not None}}
+                fh.write((json.dumps(line, ensure_ascii=False) + "\n").encode())
+    zf.writestr("policy.toml", policy_text or "# No recording policy has been set.\n")
+    for version, text in agreed_texts.items():
+        zf.writestr(f"policies/v{version}.toml", text)
+    zf.writestr("audit.jsonl", "".join(json.dumps(e.as_json(), ensure_ascii=False) + "\n" for e in audit))
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _ns_iso(ns: int) -> str:
+    return dt.datetime.fromtimestamp(ns // 1_000_000_000, dt.timezone.utc).replace(
+        microsecond=(ns // 1000) % 1_000_000).isoformat()

@@ -1,0 +1,125 @@
+"""Retention: delete whole UTC-date partitions once they are older than the policy's ``retention_days``.
+
+A partition (``events/date=D/``) holds events from D 00:00 to D+1 00:00 UTC,
+so it goes once D+1 00:00 is more than ``retention_days`` before ``now``; no
+event is kept longer than the policy says, and none is deleted early.
+
+Per partition, one transaction removes its files from the manifest (the
+batch rows stay, with fewer files, so a late retry of an old batch is still
+answered as a duplicate), recomputes the affected sessions' counts and time
+range from ``file_sessions``, and writes a ``retention.delete`` audit entry;
+then the files are deleted. A crash in between leaves files no reader sees,
+which the next run deletes. Files in the folder that the manifest does not
+list are deleted too once they are older than ``_ORPHAN_AGE`` (younger ones
+may belong to a batch being written right now).
+
+No policy (version 0) means nothing was ever allowed to be recorded, so nothing is deleted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, delete, func, select, update
+
+from . import _audit
+from ._consent import current_policy
+from ._files import EVENTS_DIR, delete_durably, partition_dates
+from ._records import RetentionDeletion
+from ._tables import batches, devices, file_sessions, sessions
+
+__all__ = ["apply_retention"]
+
+_ORPHAN_AGE_S = 3600
+_DATE_IN_PATH = func.substr(file_sessions.c.path, len(f"{EVENTS_DIR}/date=") + 1, 10)
+
+
+def apply_retention(engine: Engine, data_dir: Path, now: dt.datetime, actor: str, *,
+                    dry_run: bool = False) -> list[RetentionDeletion]:
+    with engine.connect() as conn:
+        policy = current_policy(conn)
+        if policy.policy is None:
+            return []
+        days = policy.policy.retention_days
+        limit = (now - dt.timedelta(days=days)).date()
+        in_manifest = {dt.date.fromisoformat(d) for d in conn.execute(
+            select(_DATE_IN_PATH).distinct().where(_DATE_IN_PATH < limit.isoformat())).scalars()}
+    expired = sorted(in_manifest | {d for d in partition_dates(data_dir) if d < limit})
+    reason = f"older than retention_days={days} of policy version {policy.version}"
+    out = []
+    for date in expired:
+        folder = data_dir / EVENTS_DIR / f"date={date.isoformat()}"
+        if dry_run:
+            with engine.connect() as conn:
+                paths, events, touched, _ = _partition(conn, date)
+            out.append(RetentionDeletion(date, len(paths | _orphans(folder, paths)), events, sorted(touched)))
+            continue
+        with engine.begin() as conn:
+            _audit.lock_chain(conn)
+            paths, events, touched, employee_ids = _partition(conn, date)
+            _unlist(conn, date, paths)
+            orphans = _orphans(folder, paths)
+            _audit.append(conn, actor=actor, action="retention.delete", target=f"partition:date={date.isoformat()}",
+                          reason=reason, details={"date": date.isoformat(), "files": len(paths),
+                                                  "unlisted_files": len(orphans), "events": events,
+                                                  "sessions": len(touched), "employee_ids": employee_ids,
+                                                  "retention_days": days, "policy_version": policy.version})
+        delete_durably(data_dir, [data_dir / p for p in sorted(paths)] + sorted(orphans))
+        out.append(RetentionDeletion(date, len(paths) + len(orphans), events, sorted(touched)))
+    return out
+
+
+def _partition(conn: Connection, date: dt.date) -> tuple[set[str], int, set[str], list[str]]:
+    """The partition's manifest files, event count, sessions and employees."""
+    rows = conn.execute(select(file_sessions.c.path, file_sessions.c.session_id, file_sessions.c.n_events,
+                               devices.c.employee_id)
+                        .join(batches, batches.c.batch_id == file_sessions.c.batch_id)
+                        .join(devices, devices.c.device_id == batches.c.device_id)
+                        .where(_DATE_IN_PATH == date.isoformat())).all()
+    return ({r.path for r in rows}, sum(r.n_events for r in rows), {r.session_id for r in rows},
+            sorted({r.employee_id for r in rows}))
+
+
+def _orphans(folder: Path, listed: set[str]) -> set[Path]:
+    if not folder.is_dir():
+        return set()
+    cutoff = time.time() - _ORPHAN_AGE_S
+    root = folder.parent.parent
+    return {p for p in folder.rglob("*") if p.is_file() and p.relative_to(root).as_posix() not in listed
+            and p.stat().st_mtime < cutoff}
+
+
+def _unlist(conn: Connection, date: dt.date, paths: set[str]) -> None:
+    """Take the partition's files out of the manifest and fix every count that included them."""
+    if not paths:
+        return
+    rows = conn.execute(select(file_sessions.c.path, file_sessions.c.batch_id, file_sessions.c.session_id,
+                               file_sessions.c.n_events, batches.c.device_id, batches.c.files)
+                        .join(batches, batches.c.batch_id == file_sessions.c.batch_id)
+                        .where(_DATE_IN_PATH == date.isoformat())).all()
+    per_batch: dict[str, int] = defaultdict(int)
+    per_device: dict[str, int] = defaultdict(int)
+    files_of: dict[str, list[str]] = {}
+    for r in rows:
+        per_batch[r.batch_id] += r.n_events
+        per_device[r.device_id] += r.n_events
+        files_of[r.batch_id] = [f for f in r.files if f not in paths]
+    for batch_id, n in per_batch.items():
+        conn.execute(update(batches).where(batches.c.batch_id == batch_id)
+                     .values(files=files_of[batch_id], n_events=batches.c.n_events - n))
+    for device_id, n in per_device.items():
+        conn.execute(update(devices).where(devices.c.device_id == device_id)
+                     .values(n_events=devices.c.n_events - n))
+    conn.execute(delete(file_sessions).where(_DATE_IN_PATH == date.isoformat()))
+    for session_id in sorted({r.session_id for r in rows}):
+        left = conn.execute(select(func.sum(file_sessions.c.n_events), func.min(file_sessions.c.first_t_wall_ns),
+                                   func.max(file_sessions.c.last_t_wall_ns))
+                            .where(file_sessions.c.session_id == session_id)).one()
+        if not left[0]:
+            conn.execute(delete(sessions).where(sessions.c.session_id == session_id))
+        else:
+            conn.execute(update(sessions).where(sessions.c.session_id == session_id)
+                         .values(n_events=left[0], first_t_wall_ns=left[1], last_t_wall_ns=left[2]))

@@ -1,0 +1,338 @@
+"""``EventStore``: events in encrypted Parquet files, with the control database as their manifest.
+
+Durability (what a 200 from the collector promises)
+--------------------------------------------------
+``write_batch`` returns only after, in this order:
+
+1. each date's part of the batch is encrypted under its employee's data key
+   (``_sealed.py``), written to a temp file next to its final path, fsynced,
+   atomically renamed to the final path, and the folder fsynced
+   (``_files.write_durably``);
+2. one control-database transaction has inserted the batch's manifest row
+   (``batches``: batch_id, device_id, content_hash, n_events, received_at,
+   files, plus per-file session counts in ``file_sessions``) and updated the
+   ``devices`` and ``sessions`` counts, and committed (SQLite: WAL with
+   ``synchronous=FULL``, so the commit is on disk).
+
+Readers read only the files the manifest lists. So a crash anywhere before
+the commit leaves at most a temp file or an *orphan* file that no reader sees,
+and no ack was sent; the client retries, and because a file's path is a pure
+function of the batch (``_files.relative_path``), the retry rewrites the same
+path and commits. A crash after the commit but before the ack is answered on
+retry as a duplicate. Every acknowledged batch is therefore stored exactly
+once, and nothing unacknowledged is half-visible.
+
+Idempotency and conflicts
+-------------------------
+The batch id is the manifest's primary key. A repeat with the same content
+hash is a duplicate (stored=0, nothing written); with another hash it is a
+``BatchConflict`` and nothing is written. Concurrent posts of one batch id in
+this process are serialised by a lock stripe, so the second one finds the
+first one's row; across processes the primary key decides: the loser's
+insert fails with an IntegrityError and it answers duplicate or conflict.
+A loser with different content never overwrote the winner's file, since the
+content hash is part of the file name. Orphans and temp files left by
+crashes or lost races are never read; retention and erasure delete them with
+their date or device folder.
+
+Not deduplicated: the same (session_id, seq) sent again under a *new* batch
+id is stored twice; the batch id is the unit of idempotency.
+
+Privacy
+-------
+A batch is stored only from a device registered to an employee, and only if
+every event falls inside that employee's consent (``_consent.py``); otherwise
+``NotPermitted`` and nothing is written. Every read of events names who reads
+and why, and is written to the hash-chained audit log (``_audit.py``), as are
+policy and consent changes, device registrations, exports, erasures and
+retention deletions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import threading
+import zlib
+from pathlib import Path
+from typing import Any, Iterator
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from sqlalchemy import Connection, select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from ..wire import Batch
+from . import _audit, _consent, _erasure, _export, _people, _retention
+from ._audit import AuditEntry
+from ._control import FilePart, ManifestEntry, as_utc, check_sessions_owned, commit_batch, lookup_batch, make_engine
+from ._errors import BatchConflict, InvalidInput, NotPermitted, StoreError
+from ._files import delete_durably, parquet_bytes, relative_path, split_by_date, write_durably
+from ._keys import KeyWrapper, default_key_wrapper
+from ._migrate import upgrade_to_head
+from ._reader import READ_SCHEMA, load_events, select_files
+from ._records import (
+    ConsentRecord,
+    DeviceInfo,
+    DeviceStatus,
+    EmployeeInfo,
+    ErasureReport,
+    PolicyRecord,
+    RetentionDeletion,
+    SessionInfo,
+    WriteResult,
+)
+from ._sealed import seal
+from ._tables import devices, sessions
+
+__all__ = ["EventStore", "READ_SCHEMA"]
+
+_LOCK_STRIPES = 64
+
+
+class EventStore:
+    """Stores validated batches durably and encrypted, reads events back for named purposes, and
+    keeps the people, consent, policy and audit records that decide what may be stored and read.
+
+    Thread-safe: the collector calls ``write_batch`` from many worker threads.
+    ``key_wrapper`` defaults to ``DESKCORDER_MASTER_KEY`` or ``<data_dir>/master.key``.
+    """
+
+    def __init__(self, data_dir: Path | str, *, database_url: str | None = None,
+                 key_wrapper: KeyWrapper | None = None):
+        self.data_dir = Path(data_dir).expanduser()
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the data dir {self.data_dir}: {exc.strerror or exc}") from exc
+        self._wrapper = key_wrapper or default_key_wrapper(self.data_dir)
+        if database_url is None:
+            database_url = f"sqlite:///{(self.data_dir / 'control.db').resolve()}"
+        self._engine = make_engine(database_url)
+        try:
+            upgrade_to_head(self._engine)
+        except Exception as exc:
+            self._engine.dispose()
+            shown = self._engine.url.render_as_string(hide_password=True)
+            raise StoreError(f"cannot open the control database {shown}: {exc}") from exc
+        self._stripes = [threading.Lock() for _ in range(_LOCK_STRIPES)]
+        self._closed = False
+
+    def __enter__(self) -> EventStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._closed = True
+        self._engine.dispose()
+
+    @contextlib.contextmanager
+    def _db(self, what: str, *, write: bool) -> Iterator[Connection]:
+        """A connection (a transaction when ``write``), with database failures turned into StoreError."""
+        self._check_open()
+        try:
+            with (self._engine.begin() if write else self._engine.connect()) as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StoreError(f"control database error while {what}: {exc}; nothing was changed, retry") from exc
+
+    # -- people, devices, policy, consent ------------------------------------------------------
+
+    def add_employee(self, handle: str, *, actor: str, display_name: str | None = None) -> EmployeeInfo:
+        """Create an employee and their data key. ``handle`` is their login."""
+        with self._db(f"adding employee {handle!r}", write=True) as conn:
+            return _people.add_employee(conn, self._wrapper, handle, display_name, actor)
+
+    def employee(self, handle: str) -> EmployeeInfo:
+        with self._db("looking up an employee", write=False) as conn:
+            return _people.get_employee(conn, handle)
+
+    def employees(self) -> list[EmployeeInfo]:
+        with self._db("listing employees", write=False) as conn:
+            return _people.list_employees(conn)
+
+    def register_device(self, device_id: str, employee: str, hostname: str, *, actor: str) -> DeviceInfo:
+        """Bind a device to an employee (by handle); repeating it for the same employee is a no-op."""
+        with self._db(f"registering device {device_id!r}", write=True) as conn:
+            return _people.register_device(conn, device_id, employee, hostname, actor)
+
+    def set_policy(self, text: str, *, actor: str, note: str | None = None) -> PolicyRecord:
+        """Store a new policy version (TOML, validated; its version must be higher than the current one)."""
+        with self._db("storing a policy", write=True) as conn:
+            return _consent.set_policy(conn, text, actor, note)
+
+    def current_policy(self) -> PolicyRecord:
+        """The highest policy version, or version 0 ("nothing may be recorded") when none was set."""
+        with self._db("reading the policy", write=False) as conn:
+            return _consent.current_policy(conn)
+
+    def record_consent(self, employee: str, action: str, *, policy_version: int | None, method: str,
+                       actor: str) -> ConsentRecord:
+        """Append a consent act: ``give`` (for the current policy version) or ``withdraw``."""
+        with self._db(f"recording consent of {employee!r}", write=True) as conn:
+            return _consent.record_consent(conn, employee, action, policy_version, method, actor)
+
+    def consent_history(self, employee: str) -> list[ConsentRecord]:
+        with self._db("reading consent history", write=False) as conn:
+            return _consent.consent_history(conn, _people.get_employee(conn, employee).employee_id)
+
+    def device_status(self, device_id: str) -> DeviceStatus:
+        """May this device record now? (What the agent polls; no writes.)"""
+        with self._db("reading device status", write=False) as conn:
+            return _consent.device_status(conn, device_id)
+
+    # -- events --------------------------------------------------------------------------------
+
+    def write_batch(self, batch: Batch) -> WriteResult:
+        """Store a validated batch once; see the module docstring for what returning means."""
+        self._check_open()
+        stripe = self._stripes[zlib.crc32(batch.batch_id.encode()) % _LOCK_STRIPES]
+        try:
+            with stripe:
+                with self._engine.connect() as conn:
+                    existing = lookup_batch(conn, batch.batch_id)
+                    if existing is None:
+                        check_sessions_owned(conn, batch.device_id,
+                                             pc.unique(batch.events.column("session_id")).to_pylist())
+                        data_key = _consent.check_recording(conn, batch.device_id, batch.events.column("t_wall_ns"))
+                if existing is not None:
+                    return _repeat(batch, existing)
+                return self._write_new(batch, _people.unwrap_key(self._wrapper, data_key), data_key.key_id)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"control database error while storing batch {batch.batch_id!r}: {exc}; "
+                             f"nothing was acknowledged, retry the batch") from exc
+
+    def _write_new(self, batch: Batch, key: bytes, key_id: str) -> WriteResult:
+        parts = []
+        for date, events in split_by_date(batch.events):
+            rel = relative_path(batch, date)
+            try:
+                write_durably(self.data_dir, rel, seal(parquet_bytes(events), key, key_id, rel))
+            except OSError as exc:
+                raise StoreError(f"cannot write {self.data_dir / rel}: {exc}") from exc
+            parts.append(FilePart(rel, events))
+        received_at = dt.datetime.now(dt.timezone.utc)
+        try:
+            with self._engine.begin() as conn:
+                commit_batch(conn, batch_id=batch.batch_id, device_id=batch.device_id,
+                             content_hash=batch.content_hash, events=batch.events, parts=parts,
+                             received_at=received_at)
+        except NotPermitted:
+            # Erased while we wrote: the files are under a destroyed key; remove them anyway.
+            delete_durably(self.data_dir, [self.data_dir / p.path for p in parts])
+            raise
+        except IntegrityError:
+            # Another process registered this batch id between our lookup and our insert.
+            with self._engine.connect() as conn:
+                existing = lookup_batch(conn, batch.batch_id)
+            if existing is None:
+                raise
+            return _repeat(batch, existing)
+        return WriteResult(batch.batch_id, batch.events.num_rows, False)
+
+    def read_events(self, *, actor: str, purpose: str, device_id: str | None = None, session_id: str | None = None,
+                    employee: str | None = None) -> pa.Table:
+        """Stored events (EVENT_SCHEMA columns + device_id), sorted by (session_id, seq); audited.
+
+        ``actor`` (who reads) and ``purpose`` (why) are required and go to the audit
+        log with what was read; the events are returned only once that entry is
+        committed. Filters combine (``employee`` is a handle). Reads only files
+        listed in the manifest, so crash leftovers never show up, and never the
+        events of an employee being erased.
+        """
+        _require(actor=actor, purpose=purpose)
+        with self._db("finding events to read", write=False) as conn:
+            employee_id = _people.get_employee(conn, employee).employee_id if employee is not None else None
+            selection = select_files(conn, device_id=device_id, session_id=session_id, employee_id=employee_id)
+        table = load_events(self.data_dir, self._wrapper, selection)
+        ids = selection.employee_ids
+        target = _audit.employee_target(ids[0]) if len(ids) == 1 else "events"
+        details: dict[str, Any] = {"employee_ids": ids, "n_events": table.num_rows,
+                                   "devices": sorted(_audit.device_ref(d) for d in selection.files)}
+        if session_id is not None:
+            details["session_id"] = session_id
+        self.audit(actor, "events.read", target, purpose, details)
+        return table
+
+    def sessions(self, *, employee: str | None = None) -> list[SessionInfo]:
+        with self._db("listing sessions", write=False) as conn:
+            query = select(sessions).order_by(sessions.c.first_t_wall_ns, sessions.c.session_id)
+            if employee is not None:
+                owned = select(devices.c.device_id).where(
+                    devices.c.employee_id == _people.get_employee(conn, employee).employee_id)
+                query = query.where(sessions.c.device_id.in_(owned))
+            return [SessionInfo(r.session_id, r.device_id, r.first_t_wall_ns, r.last_t_wall_ns, r.n_events)
+                    for r in conn.execute(query)]
+
+    def devices(self, *, employee: str | None = None) -> list[DeviceInfo]:
+        with self._db("listing devices", write=False) as conn:
+            employee_id = _people.get_employee(conn, employee).employee_id if employee is not None else None
+            return _people.list_devices(conn, employee_id)
+
+    # -- audit ---------------------------------------------------------------------------------
+
+    def audit(self, actor: str, action: str, target: str, reason: str,
+              details: dict[str, Any] | None = None) -> AuditEntry:
+        """Append an entry to the hash-chained audit log (e.g. ``dataset.build`` by the dataset builder).
+
+        Name people only as ``employee:<employee_id>``, never by handle or name.
+        """
+        with self._db(f"writing the audit entry {action!r}", write=True) as conn:
+            return _audit.append(conn, actor=actor, action=action, target=target, reason=reason, details=details)
+
+    def audit_entries(self, *, action: str | None = None, employee: str | None = None,
+                      limit: int | None = None) -> list[AuditEntry]:
+        """Entries oldest first (with ``limit``: the newest ``limit``); ``employee`` keeps those about them."""
+        with self._db("reading the audit log", write=False) as conn:
+            employee_id = _people.get_employee(conn, employee).employee_id if employee is not None else None
+            return _audit.entries(conn, action=action, about_employee=employee_id, limit=limit)
+
+    def verify_audit_chain(self) -> int | None:
+        """The id of the first missing or altered audit row, or None when the chain is intact."""
+        with self._db("verifying the audit log", write=False) as conn:
+            return _audit.verify_chain(conn)
+
+    # -- privacy operations ----------------------------------------------------------------------
+
+    def erase_employee(self, handle: str, actor: str, reason: str) -> ErasureReport:
+        """Erase an employee and everything recorded of them; safe to re-run after a crash (see _erasure.py)."""
+        _require(actor=actor, reason=reason)
+        self._check_open()
+        return _erasure.erase_employee(self._engine, self.data_dir, handle, actor, reason)
+
+    def apply_retention(self, now: dt.datetime, actor: str, *, dry_run: bool = False) -> list[RetentionDeletion]:
+        """Delete whole date partitions older than the current policy's ``retention_days`` (see _retention.py)."""
+        _require(actor=actor)
+        self._check_open()
+        if now.tzinfo is None:
+            raise InvalidInput("now must be timezone-aware (UTC), e.g. datetime.now(timezone.utc)", field="now")
+        return _retention.apply_retention(self._engine, self.data_dir, as_utc(now), actor, dry_run=dry_run)
+
+    def export_employee(self, handle: str, out: Path | str, *, actor: str,
+                        reason: str = "subject access request") -> Path:
+        """Write everything stored about an employee to a readable zip (GDPR Art. 15/20); audited."""
+        _require(actor=actor, reason=reason)
+        self._check_open()
+        return _export.export_employee(self._engine, self.data_dir, self._wrapper, handle, Path(out), actor, reason)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"the event store at {self.data_dir} is closed; open a new EventStore")
+
+
+def _require(**values: str) -> None:
+    for name, value in values.items():
+        if not isinstance(value, str) or not value.strip():
+            raise InvalidInput(f"{name} is required: say {'who acts' if name == 'actor' else 'why'} "
+                               f"(it goes to the audit log)", field=name)
+
+
+def _repeat(batch: Batch, existing: ManifestEntry) -> WriteResult:
+    if existing.content_hash == batch.content_hash:
+        return WriteResult(batch.batch_id, 0, True)
+    raise BatchConflict(
+        f"batch_id {batch.batch_id!r} was already stored with different content (sha256 "
+        f"{existing.content_hash[:12]}..., this batch {batch.content_hash[:12]}...); the stored batch is "
+        f"kept. Give every new batch a fresh batch_id", field="batch_id")

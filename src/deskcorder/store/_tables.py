@@ -1,0 +1,154 @@
+"""The control-plane tables: people, devices, consent, policies, the audit log, and the event-file manifest.
+
+Event rows never live here (they are in encrypted Parquet files); these tables
+hold who may be recorded, under which policy, which files exist, and running
+counts for listing. Portable types only, so the same models and migrations run
+on SQLite and PostgreSQL; the naming convention gives every constraint a fixed
+name on both, which is what lets Alembic compare and alter them later.
+
+Personal data lives in ``employees`` (handle, display name), ``devices``
+(hostname) and ``consents``; everything else refers to a person only through
+the opaque ``employee_id``, so erasing those rows (and the data key in
+``employee_keys``) leaves nothing that names them.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    JSON,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+__all__ = ["metadata", "employees", "employee_keys", "devices", "sessions", "batches", "file_sessions",
+           "consents", "policies", "audit_log", "audit_head"]
+
+metadata = MetaData(naming_convention={
+    "ix": "ix_%(table_name)s_%(column_0_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+employees = Table(
+    "employees", metadata,
+    Column("employee_id", String(32), primary_key=True),  # opaque and random: what the audit log names
+    Column("handle", String(128), nullable=False, unique=True),  # the login: personal data
+    Column("display_name", String(256), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    # Set by the first step of an erasure; from then on nothing is written or read for them.
+    Column("erasure_started_at", DateTime(timezone=True), nullable=True),
+)
+
+# One data key per employee, only ever stored wrapped by the master key. Its own small
+# table so that erasure destroys it with one DELETE (and on PostgreSQL a cheap VACUUM FULL).
+employee_keys = Table(
+    "employee_keys", metadata,
+    Column("employee_id", String(32), ForeignKey("employees.employee_id"), primary_key=True),
+    Column("key_id", String(32), nullable=False),  # written in each file's header
+    Column("wrapped_key", LargeBinary, nullable=False),  # RFC 3394 AES key wrap, 40 bytes
+    Column("master_key_id", String(64), nullable=False),  # which master key wrapped it
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Id lengths match the wire format (8-128 chars) and the event model (session_id <= 64).
+devices = Table(
+    "devices", metadata,
+    Column("device_id", String(128), primary_key=True),
+    Column("employee_id", String(32), ForeignKey("employees.employee_id"), nullable=False, index=True),
+    Column("hostname", String(255), nullable=False),
+    Column("registered_at", DateTime(timezone=True), nullable=False),
+    Column("first_seen", DateTime(timezone=True), nullable=True),  # server clock, first batch received
+    Column("last_seen", DateTime(timezone=True), nullable=True),
+    Column("n_batches", BigInteger, nullable=False),
+    Column("n_events", BigInteger, nullable=False),  # events stored now (retention subtracts)
+)
+
+sessions = Table(
+    "sessions", metadata,
+    Column("session_id", String(64), primary_key=True),
+    Column("device_id", String(128), ForeignKey("devices.device_id"), nullable=False, index=True),
+    Column("first_t_wall_ns", BigInteger, nullable=False),
+    Column("last_t_wall_ns", BigInteger, nullable=False),
+    Column("n_events", BigInteger, nullable=False),
+)
+
+# The manifest: a Parquet file is part of the store only once a row here lists it.
+# Retention empties ``files`` but keeps the row, so a late retry of an old batch is
+# still answered as a duplicate instead of being stored again.
+batches = Table(
+    "batches", metadata,
+    Column("batch_id", String(128), primary_key=True),
+    Column("device_id", String(128), ForeignKey("devices.device_id"), nullable=False, index=True),
+    Column("content_hash", String(64), nullable=False),
+    Column("n_events", BigInteger, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("files", JSON, nullable=False),  # paths relative to the data dir, '/'-separated
+)
+
+# Per file and session: what retention needs to fix session counts without decrypting anything.
+file_sessions = Table(
+    "file_sessions", metadata,
+    Column("path", String(512), primary_key=True),
+    Column("session_id", String(64), primary_key=True, index=True),
+    Column("batch_id", String(128), ForeignKey("batches.batch_id"), nullable=False, index=True),
+    Column("n_events", BigInteger, nullable=False),
+    Column("first_t_wall_ns", BigInteger, nullable=False),
+    Column("last_t_wall_ns", BigInteger, nullable=False),
+)
+
+# Append-only: no code path updates or deletes a row, except erasure of that employee.
+consents = Table(
+    "consents", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("employee_id", String(32), ForeignKey("employees.employee_id"), nullable=False, index=True),
+    Column("action", String(16), nullable=False),
+    Column("policy_version", Integer, nullable=False),
+    Column("scope_text", Text, nullable=False),  # what they were shown, verbatim
+    Column("method", String(16), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("action IN ('give', 'withdraw')", name="action"),
+    CheckConstraint("method IN ('cli', 'portal', 'api')", name="method"),
+)
+
+policies = Table(
+    "policies", metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("body", Text, nullable=False),  # the TOML, verbatim
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(256), nullable=False),
+    Column("note", Text, nullable=True),
+)
+
+# Hash-chained (see _audit.py); ids are contiguous from 1, assigned under the head row's lock.
+audit_log = Table(
+    "audit_log", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(256), nullable=False),
+    Column("action", String(64), nullable=False, index=True),
+    Column("target", String(256), nullable=False, index=True),
+    Column("reason", Text, nullable=False),
+    Column("details", Text, nullable=False),  # canonical JSON text: hashed exactly as stored
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+# One row (id 1): the chain's end. Appenders lock it first, which serialises them on both
+# databases; verification compares it with the last row, so a cut-off tail shows too.
+audit_head = Table(
+    "audit_head", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("last_id", BigInteger, nullable=False),
+    Column("last_hash", String(64), nullable=False),
+)
