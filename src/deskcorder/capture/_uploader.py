@@ -1,0 +1,174 @@
+"""The uploader thread: spool -> collector, at least once, never losing an unacknowledged event.
+
+One upload at a time, oldest chunks first. ``Spool.next_upload`` commits the
+batch's chunk list and batch id *before* the request goes out, so after a
+timeout or a crash the same batch id carries the same events again and the
+collector, which de-duplicates by batch id, stores it once. Chunks are
+deleted only after a 200.
+
+Answers and what they mean here:
+    200                     stored (or a duplicate of a stored batch): delete the chunks
+    408, 429, 5xx, no reply retry the same batch; 429/503 ``Retry-After`` sets ``disabled_until``,
+                            otherwise exponential backoff with jitter
+    413                     too big: regroup the chunks into smaller batches (the body was refused
+                            unread, so nothing was stored under that id); a single chunk -> dead letter
+    401, 403, 404, 405      the server refuses *every* batch (wrong URL, auth): a configuration
+                            problem, not a bad batch, so back off and retry rather than dead-letter
+                            the whole backlog
+    other 4xx               the batch itself is poisoned (400, 409, 415, 422): move it to the
+                            dead-letter table, count it, go on with the next one
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import threading
+import time
+from typing import Callable
+
+from ..wire import MSGPACK, encode_batch
+from ._spool import Spool, Upload
+from ._transport import Response, Transport, TransportError
+
+__all__ = ["Uploader"]
+
+log = logging.getLogger("deskcorder.capture")
+
+
+class Uploader:
+    BACKOFF_BASE_S = 0.5
+    BACKOFF_MAX_S = 60.0
+    RETRY_AFTER_MAX_S = 600.0  # a misconfigured server must not silence an agent for a day
+    REQUEST_TIMEOUT_S = 30.0
+    _SERVER_REFUSES_ALL = frozenset({401, 403, 404, 405})
+
+    def __init__(self, spool: Spool, transport: Transport, device_id: str, *, max_events: int = 20_000,
+                 interval_s: float = 0.5, rng: random.Random | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        self._spool = spool
+        self._transport = transport
+        self._device_id = device_id
+        self._max_events = max_events
+        self._interval_s = interval_s
+        self._rng = rng or random.Random()
+        self._clock = clock
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="deskcorder-uploader", daemon=True)
+        self._failures = 0  # consecutive failed attempts, for the backoff exponent
+        self.disabled_until = 0.0  # clock() value before which no request is sent
+        self._server_asked = False  # disabled_until comes from the collector's Retry-After
+        self.uploaded = 0  # events acknowledged by the collector in this process
+        self.batches = 0
+        self.dead_lettered = 0
+        self.last_error: str | None = None
+
+    def is_healthy(self) -> bool:
+        return self._clock() >= self.disabled_until
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the thread, then try to upload what is left until the spool is empty or time is up."""
+        deadline = self._clock() + timeout
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(max(0.0, deadline - self._clock()))
+        if not self._server_asked:
+            self.disabled_until = 0.0  # our own backoff: one last try is cheap; a server's Retry-After is not ours to skip
+        while not self._thread.is_alive() and self.is_healthy():
+            remaining = deadline - self._clock()
+            if remaining <= 0.05 or not self.upload_once(timeout=remaining):
+                break
+        self._transport.close()
+
+    # -- loop ---------------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            wait = max(self._interval_s, self.disabled_until - self._clock())
+            self._wake.wait(wait)
+            self._wake.clear()
+            # Keep going while batches are acknowledged: a backlog drains at network speed.
+            while not self._stop.is_set() and self.is_healthy() and self.upload_once():
+                pass
+
+    def upload_once(self, timeout: float | None = None) -> bool:
+        """Send the next batch once. True when it left the queue (acknowledged or dead-lettered)."""
+        try:
+            upload = self._spool.next_upload(self._device_id, self._max_events)
+        except Exception as exc:  # the spool failing must not kill the thread; the writer reports it too
+            self._retry_later(f"cannot read the spool: {exc}", None)
+            return False
+        if upload is None:
+            return False
+        body = encode_batch(upload.batch_id, upload.device_id, upload.columns, MSGPACK)
+        try:
+            response = self._transport.send(body, MSGPACK, timeout or self.REQUEST_TIMEOUT_S)
+        except TransportError as exc:
+            self._retry_later(f"batch {upload.batch_id}: no answer from the collector ({exc})", None)
+            return False
+        return self._handle(upload, response)
+
+    def _handle(self, upload: Upload, response: Response) -> bool:
+        status = response.status
+        if 200 <= status < 300:
+            self._spool.ack(upload)
+            self.uploaded += upload.n_events
+            self.batches += 1
+            if self._failures:
+                log.warning("collector reachable again; uploaded batch %s", upload.batch_id)
+            self._failures = 0
+            self.last_error = None
+            return True
+        detail = f"batch {upload.batch_id}: collector answered {status} {_text(response)}"
+        if status == 413 and upload.n_chunks > 1:
+            self._max_events = max(1, upload.n_events // 2)
+            self._spool.release(upload)
+            log.warning("%s; sending at most %d events per batch from now on", detail, self._max_events)
+            return True
+        if 400 <= status < 500 and status not in (408, 429) and status not in self._SERVER_REFUSES_ALL:
+            self._spool.dead_letter(upload, status, detail)
+            self.dead_lettered += upload.n_events
+            log.error("%s; moved its %d events to the dead-letter table in %s", detail, upload.n_events,
+                      self._spool.path)
+            return True
+        retry_after = _retry_after(response.headers.get("retry-after")) if status in (429, 503) else None
+        self._retry_later(detail, retry_after)
+        return False
+
+    def _retry_later(self, detail: str, retry_after: float | None) -> None:
+        self._failures += 1
+        self._server_asked = retry_after is not None
+        if retry_after is not None:
+            delay = min(retry_after, self.RETRY_AFTER_MAX_S)
+        else:
+            ceiling = min(self.BACKOFF_MAX_S, self.BACKOFF_BASE_S * 2 ** min(self._failures - 1, 30))
+            delay = ceiling * self._rng.uniform(0.5, 1.0)  # jitter: agents that failed together retry apart
+        self.disabled_until = self._clock() + delay
+        if self._failures == 1 or self.last_error is None:
+            log.warning("%s; retrying in %.1f s", detail, delay)
+        self.last_error = detail
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _text(response: Response) -> str:
+    return response.body[:300].decode("utf-8", "replace").strip()
