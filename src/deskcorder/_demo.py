@@ -1,0 +1,189 @@
+"""`deskcorder demo`: the whole pipeline on one machine with embedded defaults.
+
+Headless (no DISPLAY, or ``--scripted``): a throw-away X desktop (Xvfb +
+openbox) with two real applications, the collector on a loopback port, and
+the capture agent; xdotool then performs a scripted work session (typing,
+clicks, a drag, scrolling, a hotkey, an app switch) and the dataset is built
+from what the collector stored. With a display, the agent records the person
+at the keyboard until Ctrl-C instead.
+
+Everything runs in this process except the X server and the applications, so
+the demo exercises the same code paths as a fleet deployment: agent ->
+spool -> HTTP -> collector -> Parquet -> dataset builder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+import uvicorn
+from rich.console import Console
+from rich.progress import Progress
+
+from ._xsession import XSession
+from .capture import Agent, AgentConfig
+from .collect import create_app
+from .dataset import BuildOptions, build_dataset
+from .store import EventStore
+
+__all__ = ["DemoResult", "run_demo", "scripted_session", "embedded_collector"]
+
+TERMINAL_CLASS = "DemoTerm"
+
+
+@dataclasses.dataclass
+class DemoResult:
+    data_dir: Path
+    dataset_dir: Path
+    session_id: str
+    stats: object
+
+
+@contextlib.contextmanager
+def embedded_collector(store: EventStore) -> Iterator[str]:
+    """Serve the collector on a free loopback port in a background thread; yields its URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(create_app(store), host="127.0.0.1", port=port, log_level="warning",
+                            lifespan="off")
+    server = uvicorn.Server(config)
+    # uvicorn installs signal handlers only on the main thread; in a thread it leaves them alone.
+    thread = threading.Thread(target=server.run, name="collector", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"the embedded collector did not start on port {port}")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+# -- the scripted work session --------------------------------------------------------------
+
+def scripted_session(xs: XSession, notes: int, terminal: int) -> list[tuple[str, Callable[[], None]]]:
+    """The steps a person might take in ten seconds of note-taking, as (label, action) pairs."""
+    def move(x: int, y: int) -> None:
+        xs.xdotool("mousemove", "--window", str(notes), str(x), str(y))
+
+    def type_text(text: str) -> None:
+        xs.xdotool("type", "--delay", "40", text)
+
+    def drag() -> None:
+        move(20, 10)
+        xs.xdotool("mousedown", "1")
+        for x in range(40, 221, 30):
+            move(x, 12)
+            time.sleep(0.02)
+        xs.xdotool("mouseup", "1")
+
+    def scroll() -> None:
+        move(400, 300)
+        for _ in range(6):
+            xs.xdotool("click", "5")
+            time.sleep(0.03)
+
+    return [
+        ("focus the notes editor", lambda: xs.activate(notes)),
+        ("click at the top of the document", lambda: (move(12, 12), xs.xdotool("click", "1"))),
+        ("type a sentence", lambda: type_text("Deskcorder records work, with consent. ")),
+        ("fix a typo with backspace", lambda: (type_text("Teh"), xs.xdotool("key", "BackSpace", "BackSpace"),
+                                               type_text("he end."))),
+        ("press Enter", lambda: xs.xdotool("key", "Return")),
+        ("select text with a drag", drag),
+        ("double-click a word", lambda: (move(60, 12), xs.xdotool("click", "--repeat", "2", "--delay", "80", "1"))),
+        ("scroll down", scroll),
+        ("save with Ctrl+S", lambda: xs.xdotool("key", "ctrl+s")),
+        ("switch to the terminal", lambda: xs.activate(terminal)),
+        ("type a command", lambda: (type_text("echo hello"), xs.xdotool("key", "Return"))),
+        ("switch back to the notes", lambda: xs.activate(notes)),
+        ("right-click", lambda: (move(300, 200), xs.xdotool("click", "3"))),
+    ]
+
+
+def _wait_for_upload(agent: Agent, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while agent.stats().get("backlog", 0) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def run_demo(data_dir: Path, *, scripted: bool, console: Console | None = None,
+             options: BuildOptions = BuildOptions()) -> DemoResult:
+    console = console or Console()
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    store = EventStore(data_dir)
+    try:
+        with embedded_collector(store) as url:
+            console.print(f"collector: {url}  (data in {data_dir})")
+            if scripted:
+                session_id = _record_scripted(data_dir, url, console)
+            else:
+                session_id = _record_live(data_dir, url, console)
+        events = store.read_events(session_id=session_id)
+        if events.num_rows == 0:
+            raise RuntimeError("no events were recorded; nothing to build")
+        out = data_dir / "datasets" / f"{time.strftime('%Y%m%d-%H%M%S')}-{session_id[:8]}"
+        stats = build_dataset(events, out, options, progress=console.is_terminal)
+    finally:
+        store.close()
+    return DemoResult(data_dir, out, session_id, stats)
+
+
+def _record_scripted(data_dir: Path, url: str, console: Console) -> str:
+    with XSession() as xs:
+        os.environ["DISPLAY"] = xs.display or ""  # pynput and Xlib read the display from here
+        notes_file = data_dir / "demo-notes.txt"
+        notes = xs.open_window([sys.executable, "-m", "deskcorder._demo_editor", str(notes_file)], "Notes")
+        terminal = xs.open_window(["xterm", "-class", TERMINAL_CLASS, "-title", "terminal",
+                                   "-geometry", "100x30+200+120", "-e", "cat"], TERMINAL_CLASS)
+        xs.activate(notes)
+        agent = Agent(AgentConfig(server_url=url, state_dir=data_dir / "agent"))
+        agent.start()
+        try:
+            time.sleep(0.5)  # let the listeners attach before the first input
+            steps = scripted_session(xs, notes, terminal)
+            with Progress(console=console, transient=True) as progress:
+                task = progress.add_task("scripted work session", total=len(steps))
+                for label, action in steps:
+                    progress.update(task, description=label)
+                    action()
+                    time.sleep(0.3)
+                    progress.advance(task)
+            time.sleep(0.5)
+        finally:
+            agent.stop()
+        _wait_for_upload(agent)
+        return agent.session_id
+
+
+def _record_live(data_dir: Path, url: str, console: Console) -> str:
+    agent = Agent(AgentConfig(server_url=url, state_dir=data_dir / "agent"))
+    console.print("[bold]Recording your keyboard and mouse in this X session. "
+                  "Press Ctrl-C to stop and build the dataset.[/bold]")
+    agent.start()
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        while not stop.wait(1.0):
+            s = agent.stats()
+            console.print(f"\rcaptured {s.get('captured', 0)} events, uploaded {s.get('uploaded', 0)}", end="")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        console.print()
+        agent.stop()
+    _wait_for_upload(agent)
+    return agent.session_id

@@ -1,0 +1,30 @@
+"""The ``deskcorder`` command line: one thin module per command group, domain errors turned into clean messages here."""
+
+from __future__ import annotations
+
+import typer
+
+from . import agent, audit, consent, dataset, demo, employee, erase, export, policy, retention, serve
+
+app = typer.Typer(
+    name="deskcorder",
+    help="Record desktop work with consent and turn it into training datasets.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("agent")(agent.agent)
+app.command("serve")(serve.serve)
+app.command("demo")(demo.demo)
+app.add_typer(dataset.app, name="dataset")
+app.add_typer(employee.app, name="employee")
+app.add_typer(consent.app, name="consent")
+app.add_typer(policy.app, name="policy")
+app.add_typer(audit.app, name="audit")
+app.command("erase")(erase.erase)
+app.command("export")(export.export)
+app.add_typer(retention.app, name="retention")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,50 @@
+"""What the admin commands share: the --data-dir/--database-url options, opening the store, the actor,
+and turning store errors into one clean line and exit status 2."""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+import typer
+
+if TYPE_CHECKING:
+    from ..store import EventStore
+
+DATA_DIR = typer.Option(Path("deskcorder-data"), "--data-dir",
+                        help="The collector's data dir (events/, control.db, master.key).")
+DATABASE_URL = typer.Option(None, "--database-url",
+                            help="Control database URL (default: sqlite:///DATA_DIR/control.db).")
+
+
+def fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(2)
+
+
+@contextlib.contextmanager
+def open_store(data_dir: Path, database_url: str | None, *, create: bool = False) -> Iterator[EventStore]:
+    """The store, closed afterwards; StoreError anywhere in the block -> 'error: ...' and exit 2.
+
+    Without ``create``, a data dir that does not exist is an error rather than a
+    new, empty store (a mistyped --data-dir should not look like "no employees").
+    """
+    from ..store import EventStore, StoreError
+
+    if not create and database_url is None and not (data_dir / "control.db").exists():
+        raise fail(f"no deskcorder data in {data_dir}; pass the collector's --data-dir (or --database-url)")
+    try:
+        with EventStore(data_dir, database_url=database_url) as store:
+            yield store
+    except StoreError as exc:
+        raise fail(str(exc)) from exc
+
+
+def cli_actor() -> str:
+    """Who acts, for the audit log: the operating-system user running the command."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli:unknown"

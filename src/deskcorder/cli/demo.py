@@ -1,0 +1,42 @@
+"""`deskcorder demo`: record a work session and build a dataset from it, all on this machine."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+
+def demo(
+    data_dir: Path = typer.Option(Path("deskcorder-data"), "--data-dir", help="Where events, the control database and datasets go."),
+    scripted: bool = typer.Option(
+        None, "--scripted/--live",
+        help="--scripted: a throw-away Xvfb desktop and a scripted session (default without DISPLAY). "
+             "--live: record you on this display until Ctrl-C (default with DISPLAY)."),
+) -> None:
+    """Record a work session (scripted on a virtual screen, or you, live) and build a training dataset from it."""
+    from .._demo import run_demo
+    from .._xsession import XSessionError
+
+    console = Console()
+    if scripted is None:
+        scripted = not os.environ.get("DISPLAY")
+    try:
+        result = run_demo(data_dir, scripted=scripted, console=console)
+    except XSessionError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    stats = result.stats
+    table = Table(title="actions in the dataset")
+    table.add_column("kind")
+    table.add_column("count", justify="right")
+    for kind, count in sorted(stats.actions_by_kind.items()):
+        table.add_row(kind, str(count))
+    console.print(table)
+    console.print(f"session {result.session_id}: {stats.events} events -> {stats.episodes} episodes, "
+                  f"{stats.actions} actions")
+    console.print(f"dataset: [bold]{result.dataset_dir}[/bold] (actions.parquet, actions.jsonl, "
+                  f"episodes.parquet, stats.json, README.md)")

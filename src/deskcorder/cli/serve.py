@@ -1,0 +1,48 @@
+"""`deskcorder serve`: run the collector that agents upload to."""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+
+import typer
+
+
+class LogLevel(str, enum.Enum):
+    critical = "critical"
+    error = "error"
+    warning = "warning"
+    info = "info"
+    debug = "debug"
+
+
+def serve(
+    data_dir: Path = typer.Option(Path("deskcorder-data"), "--data-dir",
+                                  help="Where event files (events/) and the control database (control.db) go."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; 0.0.0.0 for every interface."),
+    port: int = typer.Option(8765, "--port", min=0, max=65535, help="Port to listen on; 0 picks a free one."),
+    log_level: LogLevel = typer.Option(LogLevel.info, "--log-level",
+                                       help="Server log level; debug also logs every request."),
+    database_url: str | None = typer.Option(None, "--database-url",
+                                     help="Control database URL (default: sqlite:///DATA_DIR/control.db)."),
+    retention_interval: float = typer.Option(3600.0, "--retention-interval", min=0,
+                                             help="Seconds between retention runs (deleting data older than the "
+                                                  "policy's retention_days); 0 turns it off."),
+) -> None:
+    """Run the collector: accept event batches over HTTP and store them in DATA_DIR.
+
+    Prints "deskcorder collector listening on http://HOST:PORT" once it accepts connections.
+    """
+    from ..collect import run_server
+    from ..store import StoreError
+
+    try:
+        run_server(data_dir, host, port, log_level=log_level.value, database_url=database_url,
+                   retention_interval_s=retention_interval or None)
+    except OSError as exc:
+        typer.echo(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}; "
+                   f"pick another --port (0 picks a free one)", err=True)
+        raise typer.Exit(2) from exc
+    except StoreError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc

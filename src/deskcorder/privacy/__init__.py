@@ -1,0 +1,1 @@
+"""privacy stage (see package docstring)."""

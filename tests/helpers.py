@@ -1,0 +1,155 @@
+"""Start real deskcorder processes for tests: the collector and the agent, each in its own process."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+import httpx
+
+if TYPE_CHECKING:
+    from deskcorder.store import EventStore
+
+_LISTENING = re.compile(r"listening on (http://\S+)")
+
+
+def _read_until(proc: subprocess.Popen, pattern: re.Pattern, timeout: float) -> re.Match:
+    """Read the process's output until pattern matches; keep draining it afterwards so it never blocks."""
+    found: list[re.Match] = []
+    seen: list[str] = []
+    ready = threading.Event()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            seen.append(line)
+            if not found and (m := pattern.search(line)):
+                found.append(m)
+                ready.set()
+        ready.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    if not ready.wait(timeout) or not found:
+        proc.kill()
+        raise RuntimeError(f"{proc.args} did not print {pattern.pattern!r}; output:\n{''.join(seen)}")
+    return found[0]
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def spawn_collector(data_dir: Path, port: int = 0, *extra: str) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deskcorder", "serve", "--data-dir", str(data_dir), "--port", str(port), *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = _read_until(proc, _LISTENING, 30).group(1)
+    httpx.get(f"{url}/v1/health", timeout=5).raise_for_status()
+    return proc, url
+
+
+@contextlib.contextmanager
+def start_collector(data_dir: Path, *extra: str) -> Iterator[str]:
+    proc, url = spawn_collector(data_dir, 0, *extra)
+    try:
+        yield url
+    finally:
+        _stop(proc)
+
+
+@contextlib.contextmanager
+def start_agent(server_url: str, state_dir: Path, env: dict[str, str], *extra: str) -> Iterator[subprocess.Popen]:
+    """Run `deskcorder agent` until the block ends; waits until its listeners are attached."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deskcorder", "agent", "--server", server_url, "--state-dir", str(state_dir), *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **env})
+    _read_until(proc, re.compile(r"session"), 30)
+    time.sleep(0.5)  # the X RECORD context attaches asynchronously after start
+    try:
+        yield proc
+    finally:
+        _stop(proc)
+
+
+# -- people, policy and consent: what must exist before a device's events are stored ----------
+
+# Allows every application, keeps data for ten years: tests about storage, not about scope.
+ALLOW_ALL_POLICY = """\
+version = 1
+scope_text = "Tests: every application, any time."
+retention_days = 3650
+
+[[apps]]
+title_include = [".*"]
+"""
+TEST_ACTOR = "tests"
+READ = {"actor": TEST_ACTOR, "purpose": "check what the test stored"}
+
+
+def enrol(store: "EventStore", handle: str, *device_ids: str, consent: bool = True) -> str:
+    """Make ``handle`` an employee with these devices and (by default) consent in force; returns employee_id.
+
+    Idempotent, so a test can call it on every (re)open. Sets ALLOW_ALL_POLICY when no policy exists.
+    """
+    from deskcorder.store import NotFound
+
+    if store.current_policy().version == 0:
+        store.set_policy(ALLOW_ALL_POLICY, actor=TEST_ACTOR)
+    try:
+        employee_id = store.employee(handle).employee_id
+    except NotFound:
+        employee_id = store.add_employee(handle, actor=TEST_ACTOR).employee_id
+    for device_id in device_ids:
+        store.register_device(device_id, handle, f"{device_id}.test", actor=TEST_ACTOR)
+    if consent:
+        status = store.device_status(device_ids[0]) if device_ids else None
+        if status is None or not status.recording_allowed:
+            store.record_consent(handle, "give", policy_version=store.current_policy().version, method="api",
+                                 actor=TEST_ACTOR)
+    return employee_id
+
+
+def enrol_in(data_dir: Path, handle: str, *device_ids: str, database_url: str | None = None) -> str:
+    """``enrol`` on the store in data_dir (opened and closed here; a running collector sees it at once)."""
+    from deskcorder.store import EventStore
+
+    with EventStore(data_dir, database_url=database_url) as store:
+        return enrol(store, handle, *device_ids)
+
+
+def register_device(url: str, device_id: str, handle: str, hostname: str = "test-host") -> httpx.Response:
+    return httpx.post(f"{url}/v1/devices/register", json={"device_id": device_id, "employee": handle,
+                                                          "hostname": hostname}, timeout=10)
+
+
+def decrypted_file(store: "EventStore", rel_path: str) -> bytes:
+    """The Parquet bytes of one stored event file (tests look inside files; callers use read_events)."""
+    from deskcorder.store._people import unwrap_key
+    from deskcorder.store._reader import select_files
+    from deskcorder.store._sealed import unseal
+
+    device_id = rel_path.split("/")[2].removeprefix("device=")
+    with store._engine.connect() as conn:
+        key = select_files(conn, device_id=device_id).keys[device_id]
+    return unseal((store.data_dir / rel_path).read_bytes(), unwrap_key(store._wrapper, key), key.key_id, rel_path)
+
+
+def next_utc_midnight_ns() -> int:
+    """Tomorrow 00:00 UTC in ns: events must be stamped after the consent a test gives, so tests use the future."""
+    import datetime as dt
+
+    today = dt.datetime.now(dt.timezone.utc).date()
+    return int(dt.datetime.combine(today + dt.timedelta(days=1), dt.time(), dt.timezone.utc).timestamp()) * 10**9
