@@ -1,11 +1,81 @@
-"""`deskcorder dataset ...`."""
+"""`deskcorder dataset build|stats`: turn stored events into a training dataset, and inspect one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
-app = typer.Typer(help="Build and inspect training datasets.", no_args_is_help=True)
+from ._store_options import DATA_DIR, DATABASE_URL, cli_actor, fail, open_store
+
+app = typer.Typer(help="Build training datasets from stored events, and inspect them.", no_args_is_help=True)
 
 
 @app.command("build")
-def build() -> None:
-    """Not built yet."""
-    raise typer.Exit(1)
+def build(
+    out: Path = typer.Option(..., "--out", help="Folder to write the dataset to (must not exist, or be empty)."),
+    data_dir: Path = DATA_DIR,
+    database_url: Optional[str] = DATABASE_URL,
+    session: Optional[str] = typer.Option(None, "--session", help="Only this capture session."),
+    employee: Optional[str] = typer.Option(None, "--employee", help="Only this employee's events (handle)."),
+    idle_gap: float = typer.Option(30.0, "--idle-gap", min=0.001, help="Seconds of inactivity that end an episode."),
+    formats: list[str] = typer.Option(["parquet", "jsonl"], "--format", help="parquet and/or jsonl (repeatable)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset at --out."),
+    purpose: str = typer.Option("dataset build", "--purpose", help="Why the raw events are read (audit log)."),
+) -> None:
+    """Build a dataset (actions, episodes, stats.json, README card) from the store; the read is audited."""
+    from ..dataset import BuildOptions, DatasetError, build_from_store
+
+    console = Console()
+    try:
+        options = BuildOptions(idle_gap_s=idle_gap, formats=tuple(formats))
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    with open_store(data_dir, database_url) as store:
+        try:
+            stats = build_from_store(store, out, actor=cli_actor(), purpose=purpose, options=options,
+                                     session_id=session, employee=employee, overwrite=overwrite,
+                                     console=console)
+        except DatasetError as exc:
+            raise fail(str(exc)) from exc
+    _print_stats(console, stats.as_json())
+    console.print(f"dataset: [bold]{out}[/bold]")
+
+
+@app.command("stats")
+def stats(dataset: Path = typer.Argument(..., help="A dataset folder written by `deskcorder dataset build`.")) -> None:
+    """Print a built dataset's statistics (its stats.json)."""
+    try:
+        figures = json.loads((dataset / "stats.json").read_text())
+    except FileNotFoundError:
+        raise fail(f"{dataset} holds no stats.json; is it a dataset built by `deskcorder dataset build`?") from None
+    except (OSError, ValueError) as exc:
+        raise fail(f"cannot read {dataset / 'stats.json'}: {exc}") from exc
+    _print_stats(Console(), figures)
+
+
+def _print_stats(console: Console, s: dict) -> None:
+    summary = Table(title="dataset", show_header=False)
+    for label, key in (("events", "events"), ("sessions", "sessions"), ("episodes", "episodes"),
+                       ("actions", "actions"), ("people", "persons"), ("recorded seconds", "duration_s"),
+                       ("first event (UTC)", "first_event_utc"), ("last event (UTC)", "last_event_utc")):
+        summary.add_row(label, str(s.get(key)))
+    redactions = s.get("redactions") or {}
+    summary.add_row("redacted spans", ", ".join(f"{k} {v}" for k, v in redactions.items()) or "0")
+    console.print(summary)
+    kinds = Table(title="actions by kind")
+    kinds.add_column("kind")
+    kinds.add_column("count", justify="right")
+    for kind, n in (s.get("actions_by_kind") or {}).items():
+        kinds.add_row(kind, str(n))
+    console.print(kinds)
+    apps = Table(title="applications")
+    for col in ("app", "episodes", "actions", "seconds"):
+        apps.add_column(col, justify="left" if col == "app" else "right")
+    for app_name, v in (s.get("apps") or {}).items():
+        apps.add_row(app_name, str(v.get("episodes")), str(v.get("actions")), str(v.get("duration_s")))
+    console.print(apps)

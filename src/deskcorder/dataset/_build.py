@@ -1,0 +1,267 @@
+"""``build_dataset``: events in, a dataset folder out (actions, episodes, statistics, card).
+
+Stages, each a step of the progress bar: prepare (sort, episodes), reduce
+(actions), privacy (redaction, pseudonyms, split), write.
+
+Privacy happens here, before anything is written: every typed text goes
+through the ``Redactor`` (placeholders such as ``<EMAIL>``, counted in
+``stats.json``), every window title through ``Redactor.redact_title`` with the
+devices' hostnames as known identifiers, and session, device and person ids
+become keyed-HMAC pseudonyms. Without a ``Pseudonymizer`` a fresh random key
+is used, so such a build cannot be linked to the store or to another build.
+
+The split is by person (by device when the person is unknown): a stable hash
+of the pseudonym picks train, validation or test, so one person's typing
+rhythm never sits on both sides of an evaluation.
+
+Writing is atomic: everything goes to a temporary sibling folder that is
+renamed to ``out`` at the end, so a crash leaves either no dataset or a
+complete one, never half of one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Protocol
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+from rich.progress import Progress
+
+from .. import __version__
+from ._card import write_card
+from ._episodes import episode_id, episodes_frame, prepare
+from ._options import BuildOptions
+from ._reduce import reduce_actions
+from ._schema import ACTION_SCHEMA, EPISODE_SCHEMA
+
+__all__ = ["DatasetError", "DatasetStats", "build_dataset", "SPLITS"]
+
+# (name, share of people): validation and test are small but never empty once there are >= 10 people.
+SPLITS: tuple[tuple[str, float], ...] = (("train", 0.8), ("validation", 0.1), ("test", 0.1))
+
+
+class DatasetError(RuntimeError):
+    """The dataset cannot be built as asked; the message says what to change."""
+
+
+class _Redactor(Protocol):
+    def redact(self, text: str, *, app_class: str | None = None, window_title: str | None = None,
+               known_identifiers: Iterable[str] = ()) -> tuple[str, dict[str, int]]: ...
+
+    def redact_title(self, title: str, *, known_identifiers: Iterable[str] = ()) -> tuple[str, dict[str, int]]: ...
+
+
+class _Pseudonymizer(Protocol):
+    key_id: str
+
+    def pseudonym(self, kind: str, value: str) -> str: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetStats:
+    """What ``stats.json`` holds (``as_json``); the CLI and the demo print it."""
+
+    events: int
+    sessions: int
+    episodes: int
+    actions: int
+    persons: int
+    actions_by_kind: dict[str, int]
+    apps: dict[str, dict[str, Any]]  # app_class -> {"actions", "episodes", "duration_s"}
+    splits: dict[str, dict[str, int]]  # split -> {"persons", "episodes", "actions"}
+    redactions: dict[str, int]  # placeholder kind -> spans replaced (typed text and titles)
+    duration_s: float  # sum of episode durations
+    first_event_utc: str | None
+    last_event_utc: str | None
+    duplicates_dropped: int
+    pseudonym_key_id: str
+    options: dict[str, Any]
+    deskcorder_version: str = __version__
+
+    def as_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def build_dataset(events: pa.Table, out: Path | str, options: BuildOptions = BuildOptions(), *,
+                  redactor: _Redactor | None = None, pseudonymizer: _Pseudonymizer | None = None,
+                  device_to_employee: Mapping[str, str] | None = None, known_identifiers: Iterable[str] = (),
+                  provenance: Mapping[str, Any] | None = None, overwrite: bool = False,
+                  progress: Progress | None = None) -> DatasetStats:
+    """Build a dataset from ``events`` (EVENT_SCHEMA columns, ``device_id`` optional) into the folder ``out``.
+
+    ``redactor`` defaults to ``deskcorder.privacy.Redactor()``; ``device_to_employee`` maps device ids to
+    employee ids for ``person_id`` and the split; ``known_identifiers`` (hostnames, logins) are scrubbed
+    from window titles; ``provenance`` (policy and consent versions, who built it) goes to the card.
+    """
+    from ..privacy import Pseudonymizer, Redactor
+
+    out = Path(out)
+    _check_out(out, overwrite)
+    if events.num_rows == 0:
+        raise DatasetError("there are no events to build a dataset from (nothing recorded yet, or every "
+                           "event was filtered out)")
+    redactor = redactor if redactor is not None else Redactor()
+    pseudonymizer = pseudonymizer if pseudonymizer is not None else Pseudonymizer.generate()
+    known = tuple(k for k in known_identifiers if k)
+    task = progress.add_task("building dataset", total=4) if progress is not None else None
+
+    def step(description: str) -> None:
+        if progress is not None and task is not None:
+            progress.update(task, description=description, advance=1)
+
+    try:
+        prepared = prepare(events, options)
+    except ValueError as exc:
+        raise DatasetError(str(exc)) from exc
+    step("reducing events to actions")
+    actions = reduce_actions(prepared, options)
+    per_episode = actions.group_by("episode").agg(n_actions=pl.len().cast(pl.Int64))
+    episodes = episodes_frame(prepared, per_episode)
+    step("redacting and pseudonymising")
+    redactions: Counter[str] = Counter()
+    actions, episodes = _protect(actions, episodes, redactor, pseudonymizer, device_to_employee or {}, known,
+                                 redactions)
+    step("writing files")
+    stats = _stats(prepared.frame, actions, episodes, redactions, prepared.duplicates_dropped,
+                   pseudonymizer.key_id, options)
+    _write(out, actions.select(ACTION_SCHEMA.names), episodes.select(EPISODE_SCHEMA.names), stats, options,
+           provenance or {}, overwrite)
+    step("done")
+    return stats
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise DatasetError(f"{out} already exists and is not empty; pick another --out or pass --overwrite")
+
+
+# -- privacy -----------------------------------------------------------------------------------
+
+def _protect(actions: pl.DataFrame, episodes: pl.DataFrame, redactor: _Redactor, pseudonymizer: _Pseudonymizer,
+             device_to_employee: Mapping[str, str], known: tuple[str, ...],
+             redactions: Counter[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    titles: dict[str, str] = {}
+
+    def title(value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value not in titles:
+            clean, counts = redactor.redact_title(value, known_identifiers=known)
+            titles[value] = clean
+            redactions.update(counts)
+        return titles[value]
+
+    texts = []
+    for kind, text, app_class, window in zip(actions["kind"].to_list(), actions["text"].to_list(),
+                                             actions["app_class"].to_list(), actions["window_title"].to_list()):
+        if kind == "type" and text:
+            text, counts = redactor.redact(text, app_class=app_class, window_title=window, known_identifiers=known)
+            redactions.update(counts)
+        texts.append(text)
+    actions = actions.with_columns(pl.Series("text", texts, dtype=pl.String))
+
+    sessions = {s: pseudonymizer.pseudonym("session", s)
+                for s in pl.concat([actions["session_id"], episodes["session_id"]]).unique().to_list()}
+    devices = {d: pseudonymizer.pseudonym("device", d)
+               for d in pl.concat([actions["device_id"], episodes["device_id"]]).drop_nulls().unique().to_list()}
+    persons = {d: pseudonymizer.pseudonym("person", e) for d, e in device_to_employee.items()}
+
+    def protect(df: pl.DataFrame) -> pl.DataFrame:
+        device = df["device_id"]
+        person = device.replace_strict(persons, default=None, return_dtype=pl.String)
+        split_of = pl.when(person.is_not_null()).then(person).otherwise(
+            device.replace_strict(devices, default=None, return_dtype=pl.String)).fill_null("unknown")
+        return df.with_columns(
+            session_id=df["session_id"].replace_strict(sessions, return_dtype=pl.String),
+            device_id=device.replace_strict(devices, default=None, return_dtype=pl.String),
+            person_id=person,
+            window_title=pl.Series([title(t) for t in df["window_title"].to_list()], dtype=pl.String),
+            split=split_of.map_elements(_split, return_dtype=pl.String),
+        ).with_columns(episode_id())
+
+    episodes = protect(episodes)
+    actions = protect(actions).with_columns(
+        action_id=pl.format("{}-{}", pl.col("episode_id"), pl.col("seq_index").cast(pl.String).str.zfill(5)))
+    return actions, episodes
+
+
+def _split(pseudonym: str) -> str:
+    """Which split a person's data goes to: a stable function of their pseudonym."""
+    point = int.from_bytes(hashlib.sha256(pseudonym.encode()).digest()[:8], "big") / 2**64
+    edge = 0.0
+    for name, share in SPLITS:
+        edge += share
+        if point < edge:
+            return name
+    return SPLITS[-1][0]
+
+
+# -- statistics and files ----------------------------------------------------------------------
+
+def _utc(ns: int | None) -> str | None:
+    return None if ns is None else dt.datetime.fromtimestamp(ns / 1e9, dt.timezone.utc).isoformat()
+
+
+def _stats(events: pl.DataFrame, actions: pl.DataFrame, episodes: pl.DataFrame, redactions: Counter[str],
+           duplicates: int, key_id: str, options: BuildOptions) -> DatasetStats:
+    duration_ns = episodes["t_end_mono_ns"] - episodes["t_start_mono_ns"]
+    apps: dict[str, dict[str, Any]] = {}
+    per_app_episodes = episodes.with_columns(d=duration_ns).group_by("app_class").agg(
+        episodes=pl.len(), duration_ns=pl.col("d").sum())
+    per_app_actions = dict(actions.group_by("app_class").agg(n=pl.len()).iter_rows())
+    for app, n_episodes, d in per_app_episodes.sort("app_class", nulls_last=True).iter_rows():
+        apps[app or "(unknown)"] = {"episodes": n_episodes, "actions": per_app_actions.get(app, 0),
+                                    "duration_s": round(d / 1e9, 3)}
+    splits = {}
+    for name, _ in SPLITS:
+        a = actions.filter(pl.col("split") == name)
+        e = episodes.filter(pl.col("split") == name)
+        splits[name] = {"persons": e["person_id"].drop_nulls().n_unique(), "episodes": e.height,
+                        "actions": a.height}
+    by_kind = dict(sorted(actions.group_by("kind").agg(n=pl.len()).iter_rows()))
+    return DatasetStats(
+        events=events.height, sessions=episodes["session_id"].n_unique(), episodes=episodes.height,
+        actions=actions.height, persons=episodes["person_id"].drop_nulls().n_unique(),
+        actions_by_kind=by_kind, apps=apps, splits=splits, redactions=dict(sorted(redactions.items())),
+        duration_s=round(float(duration_ns.sum()) / 1e9, 3),
+        first_event_utc=_utc(events["t_wall_ns"].min()), last_event_utc=_utc(events["t_wall_ns"].max()),
+        duplicates_dropped=duplicates, pseudonym_key_id=key_id, options=options.to_dict())
+
+
+def _arrow(df: pl.DataFrame, schema: pa.Schema) -> pa.Table:
+    return df.to_arrow().cast(schema)
+
+
+def _write(out: Path, actions: pl.DataFrame, episodes: pl.DataFrame, stats: DatasetStats, options: BuildOptions,
+           provenance: Mapping[str, Any], overwrite: bool) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        for name, df, schema in (("actions", actions, ACTION_SCHEMA), ("episodes", episodes, EPISODE_SCHEMA)):
+            if "parquet" in options.formats:
+                pq.write_table(_arrow(df, schema), tmp / f"{name}.parquet", compression="zstd")
+            if "jsonl" in options.formats:
+                df.write_ndjson(tmp / f"{name}.jsonl")
+        (tmp / "stats.json").write_text(json.dumps(stats.as_json(), indent=2) + "\n")
+        write_card(tmp / "README.md", stats, options, provenance)
+        for f in tmp.iterdir():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        if out.exists() and overwrite:
+            shutil.rmtree(out)
+        elif out.exists():
+            out.rmdir()  # empty (checked above): the rename needs it gone
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

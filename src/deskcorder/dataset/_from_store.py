@@ -1,0 +1,60 @@
+"""``build_from_store``: a dataset from what an ``EventStore`` holds, audited, with the store's privacy keys.
+
+The read names who builds and why (it is an audited read of raw events), the
+pseudonym key is the data dir's (``pseudonym.key``: datasets built from one
+store share pseudonyms, see ``deskcorder.privacy``), device hostnames are
+scrubbed from window titles, and the build itself is written to the audit log
+with its statistics, which is what the admin console lists as dataset builds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress
+
+from ..store import EventStore
+from ._build import DatasetError, DatasetStats, build_dataset
+from ._options import BuildOptions
+
+__all__ = ["build_from_store", "PSEUDONYM_KEY_FILE"]
+
+PSEUDONYM_KEY_FILE = "pseudonym.key"
+
+
+def build_from_store(store: EventStore, out: Path | str, *, actor: str, purpose: str,
+                     options: BuildOptions = BuildOptions(), session_id: str | None = None,
+                     employee: str | None = None, overwrite: bool = False,
+                     console: Console | None = None) -> DatasetStats:
+    """Read (audited) the store's events, optionally of one session or employee, and build a dataset at ``out``."""
+    from ..privacy import Pseudonymizer
+
+    console = console or Console(stderr=True)
+    out = Path(out).expanduser().resolve()
+    with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
+        reading = progress.add_task("reading stored events", total=None)
+        events = store.read_events(actor=actor, purpose=purpose, session_id=session_id, employee=employee)
+        progress.remove_task(reading)
+        if events.num_rows == 0:
+            raise DatasetError("the store holds no events" + (f" for session {session_id}" if session_id else "")
+                               + "; record some first (deskcorder agent, or deskcorder demo)")
+        devices = store.devices()
+        policy = store.current_policy()
+        provenance: dict[str, Any] = {
+            "built by": actor, "purpose": purpose, "policy version (current)": policy.version,
+            "people": len({d.employee_id for d in devices if d.device_id in _ids(events)}),
+        }
+        stats = build_dataset(
+            events, out, options, pseudonymizer=Pseudonymizer.from_file(store.data_dir / PSEUDONYM_KEY_FILE),
+            device_to_employee={d.device_id: d.employee_id for d in devices},
+            known_identifiers=[d.hostname for d in devices] + [e.handle for e in store.employees()], provenance=provenance, overwrite=overwrite,
+            progress=progress)
+    store.audit(actor, "dataset.build", "dataset", purpose,
+                {"out": str(out), "policy_version": policy.version, **stats.as_json()})
+    return stats
+
+
+def _ids(events: Any) -> set[str]:
+    return set(events.column("device_id").unique().to_pylist())

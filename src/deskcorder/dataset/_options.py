@@ -1,0 +1,45 @@
+"""``BuildOptions``: the thresholds that decide how raw events become episodes and actions."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+__all__ = ["BuildOptions", "FORMATS"]
+
+FORMATS: tuple[str, ...] = ("parquet", "jsonl")
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildOptions:
+    """How to cut sessions into episodes and merge events into actions (times in seconds, distances in pixels)."""
+
+    idle_gap_s: float = 30.0  # a longer pause between two events starts a new episode
+    drag_threshold_px: int = 5  # a press released farther than this from where it went down is a drag
+    double_click_s: float = 0.4  # max time between the two presses of a double click
+    double_click_px: int = 4  # max distance between the two presses of a double click
+    scroll_merge_s: float = 0.5  # max pause between two scroll events merged into one scroll action
+    type_merge_s: float = 2.0  # max pause inside one typed run
+    formats: tuple[str, ...] = FORMATS  # which files to write for each table
+
+    def __post_init__(self) -> None:
+        for name in ("idle_gap_s", "double_click_s", "scroll_merge_s", "type_merge_s"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) \
+                    or value <= 0:
+                raise ValueError(f"BuildOptions.{name} must be a positive number of seconds, not {value!r}")
+        for name in ("drag_threshold_px", "double_click_px"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"BuildOptions.{name} must be a whole number of pixels >= 0, not {value!r}")
+        formats = (self.formats,) if isinstance(self.formats, str) else tuple(self.formats)
+        unknown = [f for f in formats if f not in FORMATS]
+        if unknown or not formats or len(set(formats)) != len(formats):
+            raise ValueError(f"BuildOptions.formats must name each of {', '.join(FORMATS)} at most once "
+                             f"(at least one), not {self.formats!r}")
+        object.__setattr__(self, "formats", formats)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
+                for f in dataclasses.fields(self)}

@@ -1,0 +1,174 @@
+"""Raw events to actions: drives the keyboard and pointer reducers over the prepared events.
+
+One pass over the events in (session_id, seq) order. The reducers
+(``_keyboard.py``, ``_pointer.py``) hold the rules; this module decides when
+they must end what they have open:
+
+* another action starting ends merges on the other device: a key that makes
+  an action emits a waiting click or an open scroll, a press or a scroll ends
+  the typed run;
+* an episode boundary from an app switch or an idle gap ends typed runs,
+  waiting clicks and scrolls (a press still held goes on: clicking another
+  window is what switches applications);
+* a PAUSE and a session's end close everything, presses included.
+
+The reducers emit actions when they close, which is not always in the order
+they started (a waiting click is emitted when the next action begins), so
+actions are sorted by their first event afterwards. The loop is plain Python
+over column lists: the rules are a state machine that does not vectorise, and
+at ~1 µs per event it is not the bottleneck of a build (see
+benchmarks/dataset_build.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from ._episodes import KIND_CODE, Prepared, episode_id
+from ._keyboard import KeyboardReducer
+from ._options import BuildOptions
+from ._pointer import PointerReducer, _Press
+
+__all__ = ["ActionSink", "reduce_actions"]
+
+_KEY_DOWN, _KEY_UP = KIND_CODE["key_down"], KIND_CODE["key_up"]
+_MOVE, _DOWN, _UP = KIND_CODE["move"], KIND_CODE["button_down"], KIND_CODE["button_up"]
+_SCROLL, _PAUSE = KIND_CODE["scroll"], KIND_CODE["pause"]
+_INTERRUPTING = ("app_switch", "idle_gap")
+
+# The columns the sink collects, one list each; the rest are joined from the events afterwards.
+_COLLECTED = ("row", "kind", "text", "keys", "button", "x", "y", "x2", "y2", "dx", "dy",
+              "t_start_mono_ns", "t_end_mono_ns", "event_seqs")
+
+
+class ActionSink:
+    """Where the reducers put finished actions: column lists, plus the moves made while a button was held."""
+
+    def __init__(self) -> None:
+        self.cols: dict[str, list[Any]] = {name: [] for name in _COLLECTED}
+        self.moves: dict[int, list[int]] = {}  # row of a button_down -> seqs of the moves while it was held
+
+    def _add(self, row: int, kind: str, t0: int, t1: int, seqs: list[int], *, text: str | None = None,
+             keys: str | None = None, button: str | None = None, x: int | None = None, y: int | None = None,
+             x2: int | None = None, y2: int | None = None, dx: int | None = None, dy: int | None = None) -> None:
+        c = self.cols
+        c["row"].append(row)
+        c["kind"].append(kind)
+        c["text"].append(text)
+        c["keys"].append(keys or None)
+        c["button"].append(button)
+        c["x"].append(x)
+        c["y"].append(y)
+        c["x2"].append(x2)
+        c["y2"].append(y2)
+        c["dx"].append(dx)
+        c["dy"].append(dy)
+        c["t_start_mono_ns"].append(t0)
+        c["t_end_mono_ns"].append(t1)
+        c["event_seqs"].append(seqs)
+
+    def key(self, kind: str, row: int, seq: int, t: int, keys: str) -> None:
+        self._add(row, kind, t, t, [seq], keys=keys)
+
+    def type(self, row: int, seqs: list[int], t0: int, t1: int, text: str) -> None:
+        self._add(row, "type", t0, t1, seqs, text=text)
+
+    def press(self, kind: str, press: _Press, x2: int | None, y2: int | None, second: _Press | None) -> None:
+        seqs = self._press_seqs(press)
+        last = press
+        if second is not None:
+            seqs += self._press_seqs(second)
+            last = second
+        t_end = last.up_t if last.up_row is not None else last.t
+        self._add(press.row, kind, press.t, t_end, sorted(seqs), keys=press.keys, button=press.button,
+                  x=press.x, y=press.y, x2=x2, y2=y2)
+
+    def _press_seqs(self, press: _Press) -> list[int]:
+        moves = self.moves.pop(press.row, [])
+        if press.up_row is None:
+            return [press.seq]  # never released: the moves after it went nowhere
+        return [press.seq, *moves, press.up_seq]
+
+    def scroll(self, row: int, seqs: list[int], t0: int, t1: int, x: int, y: int, dx: int, dy: int,
+               keys: str) -> None:
+        self._add(row, "scroll", t0, t1, list(seqs), keys=keys, x=x, y=y, dx=dx, dy=dy)
+
+
+def reduce_actions(prepared: Prepared, options: BuildOptions) -> pl.DataFrame:
+    """Actions in order of their first event, with ``row`` (their first event's row), ``episode`` and
+    ``seq_index``; the context columns (ids, app, window, wall time) come from the events."""
+    sink = ActionSink()
+    kb = KeyboardReducer(sink, options.type_merge_s)
+    ptr = PointerReducer(sink, drag_threshold_px=options.drag_threshold_px,
+                         double_click_s=options.double_click_s, double_click_px=options.double_click_px,
+                         scroll_merge_s=options.scroll_merge_s)
+    df = prepared.frame
+    held: dict[str, int] = {}  # button -> row of its open button_down, in press order
+    columns = [df[name].to_list() for name in
+               ("code", "seq", "t_mono_ns", "key", "char", "button", "x", "y", "dx", "dy", "start_reason")]
+    for row, (code, seq, t, key, char, button, x, y, dx, dy, reason) in enumerate(zip(*columns)):
+        if reason is not None:
+            if reason == "session_start":
+                if row:
+                    kb.reset()
+                    ptr.close()
+                    held.clear()
+            elif reason in _INTERRUPTING:
+                kb.interrupt()
+                ptr.interrupt()
+        if code == _MOVE:
+            if held:
+                sink.moves.setdefault(next(iter(held.values())), []).append(seq)
+        elif code == _KEY_DOWN:
+            if kb.key_down(row, seq, t, key, char):
+                ptr.interrupt()
+        elif code == _KEY_UP:
+            kb.key_up(key)
+        elif code == _DOWN:
+            kb.interrupt()
+            ptr.button_down(row, seq, t, button, x, y, kb.mods)
+            held.pop(button, None)  # a press whose release was lost gives way to this one
+            held[button] = row
+        elif code == _UP:
+            held.pop(button, None)
+            ptr.button_up(row, seq, t, button, x, y)
+        elif code == _SCROLL:
+            kb.interrupt()
+            ptr.scroll(row, seq, t, x, y, dx, dy, kb.mods)
+        elif code == _PAUSE:
+            kb.reset()
+            ptr.close()
+            held.clear()
+    kb.reset()
+    ptr.close()
+
+    cols = sink.cols
+    actions = pl.DataFrame({
+        "row": pl.Series(cols["row"], dtype=pl.Int64),
+        "kind": pl.Series(cols["kind"], dtype=pl.String),
+        "text": pl.Series(cols["text"], dtype=pl.String),
+        "keys": pl.Series(cols["keys"], dtype=pl.String),
+        "button": pl.Series(cols["button"], dtype=pl.String),
+        **{name: pl.Series(cols[name], dtype=pl.Int32) for name in ("x", "y", "x2", "y2", "dx", "dy")},
+        "t_start_mono_ns": pl.Series(cols["t_start_mono_ns"], dtype=pl.Int64),
+        "t_end_mono_ns": pl.Series(cols["t_end_mono_ns"], dtype=pl.Int64),
+        "event_seqs": pl.Series(cols["event_seqs"], dtype=pl.List(pl.Int64)),
+    })
+    context = df.select("row", "episode", "episode_index", "session_id", "device_id", "t_wall_ns", "ctx_row")
+    actions = actions.sort("row", maintain_order=True).join(context, on="row", how="left", maintain_order="left")
+    app = df.select("app_class", "app_process", "window_title")
+    has_ctx = actions["ctx_row"].is_not_null()
+    ctx = actions["ctx_row"].fill_null(0)
+    actions = actions.with_columns(
+        seq_index=pl.int_range(pl.len(), dtype=pl.Int32).over("episode"),
+        app_class=pl.when(has_ctx).then(app["app_class"].gather(ctx)),
+        app_process=pl.when(has_ctx).then(app["app_process"].gather(ctx)),
+        window_title=pl.when(has_ctx).then(app["window_title"].gather(ctx)),
+        event_seq_first=pl.col("event_seqs").list.first(),
+        event_seq_last=pl.col("event_seqs").list.last(),
+        t_start_wall_ns=pl.col("t_wall_ns"),
+    )
+    return actions.with_columns(episode_id()).with_columns(
+        action_id=pl.format("{}-{}", pl.col("episode_id"), pl.col("seq_index").cast(pl.String).str.zfill(5)))

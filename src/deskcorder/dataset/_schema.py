@@ -1,0 +1,85 @@
+"""The dataset's tables: column names, Arrow types and what each column means.
+
+Defined once here; the Parquet files carry each description as field metadata
+and the dataset card prints them, so the files and their documentation agree.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+__all__ = ["ACTION_KINDS", "ACTION_COLUMNS", "ACTION_SCHEMA", "EPISODE_COLUMNS", "EPISODE_SCHEMA",
+           "EPISODE_START_REASONS"]
+
+ACTION_KINDS: tuple[str, ...] = ("click", "double_click", "right_click", "middle_click", "drag", "scroll",
+                                 "type", "hotkey", "key")
+
+# Why an episode starts where it does (episodes.start_reason), in order of precedence.
+EPISODE_START_REASONS: tuple[str, ...] = ("session_start", "pause", "resume", "app_switch", "idle_gap")
+
+_Column = tuple[str, pa.DataType, bool, str]  # name, type, nullable, description
+
+ACTION_COLUMNS: tuple[_Column, ...] = (
+    ("action_id", pa.string(), False, "`<episode_id>-<seq_index:05d>`; the same input always gives the same id"),
+    ("episode_id", pa.string(), False, "the episode of the action's first event"),
+    ("session_id", pa.string(), False, "capture session the events came from (pseudonym)"),
+    ("device_id", pa.string(), True, "device that recorded the session (pseudonym)"),
+    ("person_id", pa.string(), True, "the person recorded (keyed-HMAC pseudonym; null when the device's owner is "
+                                     "unknown)"),
+    ("split", pa.string(), False, "train, validation or test; all of a person's data is in one split"),
+    ("seq_index", pa.int32(), False, "position of the action in its episode, from 0"),
+    ("kind", pa.string(), False, "one of " + ", ".join(ACTION_KINDS)),
+    ("text", pa.string(), True, "type: the text typed, after backspaces inside the run, with secrets and personal "
+                                "data replaced by placeholders such as <EMAIL>"),
+    ("keys", pa.string(), True, "hotkey/key: the keys, e.g. `ctrl+shift+t`, `enter`; pointer actions: "
+                                "the modifiers held, e.g. `ctrl` for ctrl+click (null when none)"),
+    ("button", pa.string(), True, "pointer button of clicks and drags: left, right, middle, button8..."),
+    ("x", pa.int32(), True, "pointer position where the action starts (press, first scroll step)"),
+    ("y", pa.int32(), True, "pointer position where the action starts"),
+    ("x2", pa.int32(), True, "drag: where the button was released"),
+    ("y2", pa.int32(), True, "drag: where the button was released"),
+    ("dx", pa.int32(), True, "scroll: horizontal steps, summed over the merged scroll events"),
+    ("dy", pa.int32(), True, "scroll: vertical steps, summed (negative is down, as pynput reports)"),
+    ("t_start_mono_ns", pa.int64(), False, "monotonic time of the first event of the action"),
+    ("t_end_mono_ns", pa.int64(), False, "monotonic time of the last event of the action"),
+    ("t_start_wall_ns", pa.int64(), False, "UTC wall-clock time of the first event, ns since the epoch"),
+    ("app_class", pa.string(), True, "active application (WM_CLASS class) at the action's first event; "
+                                     "null before the session's first focus event"),
+    ("app_process", pa.string(), True, "process name of the active application"),
+    ("window_title", pa.string(), True, "title of the active window at the action's first event (user names, "
+                                        "hosts and personal data replaced by placeholders)"),
+    ("event_seq_first", pa.int64(), False, "smallest seq in event_seqs"),
+    ("event_seq_last", pa.int64(), False, "largest seq in event_seqs"),
+    ("event_seqs", pa.list_(pa.field("item", pa.int64(), nullable=False)), False,
+     "provenance: the seqs (within session_id) of exactly the raw events that formed the action, ascending"),
+)
+
+EPISODE_COLUMNS: tuple[_Column, ...] = (
+    ("episode_id", pa.string(), False, "`<session_id>-<index:04d>`"),
+    ("session_id", pa.string(), False, "capture session (pseudonym)"),
+    ("device_id", pa.string(), True, "device that recorded the session (pseudonym)"),
+    ("person_id", pa.string(), True, "the person recorded (pseudonym)"),
+    ("split", pa.string(), False, "train, validation or test, by person"),
+    ("episode_index", pa.int32(), False, "position of the episode in its session, from 0"),
+    ("start_reason", pa.string(), False, "why the episode starts here: " + ", ".join(EPISODE_START_REASONS)),
+    ("app_class", pa.string(), True, "active application at the episode's first event (null: not known yet)"),
+    ("app_process", pa.string(), True, "its process name"),
+    ("window_title", pa.string(), True, "active window title at the episode's first event"),
+    ("t_start_mono_ns", pa.int64(), False, "monotonic time of the first event"),
+    ("t_end_mono_ns", pa.int64(), False, "monotonic time of the last event"),
+    ("t_start_wall_ns", pa.int64(), False, "UTC wall-clock time of the first event"),
+    ("t_end_wall_ns", pa.int64(), False, "UTC wall-clock time of the last event"),
+    ("event_seq_first", pa.int64(), False, "seq of the first event"),
+    ("event_seq_last", pa.int64(), False, "seq of the last event"),
+    ("n_events", pa.int64(), False, "raw events in the episode (every kind, moves included)"),
+    ("n_actions", pa.int64(), False, "actions whose first event is in the episode"),
+)
+
+
+def _schema(columns: tuple[_Column, ...]) -> pa.Schema:
+    return pa.schema([pa.field(name, typ, nullable=nullable, metadata={"description": doc})
+                      for name, typ, nullable, doc in columns])
+
+
+ACTION_SCHEMA = _schema(ACTION_COLUMNS)
+EPISODE_SCHEMA = _schema(EPISODE_COLUMNS)
