@@ -18,8 +18,10 @@ from typing import Any, Iterator
 import pytest
 
 from deskcorder._xsession import XSession
-from deskcorder.capture import Agent, AgentConfig, Spool
+from deskcorder.capture import Agent, AgentConfig, FixedStatus, Spool
 from deskcorder.capture._x11_focus import FocusTracker
+
+from .helpers import ALLOW_ALL_POLICY
 
 pytestmark = pytest.mark.x11
 
@@ -48,7 +50,9 @@ def closed_port_url() -> str:
 
 @contextlib.contextmanager
 def recording(state_dir: Path, **config: Any) -> Iterator[Agent]:
-    agent = Agent(AgentConfig(server_url=closed_port_url(), state_dir=state_dir, **config))
+    # Capture mechanics, not consent: a fixed "allowed, every app" status stands in for the collector's.
+    agent = Agent(AgentConfig(server_url=closed_port_url(), state_dir=state_dir, **config),
+                  consent=FixedStatus(ALLOW_ALL_POLICY))
     agent.start()
     try:
         yield agent

@@ -1,7 +1,16 @@
-"""The agent: backend -> queue -> writer -> spool -> uploader, started and stopped as one.
+"""The agent: backend -> gate -> queue -> writer -> spool -> uploader, started and stopped as one.
 
 Threads: the backend's listener threads (submit only), the writer (numbers,
-coalesces and spools events every ``flush_interval_s``) and the uploader.
+coalesces and spools events every ``flush_interval_s``), the uploader, the
+status poller (asks the collector every ``status_poll_s`` whether this
+device may record and under which policy; see ``_status`` and ``_gate``)
+and the control socket (``deskcorder agent pause|resume|status``).
+
+Consent first: ``start`` registers the device to ``employee`` (when given)
+and asks for the recording status before the first input listener is
+attached. Until an answer says recording_allowed nothing is recorded, not
+even into the spool; a withdrawal stops recording at the next poll, within
+``status_poll_s`` plus one request (well under a second).
 
 What a crash loses: a ``kill -9`` or power cut loses the events still in
 memory, i.e. those captured since the start of the writer's last completed
@@ -12,12 +21,14 @@ it is uploaded by the next agent started with the same state directory.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fcntl
 import logging
 import os
 import re
 import signal
+import socket
 import sys
 import threading
 import uuid
@@ -25,8 +36,12 @@ from pathlib import Path
 from typing import Any
 
 from ._backend import CaptureBackend
+from ._control import ControlServer
+from ._errors import AgentError
+from ._gate import DEFAULT_PAUSE_HOTKEY, Gate, parse_hotkey
 from ._queue import EventQueue
 from ._spool import Spool
+from ._status import CollectorStatus, RecordingStatus, StatusPoller, StatusSource
 from ._transport import HttpTransport, Transport
 from ._uploader import Uploader
 from ._writer import Writer
@@ -37,10 +52,8 @@ log = logging.getLogger("deskcorder.capture")
 
 # wire.py's rule for batch and device ids (8-128 characters of A-Z a-z 0-9 _ . : -).
 _DEVICE_ID = re.compile(r"^[A-Za-z0-9_.:\-]{8,128}$")
-
-
-class AgentError(RuntimeError):
-    """The agent cannot start with this configuration; the message says what to change."""
+# Present while the person has paused recording, so a restarted agent stays paused.
+PAUSED_FILE = "paused"
 
 
 @dataclasses.dataclass
@@ -53,11 +66,18 @@ class AgentConfig:
     flush_max_events: int = 2000
     upload_max_events: int = 20000
     upload_interval_s: float = 0.5
+    # The person at this desk: the device is registered to them at start. None: an admin registered it.
+    employee: str | None = None
+    hostname: str | None = None  # None: socket.gethostname()
+    status_poll_s: float = 0.5  # how often the collector is asked whether recording is still allowed
+    pause_hotkey: str | None = DEFAULT_PAUSE_HOTKEY  # None: no hotkey
+    control_socket: bool = True  # serve <state_dir>/control.sock for `deskcorder agent pause|resume|status`
 
 
 class Agent:
     def __init__(self, config: AgentConfig, backend: CaptureBackend | None = None, *,
-                 transport: Transport | None = None):
+                 transport: Transport | None = None, consent: StatusSource | None = None):
+        """``transport`` and ``consent`` replace the collector's batch and status endpoints (tests, benchmarks)."""
         if backend is None:
             if not sys.platform.startswith("linux"):
                 raise AgentError(f"no capture backend for {sys.platform} yet; only X11 on Linux is supported")
@@ -66,6 +86,10 @@ class Agent:
         self.config = config
         self.backend = backend
         self._transport = transport
+        self._consent = consent
+        self._control: ControlServer | None = None
+        self._pause_lock = threading.Lock()
+        self._persisted_pause: str | None = None
         self._started = False
         self._lock_file: Any = None
         self._failed = threading.Event()
@@ -77,8 +101,13 @@ class Agent:
         cfg = self.config
         if self._started:
             raise AgentError("agent already started")
-        if cfg.move_hz <= 0 or cfg.flush_interval_s <= 0:
-            raise AgentError(f"move_hz and flush_interval_s must be > 0 (got {cfg.move_hz}, {cfg.flush_interval_s})")
+        if cfg.move_hz <= 0 or cfg.flush_interval_s <= 0 or cfg.status_poll_s <= 0:
+            raise AgentError(f"move_hz, flush_interval_s and status_poll_s must be > 0 (got {cfg.move_hz}, "
+                             f"{cfg.flush_interval_s}, {cfg.status_poll_s})")
+        try:
+            hotkey = parse_hotkey(cfg.pause_hotkey) if cfg.pause_hotkey else None
+        except ValueError as exc:
+            raise AgentError(str(exc)) from exc
         state_dir = Path(cfg.state_dir)
         try:
             state_dir.mkdir(parents=True, exist_ok=True)
@@ -90,13 +119,32 @@ class Agent:
             if not _DEVICE_ID.match(self.device_id):
                 raise AgentError(f"device id {self.device_id!r} must be 8-128 characters of A-Z a-z 0-9 _ . : -")
             transport = self._transport or HttpTransport(cfg.server_url)
+            status_source = self._consent or CollectorStatus(cfg.server_url, state_dir=str(state_dir))
             self.spool = Spool(state_dir / Spool.FILE_NAME)
         except BaseException:
             self._unlock()
             raise
         self.session_id = uuid.uuid4().hex
         self._failed.clear()
-        self.queue = EventQueue(wake_at=cfg.flush_max_events, on_failure=lambda exc: self._failed.set())
+        self.gate = Gate(hotkey=hotkey)
+        self.queue = EventQueue(self.gate, wake_at=cfg.flush_max_events, on_failure=lambda exc: self._failed.set())
+        self.poller = StatusPoller(status_source, self.device_id, employee=cfg.employee,
+                                   hostname=cfg.hostname or socket.gethostname(), interval_s=cfg.status_poll_s,
+                                   on_status=self._on_status, on_fatal=self._on_fatal, on_tick=self._on_tick)
+        self._persisted_pause = _read_pause(state_dir)
+        if self._persisted_pause is not None:
+            self.queue.apply(lambda t_mono, t_wall, out: self.gate.set_user_pause(
+                self._persisted_pause, t_mono, t_wall, out))
+        try:
+            # Before any listener exists: registration refused is fatal now, and the first answer
+            # decides whether the very first FOCUS event may be recorded.
+            self.poller.poll_once()
+        except BaseException:
+            status_source.close()
+            transport.close()
+            self.spool.close()
+            self._unlock()
+            raise
         self.writer = Writer(self.queue, self.spool, self.session_id, move_hz=cfg.move_hz,
                              flush_interval_s=cfg.flush_interval_s, flush_max_events=cfg.flush_max_events)
         self.uploader = Uploader(self.spool, transport, self.device_id, max_events=cfg.upload_max_events,
@@ -105,21 +153,35 @@ class Agent:
         self.uploader.start()
         try:
             self.backend.start(self.queue)
+            self.poller.start()
+            if cfg.control_socket:
+                self._control = ControlServer(state_dir, self._control_command)
+                self._control.start()
         except BaseException:
+            with contextlib.suppress(Exception):
+                self.backend.stop()  # it may have started before the control socket failed
+            self.poller.stop(timeout=0)
             self.writer.stop()
             self.uploader.stop(timeout=0)
             self.spool.close()
             self._unlock()
             raise
         self._started = True
-        log.info("agent started: session %s, device %s, server %s", self.session_id, self.device_id, cfg.server_url)
+        log.info("agent started: session %s, device %s, server %s, %s", self.session_id, self.device_id,
+                 cfg.server_url, "recording" if self.gate.recording else f"not recording ({self.gate.reason})")
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop capturing, write everything in memory to the spool, then try to upload what is left."""
         if not self._started:
             return
         self._started = False
+        if self._control is not None:
+            self._control.stop()
+            self._control = None
         self.backend.stop()
+        self.poller.stop(timeout=min(timeout, 3.0))
+        self._persist_pause()
+        self.queue.apply(lambda _t, _w, out: self.gate.flush(out))
         self.writer.stop(timeout)
         self.uploader.stop(timeout)
         self._final_stats = self._collect_stats()
@@ -146,15 +208,67 @@ class Agent:
         return self.queue.failure if hasattr(self, "queue") else None
 
     # -- pause / resume -----------------------------------------------------------------
-    def pause(self, reason: str) -> None:
-        """Record a PAUSE event and capture nothing until ``resume``."""
+    def pause(self, reason: str = "paused_by_user") -> bool:
+        """Record nothing until ``resume`` (a PAUSE marker if recording was on); False if already paused."""
         self._require_started()
-        self.queue.pause(reason[:256])
+        changed = bool(self.queue.apply(lambda t_mono, t_wall, out: self.gate.set_user_pause(
+            reason[:256], t_mono, t_wall, out)))
+        self._persist_pause()
+        return changed
 
-    def resume(self, reason: str = "resumed") -> None:
+    def resume(self, reason: str = "resumed_by_user") -> bool:
+        """Undo ``pause``; recording restarts (RESUME marker, then the active window's FOCUS) if the
+        collector and the policy allow it. False if it was not paused."""
         self._require_started()
-        if self.queue.resume(reason[:256]):
-            self.backend.resync()  # the active window may have changed while paused
+        changed = bool(self.queue.apply(lambda t_mono, t_wall, out: self.gate.set_user_pause(
+            None, t_mono, t_wall, out, resume_reason=reason[:256])))
+        self._persist_pause()
+        return changed
+
+    @property
+    def recording(self) -> bool:
+        """Whether input is being recorded right now (consent, pause, hours and the active window allow it)."""
+        return self._started and self.gate.recording
+
+    # -- status poller and control socket callbacks ------------------------------------
+    def _on_status(self, status: RecordingStatus) -> None:
+        self.queue.apply(lambda t_mono, t_wall, out: self.gate.set_status(status, t_mono, t_wall, out))
+
+    def _on_tick(self) -> None:
+        self.queue.apply(self.gate.tick)
+        self._persist_pause()  # the hotkey toggles the pause on a listener thread, which must not do file I/O
+
+    def _persist_pause(self) -> None:
+        """Keep ``<state_dir>/paused`` in step with the person's pause."""
+        with self._pause_lock:
+            reason = self.gate.user_pause_reason
+            if reason == self._persisted_pause:
+                return
+            path = Path(self.config.state_dir) / PAUSED_FILE
+            try:
+                if reason is None:
+                    path.unlink(missing_ok=True)
+                else:
+                    tmp = path.with_suffix(".tmp")
+                    tmp.write_text(reason + "\n")
+                    os.replace(tmp, path)
+            except OSError as exc:
+                log.warning("cannot record the pause in %s: %s; a restart would not stay paused", path, exc)
+                return
+            self._persisted_pause = reason
+
+    def _on_fatal(self, error: BaseException) -> None:
+        log.error("%s", error)
+        self._on_status(RecordingStatus(False, "agent_error", str(error), None, 0))  # never record unchecked
+        self.queue.fail(error)
+
+    def _control_command(self, command: str) -> dict[str, Any]:
+        changed = None
+        if command == "pause":
+            changed = self.pause("paused_by_user")
+        elif command == "resume":
+            changed = self.resume("resumed_by_user")
+        return {"command": command, "changed": changed, **self._collect_stats()}
 
     # -- stats --------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
@@ -176,10 +290,22 @@ class Agent:
             "backlog": self.spool.backlog(),
             "lost": dict(self.queue.lost),
             "dead_letter": self.spool.dead_letter_events(),
-            "paused": self.queue.paused,
+            "recording": self.gate.recording,
+            "gate_reason": self.gate.reason,  # why not recording (a marker reason), None while recording
+            "paused": self.gate.user_paused,  # paused by the person (hotkey, CLI, pause())
+            "pause_reason": self.gate.user_pause_reason,
+            "consent_detail": self._consent_detail(),
             "healthy": self.uploader.is_healthy(),
             "last_upload_error": self.uploader.last_error,
         }
+
+    def _consent_detail(self) -> str:
+        poller = self.poller
+        if poller.unreachable_since is not None:
+            kept = "recording under its last answer" if self.gate.recording or (
+                poller.last_status and poller.last_status.allowed) else "not recording until it answers"
+            return f"collector unreachable ({poller.last_error}); {kept}"
+        return poller.last_status.detail if poller.last_status else "no answer from the collector yet"
 
     def _require_started(self) -> None:
         if not self._started:
@@ -209,6 +335,16 @@ def load_device_id(state_dir: Path) -> str:
         raise AgentError(f"{path} holds {device_id[:40]!r}, not a device id (8-128 characters of "
                          f"A-Z a-z 0-9 _ . : -); fix it, or delete it to get a new one")
     return device_id
+
+
+def _read_pause(state_dir: Path) -> str | None:
+    try:
+        return (state_dir / PAUSED_FILE).read_text().strip()[:256] or "paused_by_user"
+    except FileNotFoundError:
+        return None
+    except OSError as exc:  # unreadable: the person may have paused, so stay paused
+        log.warning("cannot read %s: %s; starting paused", state_dir / PAUSED_FILE, exc)
+        return "paused_by_user"
 
 
 def _lock(state_dir: Path) -> Any:

@@ -6,6 +6,9 @@ appends a tuple under a lock held for microseconds and returns. Taking the
 timestamp inside the same lock that orders the queue keeps the queue order
 and ``t_mono_ns`` consistent across the keyboard, mouse and focus threads,
 so sequence numbers never run backwards in time.
+
+The gate (``_gate``) decides under that same lock whether each event may be
+recorded at all; what it refuses is never queued and is not a loss.
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ import threading
 import time
 from typing import Callable
 
-from ..events import EventKind
 from ._backend import LOSS_REASONS, RawEvent
+from ._gate import Gate
 
 __all__ = ["EventQueue", "Queued"]
 
@@ -28,14 +31,14 @@ class EventQueue:
 
     MAX_EVENTS = 200_000  # minutes of the busiest input; only a stalled writer gets here
 
-    def __init__(self, *, max_events: int = MAX_EVENTS, wake_at: int = 2000,
+    def __init__(self, gate: Gate, *, max_events: int = MAX_EVENTS, wake_at: int = 2000,
                  on_failure: Callable[[BaseException], None] | None = None):
         self._lock = threading.Lock()
         self._items: list[Queued] = []
         self._max_events = max_events
         self._wake_at = wake_at
         self._ready = threading.Event()
-        self._paused = False
+        self.gate = gate
         self._on_failure = on_failure
         self.captured = 0
         self.lost: dict[str, int] = dict.fromkeys(LOSS_REASONS, 0)
@@ -43,17 +46,22 @@ class EventQueue:
 
     # -- listener side ------------------------------------------------------------------
     def submit(self, event: RawEvent) -> bool:
+        """Queue ``event`` if the gate lets it through; False when it was not kept (gated off or full)."""
         with self._lock:
-            if self._paused:
-                return False  # not a loss: the user asked for nothing to be captured
-            if len(self._items) >= self._max_events:
+            items = self._items
+            before = len(items)
+            if before >= self._max_events:
                 self.lost["queue_full"] += 1
                 return False
-            self._items.append((time.monotonic_ns(), time.time_ns(), event))
-            self.captured += 1
-            if len(self._items) == self._wake_at:
-                self._ready.set()
-        return True
+            self.gate.admit((time.monotonic_ns(), time.time_ns(), event), items)
+            return self._added(before)
+
+    def _added(self, before: int) -> bool:
+        after = len(self._items)
+        self.captured += after - before
+        if before < self._wake_at <= after:
+            self._ready.set()
+        return after > before
 
     def record_lost(self, reason: str, quantity: int = 1) -> None:
         if reason not in self.lost:
@@ -68,28 +76,17 @@ class EventQueue:
             self._on_failure(error)
 
     # -- agent side ---------------------------------------------------------------------
-    def pause(self, reason: str) -> bool:
-        """Queue a PAUSE marker and refuse everything after it; False if already paused."""
-        with self._lock:
-            if self._paused:
-                return False
-            self._items.append((time.monotonic_ns(), time.time_ns(), RawEvent(EventKind.PAUSE, reason=reason)))
-            self.captured += 1
-            self._paused = True
-        return True
+    def apply(self, change: Callable[[int, int, list[Queued]], object]) -> object:
+        """Run ``change(t_mono_ns, t_wall_ns, items)`` on the gate under the queue's lock; it may append markers.
 
-    def resume(self, reason: str) -> bool:
+        Markers are never refused for a full queue: they are what tells a
+        dataset that input is missing.
+        """
         with self._lock:
-            if not self._paused:
-                return False
-            self._paused = False
-            self._items.append((time.monotonic_ns(), time.time_ns(), RawEvent(EventKind.RESUME, reason=reason)))
-            self.captured += 1
-        return True
-
-    @property
-    def paused(self) -> bool:
-        return self._paused
+            before = len(self._items)
+            result = change(time.monotonic_ns(), time.time_ns(), self._items)
+            self._added(before)
+        return result
 
     # -- writer side --------------------------------------------------------------------
     def wait(self, timeout: float) -> None:

@@ -14,7 +14,8 @@ Answers and what they mean here:
                             unread, so nothing was stored under that id); a single chunk -> dead letter
     401, 403, 404, 405      the server refuses *every* batch (wrong URL, auth): a configuration
                             problem, not a bad batch, so back off and retry rather than dead-letter
-                            the whole backlog
+                            the whole backlog; except a 403 naming a ``row``: those events fall
+                            outside the employee's consent and may never be stored -> dead letter
     other 4xx               the batch itself is poisoned (400, 409, 415, 422): move it to the
                             dead-letter table, count it, go on with the next one
 """
@@ -22,6 +23,7 @@ Answers and what they mean here:
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
 import random
 import threading
@@ -132,7 +134,12 @@ class Uploader:
             self._spool.release(upload)
             log.warning("%s; sending at most %d events per batch from now on", detail, self._max_events)
             return True
-        if 400 <= status < 500 and status not in (408, 429) and status not in self._SERVER_REFUSES_ALL:
+        # A 403 naming a row refuses this batch's events (recorded outside the employee's consent, e.g.
+        # offline after a withdrawal), not every batch: storing them is never allowed, so retrying would
+        # only block the backlog behind them. They go to the dead-letter table like any poisoned batch.
+        refused_events = status == 403 and _problem_row(response) is not None
+        if refused_events or (400 <= status < 500 and status not in (408, 429)
+                              and status not in self._SERVER_REFUSES_ALL):
             self._spool.dead_letter(upload, status, detail)
             self.dead_lettered += upload.n_events
             log.error("%s; moved its %d events to the dead-letter table in %s", detail, upload.n_events,
@@ -168,6 +175,15 @@ def _retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def _problem_row(response: Response) -> int | None:
+    """The ``row`` of the collector's error body ({"error", "field", "row"}), if it names one."""
+    try:
+        row = json.loads(response.body).get("row")
+    except (ValueError, AttributeError):
+        return None
+    return row if isinstance(row, int) else None
 
 
 def _text(response: Response) -> str:

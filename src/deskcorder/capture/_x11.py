@@ -128,6 +128,19 @@ def _recording(base: type) -> Callable[..., Any]:
             self.recording.set()
             return super()._handler(events)
 
+        # pynput sends RecordDisableContext on the connection that is blocked reading the
+        # recorded data, without flushing it, so stop() waited for the next input event
+        # (2 s join timeouts per listener on an idle desk). The RECORD spec's way is the
+        # other connection, flushed; pynput's own cleanup does the same.
+        def _stop_platform(self) -> None:
+            if not hasattr(self, "_context"):
+                self.wait()
+            try:
+                self._display_stop.record_disable_context(self._context)
+                self._display_stop.flush()
+            except Exception:
+                pass  # the display is gone: the record thread ends on its own
+
         def _run(self) -> None:
             try:
                 super()._run()

@@ -1,12 +1,23 @@
-"""`deskcorder agent`: record this workstation's input and upload it to a collector."""
+"""`deskcorder agent`: record this workstation's input, with consent, and upload it to a collector.
+
+`deskcorder agent --server URL` runs the agent; `deskcorder agent pause|resume|status` talk to the
+one running with the same --state-dir, through its control socket (``<state_dir>/control.sock``).
+"""
 
 from __future__ import annotations
 
+import getpass
+import json
 import logging
 import os
 from pathlib import Path
+from typing import Any, Optional
 
 import typer
+
+DEFAULT_PAUSE_HOTKEY = "ctrl+alt+shift+p"  # capture.DEFAULT_PAUSE_HOTKEY, repeated so --help stays fast
+
+app = typer.Typer(add_completion=False)
 
 
 def _default_state_dir() -> Path:
@@ -14,27 +25,50 @@ def _default_state_dir() -> Path:
     return Path(base) / "deskcorder"
 
 
+def _state_dir_option() -> Any:
+    return typer.Option(_default_state_dir(), "--state-dir", help="The running agent's state directory.")
+
+
+@app.callback(invoke_without_command=True)
 def agent(
-    server: str = typer.Option(..., "--server", help="Collector URL, e.g. http://collector:8765."),
+    ctx: typer.Context,
+    server: Optional[str] = typer.Option(None, "--server", help="Collector URL, e.g. http://collector:8765."),
     state_dir: Path = typer.Option(_default_state_dir(), "--state-dir",
-                                   help="Where the spool (spool.db) and the device id live."),
+                                   help="Where the spool (spool.db), the device id and control.sock live."),
+    employee: Optional[str] = typer.Option(
+        None, "--employee", metavar="HANDLE",
+        help="The person at this desk; the device is registered to them on the collector. "
+             "Default: your login name."),
+    pause_hotkey: str = typer.Option(DEFAULT_PAUSE_HOTKEY, "--pause-hotkey",
+                                     help="Global hotkey that pauses and resumes recording; 'off' for none."),
     move_hz: float = typer.Option(60.0, "--move-hz", min=0.1,
                                   help="Most mouse moves recorded per second; the latest position of each slot is kept."),
     flush_interval: float = typer.Option(0.2, "--flush-interval", min=0.01,
                                          help="Seconds between spool writes: the most input a crash can lose."),
 ) -> None:
-    """Record keyboard, mouse, scroll and active-window events until SIGINT/SIGTERM.
+    """Record keyboard, mouse, scroll and active-window events until SIGINT/SIGTERM, with consent.
 
-    Prints one status line when recording starts and a stats line when it stops.
+    Nothing is recorded until the collector confirms the employee's consent to the current policy.
+    Only the applications and hours that policy allows are recorded; password prompts never are.
+    A withdrawal of consent stops recording within a second.
     Events are spooled on disk first, so a collector that is down loses nothing.
+    The subcommands pause, resume and query the agent already running with that --state-dir.
     """
+    if ctx.invoked_subcommand is not None:
+        return
     from ..capture import Agent, AgentConfig, AgentError, CaptureUnavailable, SpoolError
 
     logging.basicConfig(level=logging.WARNING, format="deskcorder agent: %(levelname)s: %(message)s")
+    if server is None:
+        typer.echo("error: --server is required to record, e.g. deskcorder agent --server http://collector:8765",
+                   err=True)
+        raise typer.Exit(2)
     if not server.startswith(("http://", "https://")):
         typer.echo(f"error: --server must be an http(s) URL such as http://collector:8765, got {server!r}", err=True)
         raise typer.Exit(2)
-    config = AgentConfig(server_url=server, state_dir=state_dir, move_hz=move_hz, flush_interval_s=flush_interval)
+    config = AgentConfig(server_url=server, state_dir=state_dir, move_hz=move_hz, flush_interval_s=flush_interval,
+                         employee=employee or getpass.getuser(),
+                         pause_hotkey=None if pause_hotkey.strip().lower() in ("", "off", "none") else pause_hotkey)
     recorder = Agent(config)
     try:
         recorder.start()
@@ -43,6 +77,8 @@ def agent(
         raise typer.Exit(2) from exc
     typer.echo(f"deskcorder agent recording: session {recorder.session_id}, device {recorder.device_id}, "
                f"server {server}")
+    s = recorder.stats()
+    typer.echo(f"deskcorder agent {_state(s)}" + (f": {s['consent_detail']}" if s["recording"] else ""))
     recorder.run_until_signal()
     s = recorder.stats()
     lost = sum(s["lost"].values())
@@ -54,3 +90,63 @@ def agent(
     if recorder.failure is not None:
         typer.echo(f"error: {recorder.failure}", err=True)
         raise typer.Exit(1)
+
+
+def _send(state_dir: Path, command: str) -> dict[str, Any]:
+    from ..capture import AgentError, send_command
+
+    try:
+        return send_command(state_dir, command)
+    except AgentError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
+_WHY_NOT = {  # gate reasons that are about this desk, not about consent: said in plain words
+    "out_of_scope": "the window in front is not one the recording policy allows",
+    "password_prompt": "the window in front is a password prompt",
+    "outside_hours": "it is outside the recording policy's working hours",
+}
+
+
+def _state(s: dict[str, Any]) -> str:
+    """"recording", or "not recording (<gate reason>): <why, in plain words>"."""
+    reason = s["gate_reason"]
+    if s["recording"]:
+        return "recording"
+    if s["paused"] and reason == s.get("pause_reason"):
+        why = "paused by you; `deskcorder agent resume` or the pause hotkey resumes"
+    else:
+        why = _WHY_NOT.get(reason, s["consent_detail"])
+    return f"not recording ({reason}): {why}"
+
+
+@app.command("pause")
+def pause(state_dir: Path = _state_dir_option()) -> None:
+    """Pause the running agent: nothing is recorded until `deskcorder agent resume` or the hotkey."""
+    s = _send(state_dir, "pause")
+    typer.echo("paused: nothing is recorded until `deskcorder agent resume`" if s["changed"] else "already paused")
+
+
+@app.command("resume")
+def resume(state_dir: Path = _state_dir_option()) -> None:
+    """Resume the running agent after a pause (recording restarts if consent and policy allow it)."""
+    s = _send(state_dir, "resume")
+    typer.echo(("resumed: " if s["changed"] else "was not paused: ") + _state(s))
+
+
+@app.command("status")
+def status(state_dir: Path = _state_dir_option(),
+           as_json: bool = typer.Option(False, "--json", help="Print every counter as one JSON object.")) -> None:
+    """Show whether the running agent records now, why not, and its counters."""
+    s = _send(state_dir, "status")
+    if as_json:
+        s.pop("ok", None)
+        s.pop("command", None)
+        s.pop("changed", None)
+        typer.echo(json.dumps(s, default=str))
+        return
+    typer.echo(_state(s))
+    typer.echo(f"session {s['session_id']}, device {s['device_id']}: captured {s['captured']}, "
+               f"spooled {s['spooled']}, uploaded {s['uploaded']}, backlog {s['backlog']}, "
+               f"lost {sum(s['lost'].values())}")

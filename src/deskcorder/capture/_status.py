@@ -1,0 +1,236 @@
+"""May this device record now, and under which policy: the collector's answer, asked again every 0.5 s.
+
+``CollectorStatus`` registers the device to its employee once
+(``POST /v1/devices/register``) and then reads ``GET /v1/devices/{id}/status``.
+``FixedStatus`` answers "allowed under this policy" without a collector; it is
+the test and benchmark seam, like ``HandlerTransport`` is for uploads.
+
+``StatusPoller`` is the thread that asks and hands every answer to the gate
+(see ``_gate``). What it does when the collector does not answer is a
+privacy decision, made here once:
+
+* at start, with no answer yet: nothing is recorded until one says
+  ``recording_allowed``. No decision is cached on disk, so an agent restarted
+  while the collector is unreachable records nothing until the collector
+  confirms consent again: a withdrawal made while the desk was offline can
+  never be overlooked.
+* during a session: the last answer stands, so an outage of the collector
+  neither loses input (it waits in the spool) nor silently stops recording.
+  The collector re-checks every event's timestamp against the consent
+  history when the batch arrives, so input from after a withdrawal that the
+  agent could not hear about is refused there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from typing import Any, Callable, Protocol
+
+import httpx
+
+from ..policy import Policy, PolicyError, parse_policy
+from ._errors import AgentError
+from ._transport import TransportError
+
+__all__ = ["CollectorStatus", "FixedStatus", "RecordingStatus", "StatusPoller", "StatusSource", "status_from_json"]
+
+log = logging.getLogger("deskcorder.capture")
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordingStatus:
+    allowed: bool
+    reason: str | None  # the PAUSE marker's reason when not allowed (a code, never personal data)
+    detail: str  # the collector's plain words, for the person at the desk
+    policy: Policy | None
+    policy_version: int
+
+
+def status_from_json(body: dict[str, Any]) -> RecordingStatus:
+    """A ``GET /v1/devices/{id}/status`` answer as the gate needs it."""
+    detail = str(body.get("reason") or "")
+    version = int(body.get("policy_version") or 0)
+    policy: Policy | None = None
+    if body.get("policy"):
+        try:
+            policy = parse_policy(body["policy"])
+        except PolicyError as exc:  # the collector validates policies; a bad one must still stop recording
+            return RecordingStatus(False, "policy_invalid", f"the collector sent an invalid policy: {exc}", None,
+                                   version)
+    if body.get("recording_allowed") is True and policy is not None:
+        return RecordingStatus(True, None, detail, policy, version)
+    return RecordingStatus(False, _not_allowed_reason(body), detail, policy, version)
+
+
+def _not_allowed_reason(body: dict[str, Any]) -> str:
+    consent = body.get("consent") or None
+    if consent is None:
+        return "no_consent"
+    if consent.get("action") == "withdraw":
+        return "consent_withdrawn"
+    if consent.get("policy_version") != body.get("policy_version"):
+        return "policy_changed"  # consent was for an older policy: the employee must agree to the new one
+    if "paused" in str(body.get("reason", "")).lower():
+        return "paused_remotely"  # consent in force, paused by the employee elsewhere (the portal)
+    return "not_allowed"
+
+
+class StatusSource(Protocol):
+    def register(self, device_id: str, employee: str, hostname: str) -> None:
+        """Tie the device to its employee. AgentError when refused for good; TransportError to retry."""
+
+    def status(self, device_id: str) -> RecordingStatus:
+        """The current answer; TransportError when there is none (unreachable, 5xx)."""
+
+    def close(self) -> None: ...
+
+
+class CollectorStatus:
+    REQUEST_TIMEOUT_S = 2.0  # a slow answer must not hold the 0.5 s poll back for long
+
+    def __init__(self, server_url: str, *, state_dir: str = "<state_dir>"):
+        if not server_url.startswith(("http://", "https://")):
+            raise ValueError(f"server URL must start with http:// or https://, got {server_url!r}")
+        self._base = server_url.rstrip("/")
+        self._state_dir = state_dir
+        self._client = httpx.Client(headers={"User-Agent": "deskcorder-agent"}, timeout=self.REQUEST_TIMEOUT_S)
+
+    def register(self, device_id: str, employee: str, hostname: str) -> None:
+        r = self._request("POST", "/v1/devices/register",
+                          json={"device_id": device_id, "employee": employee, "hostname": hostname})
+        if r.status_code == 200:
+            return
+        error = _error(r)
+        if r.status_code == 404:
+            raise AgentError(f"the collector has no employee {employee!r} ({error}); an admin adds them with: "
+                             f"deskcorder employee add {employee} -- or pass --employee with the handle of the "
+                             f"person at this desk")
+        if r.status_code == 409:
+            raise AgentError(f"device {device_id} is registered to another employee, not {employee!r} ({error}); "
+                             f"pass --employee with its owner's handle, or delete {self._state_dir}/device_id so "
+                             f"this desk is enrolled as a new device")
+        if r.status_code in (400, 422):
+            raise AgentError(f"the collector refused to register device {device_id} for {employee!r}: {error}")
+        raise TransportError(f"register answered {r.status_code}: {error}")
+
+    def status(self, device_id: str) -> RecordingStatus:
+        r = self._request("GET", f"/v1/devices/{device_id}/status")
+        if r.status_code != 200:
+            raise TransportError(f"status answered {r.status_code}: {_error(r)}")
+        try:
+            return status_from_json(r.json())
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise TransportError(f"status answer is not the expected JSON: {exc}") from exc
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return self._client.request(method, self._base + path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise TransportError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _error(r: httpx.Response) -> str:
+    try:
+        return str(r.json().get("error"))
+    except (ValueError, AttributeError):
+        return r.text[:300]
+
+
+class FixedStatus:
+    """Always "allowed under ``policy_text``", with no collector: for tests and benchmarks only."""
+
+    def __init__(self, policy_text: str):
+        policy = parse_policy(policy_text)
+        self._status = RecordingStatus(True, None, "fixed status (no collector asked)", policy, policy.version)
+
+    def register(self, device_id: str, employee: str, hostname: str) -> None:
+        pass
+
+    def status(self, device_id: str) -> RecordingStatus:
+        return self._status
+
+    def close(self) -> None:
+        pass
+
+
+class StatusPoller:
+    """Registers the device if asked to (retrying while unreachable), then polls the status."""
+
+    def __init__(self, source: StatusSource, device_id: str, *, employee: str | None, hostname: str,
+                 interval_s: float, on_status: Callable[[RecordingStatus], None],
+                 on_fatal: Callable[[BaseException], None], on_tick: Callable[[], None]):
+        self._source = source
+        self._device_id = device_id
+        self._employee = employee
+        self._hostname = hostname
+        self._interval_s = interval_s
+        self._on_status = on_status
+        self._on_fatal = on_fatal
+        self._on_tick = on_tick
+        self._registered = employee is None  # no employee given: an admin registered the device
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="deskcorder-status", daemon=True)
+        self.last_status: RecordingStatus | None = None
+        self.last_error: str | None = None
+        self.unreachable_since: float | None = None  # time.time() of the first failed poll in a row
+
+    def poll_once(self) -> bool:
+        """Ask once (registering first when needed); True when the collector answered. AgentError if refused."""
+        try:
+            if not self._registered:
+                assert self._employee is not None
+                self._source.register(self._device_id, self._employee, self._hostname)
+                self._registered = True
+            status = self._source.status(self._device_id)
+        except TransportError as exc:
+            if self.unreachable_since is None:
+                self.unreachable_since = time.time()
+                log.warning("cannot ask the collector whether to record (%s); %s", exc,
+                            "recording goes on under its last answer" if self.last_status and
+                            self.last_status.allowed else "nothing is recorded until it answers")
+            self.last_error = str(exc)
+            return False
+        if self.unreachable_since is not None:
+            log.warning("collector reachable again: %s", status.detail)
+        self.unreachable_since = None
+        self.last_error = None
+        last = self.last_status
+        if last is not None and (status.allowed, status.reason) != (last.allowed, last.reason):
+            # The person at the desk should see consent and policy changes take effect.
+            log.warning("collector: %s: %s", "recording allowed" if status.allowed else f"not recording "
+                        f"({status.reason})", status.detail)
+        self.last_status = status
+        self._on_status(status)
+        return True
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 3.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        self._source.close()
+
+    def _run(self) -> None:
+        # A fixed rate, not a fixed pause between polls: a slow answer must not stretch the time
+        # a withdrawal takes to be heard beyond one interval plus that answer.
+        next_poll = time.monotonic() + self._interval_s
+        while not self._stop.wait(max(0.0, next_poll - time.monotonic())):
+            next_poll = max(next_poll + self._interval_s, time.monotonic())
+            try:
+                self.poll_once()
+                self._on_tick()
+            except AgentError as exc:  # refused for good (e.g. the employee does not exist): stop the agent
+                self._on_fatal(exc)
+                return
+            except Exception as exc:  # a bug must not leave the last "allowed" standing forever
+                log.exception("status poll failed")
+                self._on_fatal(AgentError(f"the consent check failed: {type(exc).__name__}: {exc}"))
+                return

@@ -1,0 +1,162 @@
+"""Consent at the source: the agent records nothing until the collector confirms consent, and stops within a second.
+
+Real X server, real collector (`deskcorder serve`), the agent in this
+process; consent is given and withdrawn through the collector's HTTP API
+while the agent runs, and what was stored is read back from disk.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from deskcorder._xsession import XSession
+from deskcorder.capture import Agent, AgentConfig, AgentError, Spool
+from deskcorder.store import EventStore
+
+from .capture_rig import FLUSH_S, Desk, spool_bytes, story, terminal, typed, wait_for, x_display
+from .helpers import TEST_ACTOR, start_collector
+
+pytestmark = pytest.mark.x11
+
+ALLOW_ALL = '[[apps]]\ntitle_include = [".*"]\n'
+
+
+@pytest.fixture(scope="module")
+def xs() -> Iterator[XSession]:
+    with x_display() as session:
+        yield session
+
+
+@pytest.fixture(scope="module")
+def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desk]:
+    data_dir = tmp_path_factory.mktemp("consent") / "data"
+    with start_collector(data_dir) as url:
+        desk = Desk(data_dir, url)
+        desk.set_policy(ALLOW_ALL)
+        yield desk
+
+
+class Typist(threading.Thread):
+    """Presses keys one xdotool call at a time and notes when each call returned (the X server had the key)."""
+
+    def __init__(self, xs: XSession, alphabet: str = "abcdefghijklmnopqrstuvwxyz"):
+        super().__init__(daemon=True)
+        self.xs, self.alphabet = xs, alphabet
+        self.sent: list[int] = []  # time.monotonic_ns(): the agent's clock too
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        while not self.halt.is_set():
+            self.xs.xdotool("key", self.alphabet[len(self.sent) % len(self.alphabet)])
+            self.sent.append(time.monotonic_ns())
+
+    def finish(self) -> None:
+        self.halt.set()
+        self.join(10)
+
+
+def test_nothing_is_recorded_before_consent_and_recording_starts_once_given(xs: XSession, desk: Desk,
+                                                                           tmp_path: Path) -> None:
+    handle = "consent-later"
+    desk.add_employee(handle)  # no consent yet; the agent registers its device itself (--employee)
+    xs.activate(terminal(xs, "BeforeTerm", "before consent"))
+    with desk.agent(tmp_path, handle) as agent:
+        assert (agent.stats()["recording"], agent.stats()["gate_reason"]) == (False, "no_consent")
+        xs.xdotool("type", "--delay", "10", "xyz")
+        xs.xdotool("mousemove", "150", "150", "click", "1")
+        time.sleep(FLUSH_S * 3)
+        assert agent.stats()["captured"] == 0 and b"BeforeTerm" not in spool_bytes(tmp_path)
+        desk.consent(handle, "give")
+        took = wait_for(lambda: agent.stats()["recording"], "recording did not start after consent", 2.0)
+        xs.xdotool("type", "--delay", "10", "abc")
+        time.sleep(FLUSH_S * 3)
+
+    print(f"\nconsent given -> recording after {took * 1000:.0f} ms")
+    events = desk.stored(agent.device_id)
+    assert story(events) == ["BeforeTerm", "a", "b", "c"], "a session starts recording at consent, without markers"
+
+
+def test_withdrawing_consent_stops_capture_within_a_second(xs: XSession, desk: Desk, tmp_path: Path) -> None:
+    handle = "consent-withdraw"
+    desk.add_employee(handle)
+    desk.consent(handle, "give")
+    xs.activate(terminal(xs, "WithdrawTerm", "withdraw"))
+    with desk.agent(tmp_path, handle) as agent:
+        wait_for(lambda: agent.stats()["recording"], "recording did not start")
+        typist = Typist(xs)
+        typist.start()
+        try:
+            time.sleep(0.6)
+            withdrawn_at = time.monotonic_ns()  # before the request: the latency measured is an upper bound
+            desk.consent(handle, "withdraw")
+            wait_for(lambda: not agent.stats()["recording"], "recording did not stop after the withdrawal", 2.0)
+            time.sleep(1.0)  # keep typing: none of it may be recorded
+        finally:
+            typist.finish()
+        time.sleep(FLUSH_S * 3)
+        assert agent.stats()["gate_reason"] == "consent_withdrawn"
+
+    events = desk.stored(agent.device_id)
+    pause = [e for e in events if e["kind"] == "pause"]
+    assert [(e["reason"]) for e in pause] == ["consent_withdrawn"] and events[-1] is pause[0], story(events)[-5:]
+    keys = [e for e in events if e["kind"] == "key_down"]
+    last_key_s = (keys[-1]["t_mono_ns"] - withdrawn_at) / 1e9
+    marker_s = (pause[0]["t_mono_ns"] - withdrawn_at) / 1e9
+    typed_after = sum(1 for t in typist.sent if t > pause[0]["t_mono_ns"])
+    print(f"\nwithdrawal -> PAUSE marker after {marker_s * 1000:.0f} ms, last key recorded "
+          f"{last_key_s * 1000:.0f} ms after; {len(keys)} keys recorded, {typed_after} typed after the marker "
+          f"and dropped")
+    assert marker_s < 1.0 and last_key_s < 1.0
+    assert typed_after >= 10, "the typist stopped too early to show that capture stopped"
+    assert typed(events) == "".join(typist.alphabet[i % 26] for i in range(len(keys)))  # every key up to then
+
+
+def test_an_unreachable_collector_at_start_means_nothing_is_recorded(xs: XSession, tmp_path: Path) -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}"
+    xs.activate(terminal(xs, "OfflineTerm", "offline"))
+    agent = Agent(AgentConfig(server_url=url, state_dir=tmp_path, employee="offline-person",
+                              flush_interval_s=FLUSH_S, status_poll_s=0.1))
+    agent.start()
+    try:
+        time.sleep(0.3)
+        xs.xdotool("type", "--delay", "10", "xyz")
+        time.sleep(FLUSH_S * 3)
+        stats = agent.stats()
+    finally:
+        agent.stop(timeout=0.5)
+    assert (stats["recording"], stats["gate_reason"], stats["captured"]) == (False, "no_consent", 0)
+    assert "collector unreachable" in stats["consent_detail"]
+    spool = Spool(tmp_path / Spool.FILE_NAME)
+    try:
+        assert spool.read_events().num_rows == 0
+    finally:
+        spool.close()
+
+
+def test_an_unknown_employee_or_a_device_of_someone_else_is_refused_with_the_fix(desk: Desk, tmp_path: Path) -> None:
+    with pytest.raises(AgentError, match="deskcorder employee add nobody-here"):
+        Agent(AgentConfig(server_url=desk.url, state_dir=tmp_path / "a", employee="nobody-here")).start()
+
+    desk.add_employee("owner-a")
+    desk.add_employee("owner-b")
+    with EventStore(desk.data_dir) as store:
+        store.register_device("device-of-owner-a", "owner-a", "desk-a", actor=TEST_ACTOR)
+    with pytest.raises(AgentError, match="registered to another employee.*--employee"):
+        Agent(AgentConfig(server_url=desk.url, state_dir=tmp_path / "b", device_id="device-of-owner-a",
+                          employee="owner-b")).start()
+
+    cli = subprocess.run([sys.executable, "-m", "deskcorder", "agent", "--server", desk.url, "--state-dir",
+                          str(tmp_path / "c"), "--employee", "nobody-here"], capture_output=True, text=True,
+                         timeout=30, env={**os.environ, "DISPLAY": ""})
+    assert cli.returncode == 2 and "deskcorder employee add nobody-here" in cli.stderr, cli

@@ -1,0 +1,42 @@
+"""The uploader against a real collector: events outside consent are set aside, the rest still flow."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from deskcorder.capture import HttpTransport, Spool
+from deskcorder.capture._uploader import Uploader
+from deskcorder.events import Event, EventKind, events_to_columns
+from deskcorder.store import EventStore
+
+from .helpers import READ, enrol_in, start_collector
+
+DEVICE = "uploader-device-1"
+SESSION = "0123456789abcdef0123456789abcdef"
+
+
+def _chunk(first_seq: int, t_wall_ns: int, n: int = 4) -> dict:
+    events = [Event(session_id=SESSION, seq=first_seq + i, t_mono_ns=10**9 + first_seq + i,
+                    t_wall_ns=t_wall_ns + i, kind=EventKind.KEY_DOWN, key="a", char="a") for i in range(n)]
+    return events_to_columns(events)
+
+
+def test_a_batch_from_before_consent_is_dead_lettered_and_the_backlog_behind_it_still_uploads(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    enrol_in(data_dir, "uploader", DEVICE)
+    now = time.time_ns()
+    spool = Spool(tmp_path / "spool.db")
+    spool.append(SESSION, 0, _chunk(0, now))
+    spool.append(SESSION, 4, _chunk(4, now - 30 * 86400 * 10**9))  # a month before any consent
+    spool.append(SESSION, 8, _chunk(8, now + 1000))
+    with start_collector(data_dir) as url:
+        uploader = Uploader(spool, HttpTransport(url), DEVICE, max_events=4)
+        assert [uploader.upload_once() for _ in range(3)] == [True, True, True]
+        assert uploader.upload_once() is False  # nothing left
+    assert (uploader.uploaded, uploader.dead_lettered) == (8, 4)
+    assert spool.backlog() == 0 and spool.dead_letter_events() == 4
+    spool.close()
+    with EventStore(data_dir) as store:
+        stored = store.read_events(**READ).column("seq").to_pylist()
+    assert stored == [0, 1, 2, 3, 8, 9, 10, 11]
