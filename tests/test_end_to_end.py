@@ -14,20 +14,21 @@ import pytest
 
 from deskcorder._xsession import XSession
 
-from .helpers import start_collector, start_agent
+from .helpers import enrol_in, start_agent, start_collector
 
 pytestmark = pytest.mark.x11
 
 
 def test_scripted_work_session_becomes_the_expected_actions(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
+    enrol_in(data_dir, "e2e-person")  # an employee, a policy allowing every app, their consent
     with start_collector(data_dir) as url, XSession() as xs:
         notes = xs.open_window([sys.executable, "-m", "deskcorder._demo_editor", str(tmp_path / "notes.txt")],
                                "Notes")
         term = xs.open_window(["xterm", "-class", "E2ETerm", "-title", "e2e terminal",
                                "-geometry", "80x24+700+100", "-e", "cat"], "E2ETerm")
         xs.activate(notes)
-        with start_agent(url, tmp_path / "agent", xs.env) as agent:
+        with start_agent(url, tmp_path / "agent", xs.env, "--employee", "e2e-person") as agent:
             x = xs.xdotool
             x("mousemove", "300", "200")
             x("click", "1")

@@ -10,6 +10,14 @@ at the keyboard until Ctrl-C instead.
 Everything runs in this process except the X server and the applications, so
 the demo exercises the same code paths as a fleet deployment: agent ->
 spool -> HTTP -> collector -> Parquet -> dataset builder.
+
+Privacy by design is part of the demo, not switched off for it: the data dir
+gets a policy allowing only the notes editor and the terminal, the demo
+employee consents to it (as ``deskcorder consent give`` would record), the
+agent registers its device to them and records only once the collector
+confirms that consent. The scripted session also types into a chat window the
+policy does not allow, and an e-mail address into the notes: the first never
+leaves the agent, the second reaches the dataset as ``<EMAIL>``.
 """
 
 from __future__ import annotations
@@ -32,12 +40,38 @@ from rich.progress import Progress
 from ._xsession import XSession
 from .capture import Agent, AgentConfig
 from .collect import create_app
-from .dataset import BuildOptions, build_dataset
-from .store import EventStore
+from .dataset import BuildOptions, build_from_store
+from .store import EventStore, NotFound
 
-__all__ = ["DemoResult", "run_demo", "scripted_session", "embedded_collector"]
+__all__ = ["DemoResult", "run_demo", "scripted_session", "embedded_collector", "ensure_consent", "DemoDeclined"]
 
 TERMINAL_CLASS = "DemoTerm"
+CHAT_CLASS = "DemoChat"  # deliberately not in DEMO_POLICY: what is typed there is never recorded
+DEMO_EMPLOYEE = "demo-user"
+DEMO_ACTOR = "deskcorder-demo"
+DEMO_POLICY = f"""\
+version = 1
+retention_days = 30
+scope_text = "Demo: only the Notes editor and the demo terminal are recorded; nothing else, ever."
+
+[[apps]]
+wm_class = "Notes"
+
+[[apps]]
+wm_class = "{TERMINAL_CLASS}"
+"""
+LIVE_POLICY = """\
+version = 1
+retention_days = 30
+scope_text = "Live demo: every application on this display except password prompts, until you press Ctrl-C."
+
+[[apps]]
+title_include = [".*"]
+"""
+
+
+class DemoDeclined(RuntimeError):
+    """The person asked to be recorded live said no."""
 
 
 @dataclasses.dataclass
@@ -74,7 +108,7 @@ def embedded_collector(store: EventStore) -> Iterator[str]:
 
 # -- the scripted work session --------------------------------------------------------------
 
-def scripted_session(xs: XSession, notes: int, terminal: int) -> list[tuple[str, Callable[[], None]]]:
+def scripted_session(xs: XSession, notes: int, terminal: int, chat: int) -> list[tuple[str, Callable[[], None]]]:
     """The steps a person might take in ten seconds of note-taking, as (label, action) pairs."""
     def move(x: int, y: int) -> None:
         xs.xdotool("mousemove", "--window", str(notes), str(x), str(y))
@@ -100,6 +134,7 @@ def scripted_session(xs: XSession, notes: int, terminal: int) -> list[tuple[str,
         ("focus the notes editor", lambda: xs.activate(notes)),
         ("click at the top of the document", lambda: (move(12, 12), xs.xdotool("click", "1"))),
         ("type a sentence", lambda: type_text("Deskcorder records work, with consent. ")),
+        ("type an e-mail address", lambda: type_text("Mail ana.lopez@example.com today. ")),
         ("fix a typo with backspace", lambda: (type_text("Teh"), xs.xdotool("key", "BackSpace", "BackSpace"),
                                                type_text("he end."))),
         ("press Enter", lambda: xs.xdotool("key", "Return")),
@@ -109,6 +144,8 @@ def scripted_session(xs: XSession, notes: int, terminal: int) -> list[tuple[str,
         ("save with Ctrl+S", lambda: xs.xdotool("key", "ctrl+s")),
         ("switch to the terminal", lambda: xs.activate(terminal)),
         ("type a command", lambda: (type_text("echo hello"), xs.xdotool("key", "Return"))),
+        ("chat in an app the policy does not allow", lambda: (xs.activate(chat),
+                                                               type_text("this private chat is never recorded"))),
         ("switch back to the notes", lambda: xs.activate(notes)),
         ("right-click", lambda: (move(300, 200), xs.xdotool("click", "3"))),
     ]
@@ -120,6 +157,41 @@ def _wait_for_upload(agent: Agent, timeout: float = 20.0) -> None:
         time.sleep(0.1)
 
 
+def _wait_for_recording(agent: Agent, timeout: float = 10.0) -> None:
+    """The agent records nothing until the collector confirms consent; wait for that answer."""
+    deadline = time.monotonic() + timeout
+    while not agent.stats().get("recording"):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the agent is not recording after {timeout:.0f} s: "
+                               f"{agent.stats().get('gate_reason')}")
+        time.sleep(0.05)
+
+
+def ensure_consent(store: EventStore, policy_text: str, console: Console, *, ask: bool = False) -> None:
+    """A policy, the demo employee and their consent to it: what an admin and the employee do first.
+
+    ``ask``: the person at the keyboard is recorded, so they read the scope and say yes first.
+    """
+    if store.current_policy().version == 0:
+        store.set_policy(policy_text, actor=DEMO_ACTOR, note="deskcorder demo")
+    policy = store.current_policy()
+    try:
+        store.employee(DEMO_EMPLOYEE)
+    except NotFound:
+        store.add_employee(DEMO_EMPLOYEE, actor=DEMO_ACTOR, display_name="Demo User")
+    history = store.consent_history(DEMO_EMPLOYEE)
+    if not history or history[-1].action != "give" or history[-1].policy_version != policy.version:
+        if ask:
+            scope = policy.policy.scope_text if policy.policy is not None else ""
+            answer = console.input(f"Policy v{policy.version}: {scope}\nRecord you under this policy? [y/N] ")
+            if answer.strip().lower() not in ("y", "yes"):
+                raise DemoDeclined("no consent given; nothing was recorded")
+        store.record_consent(DEMO_EMPLOYEE, "give", policy_version=policy.version, method="cli", actor=DEMO_ACTOR)
+    scope = policy.policy.scope_text if policy.policy is not None else ""
+    console.print(f"policy v{policy.version}: {scope}")
+    console.print(f"{DEMO_EMPLOYEE} consented to policy v{policy.version}")
+
+
 def run_demo(data_dir: Path, *, scripted: bool, console: Console | None = None,
              options: BuildOptions = BuildOptions()) -> DemoResult:
     console = console or Console()
@@ -127,17 +199,16 @@ def run_demo(data_dir: Path, *, scripted: bool, console: Console | None = None,
     data_dir.mkdir(parents=True, exist_ok=True)
     store = EventStore(data_dir)
     try:
+        ensure_consent(store, DEMO_POLICY if scripted else LIVE_POLICY, console, ask=not scripted)
         with embedded_collector(store) as url:
             console.print(f"collector: {url}  (data in {data_dir})")
             if scripted:
                 session_id = _record_scripted(data_dir, url, console)
             else:
                 session_id = _record_live(data_dir, url, console)
-        events = store.read_events(session_id=session_id)
-        if events.num_rows == 0:
-            raise RuntimeError("no events were recorded; nothing to build")
         out = data_dir / "datasets" / f"{time.strftime('%Y%m%d-%H%M%S')}-{session_id[:8]}"
-        stats = build_dataset(events, out, options, progress=console.is_terminal)
+        stats = build_from_store(store, out, actor=DEMO_ACTOR, purpose="deskcorder demo dataset",
+                                 options=options, session_id=session_id, console=console)
     finally:
         store.close()
     return DemoResult(data_dir, out, session_id, stats)
@@ -150,12 +221,16 @@ def _record_scripted(data_dir: Path, url: str, console: Console) -> str:
         notes = xs.open_window([sys.executable, "-m", "deskcorder._demo_editor", str(notes_file)], "Notes")
         terminal = xs.open_window(["xterm", "-class", TERMINAL_CLASS, "-title", "terminal",
                                    "-geometry", "100x30+200+120", "-e", "cat"], TERMINAL_CLASS)
+        chat = xs.open_window(["xterm", "-class", CHAT_CLASS, "-title", "private chat",
+                               "-geometry", "60x20+400+300", "-e", "cat"], CHAT_CLASS)
         xs.activate(notes)
-        agent = Agent(AgentConfig(server_url=url, state_dir=data_dir / "agent"))
+        agent = Agent(AgentConfig(server_url=url, state_dir=data_dir / "agent", employee=DEMO_EMPLOYEE,
+                                  control_socket=False))
         agent.start()
         try:
+            _wait_for_recording(agent)
             time.sleep(0.5)  # let the listeners attach before the first input
-            steps = scripted_session(xs, notes, terminal)
+            steps = scripted_session(xs, notes, terminal, chat)
             with Progress(console=console, transient=True) as progress:
                 task = progress.add_task("scripted work session", total=len(steps))
                 for label, action in steps:
@@ -167,12 +242,12 @@ def _record_scripted(data_dir: Path, url: str, console: Console) -> str:
         finally:
             agent.stop()
         _wait_for_upload(agent)
-        return agent.session_id
+        return agent.session_id or ""
 
 
 def _record_live(data_dir: Path, url: str, console: Console) -> str:
-    agent = Agent(AgentConfig(server_url=url, state_dir=data_dir / "agent"))
-    console.print("[bold]Recording your keyboard and mouse in this X session. "
+    agent = Agent(AgentConfig(server_url=url, state_dir=data_dir / "agent", employee=DEMO_EMPLOYEE))
+    console.print("[bold]Recording your keyboard and mouse in this X session (password prompts excluded). "
                   "Press Ctrl-C to stop and build the dataset.[/bold]")
     agent.start()
     stop = threading.Event()
@@ -186,4 +261,4 @@ def _record_live(data_dir: Path, url: str, console: Console) -> str:
         console.print()
         agent.stop()
     _wait_for_upload(agent)
-    return agent.session_id
+    return agent.session_id or ""

@@ -18,15 +18,16 @@ def demo(
              "--live: record you on this display until Ctrl-C (default with DISPLAY)."),
 ) -> None:
     """Record a work session (scripted on a virtual screen, or you, live) and build a training dataset from it."""
-    from .._demo import run_demo
+    from .._demo import DemoDeclined, run_demo
     from .._xsession import XSessionError
+    from ..dataset import DatasetError
 
     console = Console()
     if scripted is None:
         scripted = not os.environ.get("DISPLAY")
     try:
         result = run_demo(data_dir, scripted=scripted, console=console)
-    except XSessionError as exc:
+    except (XSessionError, DemoDeclined, DatasetError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
     stats = result.stats
