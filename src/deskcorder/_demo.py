@@ -48,6 +48,7 @@ __all__ = ["DemoResult", "run_demo", "scripted_session", "embedded_collector", "
 TERMINAL_CLASS = "DemoTerm"
 CHAT_CLASS = "DemoChat"  # deliberately not in DEMO_POLICY: what is typed there is never recorded
 DEMO_EMPLOYEE = "demo-user"
+DEMO_TOKEN = "ghp_" + "R8mXq2Lw7Tz4Kp9Vn3Bc6Hd1Js5Fy0Ga8Ue2"  # fake, but shaped like a GitHub token
 DEMO_ACTOR = "deskcorder-demo"
 DEMO_POLICY = f"""\
 version = 1
@@ -144,6 +145,8 @@ def scripted_session(xs: XSession, notes: int, terminal: int, chat: int) -> list
         ("save with Ctrl+S", lambda: xs.xdotool("key", "ctrl+s")),
         ("switch to the terminal", lambda: xs.activate(terminal)),
         ("type a command", lambda: (type_text("echo hello"), xs.xdotool("key", "Return"))),
+        ("paste a token into the shell", lambda: (type_text(f"export GITHUB_TOKEN={DEMO_TOKEN}"),
+                                                  xs.xdotool("key", "Return"))),
         ("chat in an app the policy does not allow", lambda: (xs.activate(chat),
                                                                type_text("this private chat is never recorded"))),
         ("switch back to the notes", lambda: xs.activate(notes)),
