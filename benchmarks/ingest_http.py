@@ -27,7 +27,16 @@ import msgpack
 
 from deskcorder.events import Event, EventKind, events_to_columns
 
-T0 = 1_710_028_800 * 1_000_000_000
+T0 = time.time_ns() + 3_000_000_000  # just after the consent given below: the store checks every event
+DEVICE = "bench-device"
+BENCH_POLICY = """\
+version = 1
+scope_text = "Benchmark: every application."
+retention_days = 30
+
+[[apps]]
+title_include = [".*"]
+"""
 KEYS = list("abcdefghijklmnopqrstuvwxyz") + ["space", "enter", "backspace", "shift", "ctrl_l", "tab"]
 TITLES = ["report.docx - Writer", "Inbox - Mail", "~/src/app - Terminal", "Q3 numbers.xlsx - Calc",
           "Pull request #42 - Browser"]
@@ -62,10 +71,24 @@ def make_events(session: str, start: int, n: int, rng: random.Random) -> list[Ev
 
 
 def encode(batch_id: str, events: list[Event], encoding: str) -> bytes:
-    body = {"v": 1, "batch_id": batch_id, "device_id": "bench-device", "events": events_to_columns(events)}
+    body = {"v": 1, "batch_id": batch_id, "device_id": DEVICE, "events": events_to_columns(events)}
     if encoding == "json":
         return json.dumps(body, separators=(",", ":")).encode()
     return msgpack.packb(body, use_bin_type=True)
+
+
+def enrol(data_dir: Path) -> None:
+    """A policy, an employee owning the benchmark device, and their consent: the store refuses batches otherwise."""
+    from deskcorder.store import EventStore
+
+    with EventStore(data_dir) as store:
+        if store.current_policy().version == 0:
+            store.set_policy(BENCH_POLICY, actor="benchmark")
+        if not any(e.handle == "bench" for e in store.employees()):
+            store.add_employee("bench", actor="benchmark")
+        store.register_device(DEVICE, "bench", "bench-host", actor="benchmark")
+        store.record_consent("bench", "give", policy_version=store.current_policy().version, method="api",
+                             actor="benchmark")
 
 
 def main() -> None:
@@ -81,6 +104,7 @@ def main() -> None:
     bodies = [encode(f"bench-{i:06d}", make_events("bench-session", i * n, n, rng), args.encoding)
               for i in range(args.batches)]
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="deskcorder-bench-")) / "data"
+    enrol(data_dir)
     proc = subprocess.Popen([sys.executable, "-m", "deskcorder", "serve", "--port", "0", "--data-dir",
                              str(data_dir), "--log-level", "warning"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

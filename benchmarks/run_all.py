@@ -1,0 +1,51 @@
+"""Run every benchmark one after the other on this machine and print their figures.
+
+    python benchmarks/run_all.py [--quick]
+
+Each benchmark is its own script (run them alone for more options):
+    agent_cpu.py          agent CPU % while XTest injects 200 keys/s + 500 moves/s on Xvfb
+    ingest_http.py        collector events/s over HTTP, latency, stored bytes per event
+    dataset_build.py      dataset build events/s and actions/s
+    redaction_quality.py  redaction recall/precision on the labelled corpus, strings/s
+    load_generator.py     simulated devices, embedded and fleet (NATS JetStream + PostgreSQL) modes
+They run sequentially, never side by side, so one does not steal the other's cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="shorter runs (figures are noisier)")
+    args = parser.parse_args()
+    quick = args.quick
+    runs = [
+        ("agent CPU", ["agent_cpu.py", "--seconds", "5" if quick else "10"]),
+        ("collector ingest (msgpack)", ["ingest_http.py", "--batches", "11" if quick else "41"]),
+        ("collector ingest (JSON)", ["ingest_http.py", "--encoding", "json", "--batches", "11" if quick else "21"]),
+        ("dataset build", ["dataset_build.py", "--events", "200000" if quick else "1000000"]),
+        ("redaction quality", ["redaction_quality.py", "--seconds", "1" if quick else "3"]),
+        ("fleet load", ["load_generator.py", "--duration", "10" if quick else "30"]),
+    ]
+    failed = []
+    for title, argv in runs:
+        print(f"\n=== {title}: {' '.join(argv)}", flush=True)
+        start = time.perf_counter()
+        result = subprocess.run([sys.executable, str(HERE / argv[0]), *argv[1:]])
+        print(f"--- {title}: {time.perf_counter() - start:.0f} s, exit {result.returncode}", flush=True)
+        if result.returncode:
+            failed.append(title)
+    if failed:
+        sys.exit(f"failed: {', '.join(failed)}")
+
+
+if __name__ == "__main__":
+    main()
