@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import agent, audit, consent, dataset, demo, employee, erase, export, policy, retention, serve
+from . import agent, audit, consent, dataset, demo, employee, erase, export, policy, portal, retention, serve, writer
 
 app = typer.Typer(
     name="deskcorder",
@@ -13,8 +13,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-app.command("agent")(agent.agent)
+app.add_typer(agent.app, name="agent")
 app.command("serve")(serve.serve)
+app.command("writer")(writer.writer)
 app.command("demo")(demo.demo)
 app.add_typer(dataset.app, name="dataset")
 app.add_typer(employee.app, name="employee")
@@ -24,6 +25,7 @@ app.add_typer(audit.app, name="audit")
 app.command("erase")(erase.erase)
 app.command("export")(export.export)
 app.add_typer(retention.app, name="retention")
+app.add_typer(portal.app, name="portal")
 
 
 def main() -> None:

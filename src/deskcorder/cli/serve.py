@@ -28,6 +28,10 @@ def serve(
     retention_interval: float = typer.Option(3600.0, "--retention-interval", min=0,
                                              help="Seconds between retention runs (deleting data older than the "
                                                   "policy's retention_days); 0 turns it off."),
+    nats: str | None = typer.Option(None, "--nats", help="Fleet mode: publish batches to this NATS JetStream "
+                                    "server (nats://HOST:4222) for `deskcorder writer` to store, instead of "
+                                    "storing them here."),
+    stream: str = typer.Option("DESKCORDER_BATCHES", "--stream", help="Fleet mode: the JetStream stream name."),
 ) -> None:
     """Run the collector: accept event batches over HTTP and store them in DATA_DIR.
 
@@ -38,7 +42,7 @@ def serve(
 
     try:
         run_server(data_dir, host, port, log_level=log_level.value, database_url=database_url,
-                   retention_interval_s=retention_interval or None)
+                   retention_interval_s=retention_interval or None, nats_url=nats, stream=stream)
     except OSError as exc:
         typer.echo(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}; "
                    f"pick another --port (0 picks a free one)", err=True)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
@@ -39,7 +39,11 @@ from .. import __version__
 from ..store import BatchConflict, EventStore, NotPermitted, StoreError
 from ..wire import JSON, MSGPACK, InvalidBatch, UnreadableBatch, decode_batch
 from ._people_api import people_router
+from ._portal import mount_portal
 from ._problems import Problem, install_handlers
+
+if TYPE_CHECKING:
+    from ._jetstream import JetStreamPublisher
 
 __all__ = ["create_app", "MAX_BODY_BYTES", "MAX_INFLIGHT"]
 
@@ -52,14 +56,19 @@ _ACCEPTED = (MSGPACK, "application/x-msgpack", JSON)
 
 
 def create_app(store: EventStore, *, max_body_bytes: int = MAX_BODY_BYTES,
-               max_inflight: int = MAX_INFLIGHT) -> FastAPI:
-    app = FastAPI(title="deskcorder collector", version=__version__)
+               max_inflight: int = MAX_INFLIGHT, publisher: JetStreamPublisher | None = None) -> FastAPI:
+    # publisher: fleet mode (``_jetstream.py``), batches go to JetStream instead of the store.
+    app = FastAPI(title="deskcorder collector", version=__version__,
+                  lifespan=None if publisher is None else publisher.lifespan)
     install_handlers(app)
     app.include_router(people_router(store))
+    mount_portal(app, store)  # the transparency portal and admin console: /login, /me, /admin
     inflight = 0  # only touched on the event loop thread, so no lock
 
     @app.get("/v1/health")
     def health() -> dict[str, str]:
+        if publisher is not None:
+            publisher.check_ready()
         return {"status": "ok", "version": __version__}
 
     @app.post("/v1/batches")
@@ -76,6 +85,8 @@ def create_app(store: EventStore, *, max_body_bytes: int = MAX_BODY_BYTES,
         inflight += 1
         try:
             body = await _read_body(request, max_body_bytes)
+            if publisher is not None:
+                return await publisher.ingest(body, content_type)
             # Decoding is CPU work and storing waits on fsync: both off the event loop.
             return await run_in_threadpool(_ingest, store, body, content_type)
         finally:

@@ -38,12 +38,15 @@ class _Server(uvicorn.Server):
 def run_server(data_dir: Path | str, host: str = "127.0.0.1", port: int = 8765, *, log_level: str = "info",
                database_url: str | None = None, max_body_bytes: int = MAX_BODY_BYTES,
                max_inflight: int = MAX_INFLIGHT, on_ready: Callable[[str], None] = announce,
-               retention_interval_s: float | None = RETENTION_INTERVAL_S) -> None:
+               retention_interval_s: float | None = RETENTION_INTERVAL_S, nats_url: str | None = None,
+               stream: str | None = None) -> None:
     """Serve the collector until SIGINT/SIGTERM; in-flight batches finish before it returns.
 
     ``port=0`` picks a free port; ``on_ready`` gets the URL once it accepts connections.
     Retention (the policy's ``retention_days``) runs at start and every
     ``retention_interval_s`` seconds; None or 0 turns it off.
+    ``nats_url``: fleet mode, batches are published to the JetStream ``stream``
+    for ``deskcorder writer`` processes to store (see ``_jetstream.py``).
     Raises OSError when the address cannot be bound, StoreError when the store cannot open.
     """
     if log_level not in LOG_LEVELS:
@@ -60,7 +63,13 @@ def run_server(data_dir: Path | str, host: str = "127.0.0.1", port: int = 8765, 
             timer.start()
         bound_port = sock.getsockname()[1]
         url = f"http://[{host}]:{bound_port}" if ":" in host else f"http://{host}:{bound_port}"
-        config = uvicorn.Config(create_app(store, max_body_bytes=max_body_bytes, max_inflight=max_inflight),
+        publisher = None
+        if nats_url is not None:
+            from ._jetstream import JetStreamPublisher  # nats-py is only needed in fleet mode
+
+            publisher = JetStreamPublisher(store, nats_url, stream=stream)
+        config = uvicorn.Config(create_app(store, max_body_bytes=max_body_bytes, max_inflight=max_inflight,
+                                           publisher=publisher),
                                 log_level=log_level, access_log=log_level == "debug",
                                 timeout_graceful_shutdown=30)
         _Server(config, url, on_ready).run(sockets=[sock])

@@ -8,9 +8,11 @@ with its employee's data key (AES-256-GCM; keys wrapped by a master key,
 devices, consent history, policies, the hash-chained audit log, sessions and
 the batch manifest, migrated with Alembic on open. See ``_store.py`` for the
 durability and idempotency argument, ``_consent.py`` for when recording is
-allowed, ``_erasure.py`` and ``_retention.py`` for deletion.
+allowed, ``_erasure.py`` and ``_retention.py`` for deletion, ``_accounts.py``
+for the portal's accounts, logins and recording pauses (``EventStore.portal``).
 """
 
+from ._accounts import Account, ConsentCoverage, PortalLogin, PortalRecords
 from ._audit import AuditEntry
 from ._errors import BatchConflict, Conflict, InvalidInput, NotFound, NotPermitted, StoreError, TamperedData
 from ._keys import MASTER_KEY_ENV, FileMasterKey, KeyWrapper, StaticMasterKey
@@ -31,6 +33,7 @@ __all__ = [
     "EventStore", "READ_SCHEMA",
     "WriteResult", "SessionInfo", "DeviceInfo", "EmployeeInfo", "ConsentRecord", "PolicyRecord", "DeviceStatus",
     "RetentionDeletion", "ErasureReport", "AuditEntry",
+    "PortalRecords", "Account", "PortalLogin", "ConsentCoverage",
     "KeyWrapper", "StaticMasterKey", "FileMasterKey", "MASTER_KEY_ENV",
     "StoreError", "NotFound", "InvalidInput", "Conflict", "BatchConflict", "NotPermitted", "TamperedData",
 ]

@@ -29,7 +29,7 @@ from ._errors import Conflict, InvalidInput, NotPermitted
 from ._control import as_utc
 from ._people import DataKey, get_employee
 from ._records import ConsentRecord, DeviceStatus, PolicyRecord
-from ._tables import consents, devices, employee_keys, employees, policies
+from ._tables import consents, devices, employee_keys, employees, policies, recording_pauses
 
 __all__ = ["NO_POLICY", "CLOCK_GRACE_NS", "current_policy", "set_policy", "record_consent", "consent_history",
            "device_status", "check_recording"]
@@ -115,9 +115,10 @@ def record_consent(conn: Connection, handle: str, action: str, policy_version: i
 
 
 _DEVICE_OWNER = (select(devices.c.employee_id, employees.c.erasure_started_at, employee_keys.c.key_id,
-                        employee_keys.c.wrapped_key, employee_keys.c.master_key_id)
+                        employee_keys.c.wrapped_key, employee_keys.c.master_key_id, recording_pauses.c.paused_at)
                  .join(employees, employees.c.employee_id == devices.c.employee_id)
-                 .outerjoin(employee_keys, employee_keys.c.employee_id == devices.c.employee_id))
+                 .outerjoin(employee_keys, employee_keys.c.employee_id == devices.c.employee_id)
+                 .outerjoin(recording_pauses, recording_pauses.c.employee_id == devices.c.employee_id))
 
 
 def _latest_consent(conn: Connection, employee_id: str) -> ConsentRecord | None:
@@ -148,6 +149,9 @@ def device_status(conn: Connection, device_id: str) -> DeviceStatus:
     elif consent.policy_version != policy.version:
         reason = (f"The recording policy changed to version {policy.version} (you agreed to version "
                   f"{consent.policy_version}); nothing is recorded until you agree to the new one.")
+    elif owner.paused_at is not None:  # the portal's pause: consent stays in force, nothing is recorded
+        reason = (f"Recording is paused: paused by you in the portal on {as_utc(owner.paused_at):%Y-%m-%d %H:%M} "
+                  f"UTC; resume it there.")
     else:
         return DeviceStatus(device_id, True, f"You agreed to policy version {policy.version} on "
                                              f"{consent.recorded_at:%Y-%m-%d %H:%M} UTC; recording what it allows.",

@@ -11,6 +11,8 @@ from sqlalchemy import Engine
 __all__ = ["MIGRATIONS_DIR", "alembic_config", "upgrade_to_head"]
 
 MIGRATIONS_DIR = Path(__file__).with_name("_migrations")
+# Any constant works; it names "deskcorder migrations" among PostgreSQL advisory locks.
+_PG_MIGRATION_LOCK = 7243551
 
 
 def alembic_config(database_url: str | None = None) -> Config:
@@ -25,6 +27,10 @@ def alembic_config(database_url: str | None = None) -> Config:
 def upgrade_to_head(engine: Engine) -> None:
     cfg = alembic_config()
     with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            # Collectors and writers of a fleet start together on one database: without the lock two
+            # of them race to create the same tables and one dies. Released at commit.
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
         conn.commit()

@@ -64,6 +64,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ..wire import Batch
 from . import _audit, _consent, _erasure, _export, _people, _retention
+from ._accounts import PortalRecords
 from ._audit import AuditEntry
 from ._control import FilePart, ManifestEntry, as_utc, check_sessions_owned, commit_batch, lookup_batch, make_engine
 from ._errors import BatchConflict, InvalidInput, NotPermitted, StoreError
@@ -117,6 +118,8 @@ class EventStore:
             raise StoreError(f"cannot open the control database {shown}: {exc}") from exc
         self._stripes = [threading.Lock() for _ in range(_LOCK_STRIPES)]
         self._closed = False
+        # Portal accounts, logins and recording pauses (see _accounts.py).
+        self.portal = PortalRecords(self._db)
 
     def __enter__(self) -> EventStore:
         return self

@@ -30,7 +30,8 @@ from sqlalchemy import (
 )
 
 __all__ = ["metadata", "employees", "employee_keys", "devices", "sessions", "batches", "file_sessions",
-           "consents", "policies", "audit_log", "audit_head"]
+           "consents", "policies", "audit_log", "audit_head", "portal_accounts", "portal_logins",
+           "recording_pauses"]
 
 metadata = MetaData(naming_convention={
     "ix": "ix_%(table_name)s_%(column_0_name)s",
@@ -151,4 +152,40 @@ audit_head = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("last_id", BigInteger, nullable=False),
     Column("last_hash", String(64), nullable=False),
+)
+
+
+# The transparency portal (``collect/_portal``). Rows of an employee go with them on erasure
+# through ON DELETE CASCADE (an employee's login is their handle: personal data).
+portal_accounts = Table(
+    "portal_accounts", metadata,
+    Column("login", String(128), primary_key=True),  # an employee's handle, or an admin's login
+    Column("role", String(16), nullable=False),
+    Column("employee_id", String(32), ForeignKey("employees.employee_id", ondelete="CASCADE"), nullable=True,
+           unique=True),
+    Column("password_hash", String(256), nullable=False),  # argon2id, PHC string
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("password_set_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("(role = 'admin' AND employee_id IS NULL) OR (role = 'employee' AND employee_id IS NOT NULL)",
+                    name="role"),
+)
+
+# Server-side portal logins ("logins", since a session in deskcorder is a capture session).
+# Only a hash of the token is stored, so a copy of the database lets nobody log in.
+portal_logins = Table(
+    "portal_logins", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("account_login", String(128), ForeignKey("portal_accounts.login", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+# An employee's "pause recording" from the portal: independent of consent, and read by
+# device_status (what the agent polls). One row while paused; resuming deletes it.
+recording_pauses = Table(
+    "recording_pauses", metadata,
+    Column("employee_id", String(32), ForeignKey("employees.employee_id", ondelete="CASCADE"), primary_key=True),
+    Column("paused_at", DateTime(timezone=True), nullable=False),
 )

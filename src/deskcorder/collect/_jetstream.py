@@ -1,0 +1,162 @@
+"""Fleet mode's collector side: check a batch, publish it to JetStream, answer 200 after JetStream's ack.
+
+``deskcorder serve --nats URL`` runs the same HTTP API as the embedded
+collector, with one difference on ``POST /v1/batches``: instead of writing the
+batch, the collector publishes the request body to the JetStream stream that
+``deskcorder writer`` processes consume (see ``deskcorder.store._ingest_worker``
+for the whole design, the stream and consumer settings, and why killing a
+collector or a writer loses nothing acknowledged).
+
+What a fleet collector answers on ``POST /v1/batches``
+    200  ``{"batch_id", "stored", "duplicate", "queued": true}`` once JetStream
+         acknowledged the message: the batch is durable in the stream and a
+         writer stores it shortly. ``stored`` is the number of events accepted
+         (0 with ``duplicate: true`` for a repeat, whether found in the store or
+         in JetStream's duplicate window).
+    403/409  synchronously, from the control database (``check_batch``): device
+         not registered / no consent for an event's time / batch id taken by
+         other content / another device's session. Nothing is published.
+    413  the body is over the NATS server's ``max_payload`` (1 MiB by default;
+         raise it in nats-server.conf, up to 8 MiB is reasonable) - the agent
+         splits its batch and retries.
+    503  (``Retry-After``) NATS is unreachable, the publish was not acknowledged
+         in time, the stream is full, or the control database failed: nothing
+         was acknowledged, the agent retries the same batch id.
+400/415/422/429 as in embedded mode. ``GET /v1/health`` answers 503 while
+NATS is unreachable, so a load balancer sends agents to another collector.
+
+The collector is stateless: it keeps no batch after answering, so any number
+of them run side by side behind a load balancer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from typing import TYPE_CHECKING, Any, AsyncIterator
+
+from starlette.concurrency import run_in_threadpool
+
+from ..store import BatchConflict, EventStore, NotPermitted, StoreError
+from ..store._ingest_worker import STREAM, check_batch, check_stream_name, connect_nats, ensure_stream, message_id, subject_for
+from ..wire import InvalidBatch, UnreadableBatch, decode_batch
+from ._problems import Problem
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from nats.aio.client import Client
+    from nats.js import JetStreamContext
+
+    from ..wire import Batch
+
+__all__ = ["JetStreamPublisher", "PUBLISH_TIMEOUT_S"]
+
+log = logging.getLogger("deskcorder.collect")
+
+PUBLISH_TIMEOUT_S = 5.0  # JetStream acks in ms; longer means it is in trouble: answer 503, the agent retries
+STARTUP_WAIT_S = 3.0  # how long start-up waits for NATS before serving (with 503s) anyway
+_HEADER_ROOM = 1024  # max_payload counts the headers too
+_RETRY_AFTER_S = "1"
+
+
+class JetStreamPublisher:
+    """The fleet collector's batch path; ``lifespan`` connects (and keeps reconnecting) to NATS."""
+
+    def __init__(self, store: EventStore, nats_url: str, *, stream: str | None = None,
+                 publish_timeout_s: float = PUBLISH_TIMEOUT_S):
+        self._store = store
+        self._url = nats_url
+        self._stream = check_stream_name(stream or STREAM)
+        self._timeout = publish_timeout_s
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        self._name = f"collector@{socket.gethostname()}:{os.getpid()}"
+
+    @property
+    def ready(self) -> bool:
+        return self._js is not None and self._nc is not None and self._nc.is_connected
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
+        """Connect in the background: a collector starts (and answers 503) while NATS is down."""
+        connecting = asyncio.create_task(self._connect())
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(connecting), STARTUP_WAIT_S)
+        if not connecting.done():
+            log.warning("%s: NATS at %s is not reachable yet; answering 503 until it is", self._name, self._url)
+        try:
+            yield
+        finally:
+            connecting.cancel()
+            with contextlib.suppress(BaseException):
+                await connecting
+            if self._nc is not None:
+                with contextlib.suppress(Exception):
+                    await self._nc.close()
+
+    async def _connect(self) -> None:
+        nc = await connect_nats(self._url, name=self._name)
+        self._nc = nc
+        while True:
+            try:
+                await ensure_stream(nc.jetstream(), self._stream)
+                break
+            except Exception as exc:  # JetStream not enabled, or a stream of the wrong kind: keep telling
+                log.error("%s: cannot set up the JetStream stream %r: %s", self._name, self._stream, exc)
+                await asyncio.sleep(5)
+        self._js = nc.jetstream(timeout=self._timeout)
+        log.info("%s: publishing batches to JetStream stream %r at %s", self._name, self._stream, self._url)
+
+    def check_ready(self) -> None:
+        """For ``/v1/health``: 503 while NATS is unreachable."""
+        if not self.ready:
+            raise self._unavailable("is not connected to")
+
+    async def ingest(self, body: bytes, content_type: str) -> dict[str, Any]:
+        if not self.ready:
+            raise self._unavailable("is not connected to")
+        assert self._nc is not None and self._js is not None
+        limit = self._nc.max_payload - _HEADER_ROOM
+        if len(body) > limit:
+            raise Problem(413, f"body is {len(body)} bytes; this fleet collector's buffer (NATS max_payload) takes "
+                               f"at most {limit} bytes per batch (send fewer events per batch)", field="body")
+        batch, known = await run_in_threadpool(self._check, body, content_type)
+        if known is not None:  # already stored: answered like the embedded collector does
+            return {"batch_id": batch.batch_id, "stored": 0, "duplicate": True, "queued": False}
+        media = content_type.split(";")[0].strip().lower()
+        headers = {"Nats-Msg-Id": message_id(batch), "Content-Type": media}
+        try:
+            ack = await self._js.publish(subject_for(self._stream, batch.device_id), body, stream=self._stream,
+                                         headers=headers)
+        except Exception as exc:  # nats errors, timeouts, a full stream: none acknowledged anything
+            log.error("%s: publishing batch %s to %r failed: %s", self._name, batch.batch_id, self._stream,
+                      exc or type(exc).__name__)
+            raise self._unavailable(f"could not publish the batch ({type(exc).__name__}: {exc}) to") from exc
+        return {"batch_id": batch.batch_id, "stored": 0 if ack.duplicate else batch.events.num_rows,
+                "duplicate": bool(ack.duplicate), "queued": True}
+
+    def _check(self, body: bytes, content_type: str) -> tuple[Batch, Any]:
+        """Decode and check in a worker thread: the same answers as the embedded collector's ``_ingest``."""
+        try:
+            batch = decode_batch(body, content_type)
+        except InvalidBatch as exc:
+            raise Problem(400 if isinstance(exc, UnreadableBatch) else 422, str(exc), field=exc.field,
+                          row=exc.row) from exc
+        try:
+            return batch, check_batch(self._store, batch)
+        except NotPermitted as exc:
+            raise Problem(403, str(exc), field=exc.field, row=exc.row) from exc
+        except BatchConflict as exc:
+            raise Problem(409, str(exc), field=exc.field) from exc
+        except StoreError as exc:
+            log.error("checking batch %s failed: %s", batch.batch_id, exc)
+            raise Problem(503, f"the collector could not check the batch: {exc}",
+                          headers={"Retry-After": _RETRY_AFTER_S}) from exc
+
+    def _unavailable(self, what: str) -> Problem:
+        return Problem(503, f"this collector {what} its NATS JetStream buffer at {self._url}; nothing was "
+                            f"acknowledged: retry after {_RETRY_AFTER_S} s with the same batch_id",
+                       headers={"Retry-After": _RETRY_AFTER_S})

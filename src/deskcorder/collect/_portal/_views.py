@@ -1,0 +1,328 @@
+"""What the pages show, computed from events and records: pure functions, no HTTP and no store.
+
+* ``policy_in_words``: a policy as sentences an employee can check.
+* ``session_summaries`` and ``events_per_day`` (with ``bar_chart_svg``): an
+  employee's timeline and activity chart, from their own events.
+* ``typed_runs``: the text an employee typed, one run per stretch of typing,
+  with what the privacy stage would redact marked. Shown only to its author.
+* ``activity_by_app``: the admin's aggregate, with every group of fewer than
+  ``K_ANONYMITY`` people suppressed.
+* ``dataset_card``: the sections of a dataset card, read defensively from a
+  ``dataset.build`` audit entry (whatever keys the builder wrote).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import functools
+import html
+from typing import Any, Iterable
+
+import polars as pl
+import pyarrow as pa
+from markupsafe import Markup
+
+from ...policy import Policy
+from ...store import SessionInfo
+
+__all__ = ["K_ANONYMITY", "policy_in_words", "SessionSummary", "session_summaries", "events_per_day",
+           "bar_chart_svg", "TypedRun", "typed_runs", "focus_changes", "AppActivity", "activity_by_app",
+           "dataset_card"]
+
+K_ANONYMITY = 5  # an aggregate is shown only when at least this many people contribute to it
+_NS = 1_000_000_000
+_DAY_NS = 86_400 * _NS
+_MAX_CHART_DAYS = 366
+
+_DAY_NAMES = {"mon": "Monday", "tue": "Tuesday", "wed": "Wednesday", "thu": "Thursday", "fri": "Friday",
+              "sat": "Saturday", "sun": "Sunday"}
+
+
+def policy_in_words(policy: Policy | None) -> list[str]:
+    if policy is None:
+        return ["No recording policy has been set, so nothing is recorded."]
+    lines = []
+    if not policy.apps:
+        lines.append("No application may be recorded.")
+    for rule in policy.apps:
+        parts = []
+        if rule.wm_class:
+            parts.append(f"windows of the application “{rule.wm_class}”")
+        if rule.process:
+            parts.append(f"windows of the program “{rule.process}”")
+        if rule.title_include:
+            if rule.title_include == [".*"]:
+                parts.append("any window" if not parts else "whatever their title")
+            else:
+                parts.append("whose title matches " + " or ".join(f"“{p}”" for p in rule.title_include))
+        text = "Recorded: " + ", ".join(parts)
+        if rule.title_exclude:
+            text += ", except windows whose title matches " + " or ".join(f"“{p}”" for p in rule.title_exclude)
+        lines.append(text + ".")
+    if policy.hours is None:
+        lines.append("At any time of day, every day.")
+    else:
+        days = ", ".join(_DAY_NAMES[d] for d in policy.hours.days) or "no day"
+        lines.append(f"Only on {days}, from {policy.hours.start} to {policy.hours.end} ({policy.hours.timezone}).")
+    lines.append("Recorded: keys pressed (and the characters they typed), mouse movements, clicks and scrolling, "
+                 "and the name and title of the active window. Nothing else: no screenshots, no audio.")
+    lines.append(f"Recorded data is kept for {policy.retention_days} days, then deleted.")
+    return lines
+
+
+# -- an employee's own timeline -----------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class SessionSummary:
+    session: SessionInfo
+    hostname: str
+    apps: list[str]
+    counts: dict[str, int]  # kind -> events
+
+    @property
+    def seconds(self) -> float:
+        return (self.session.last_t_wall_ns - self.session.first_t_wall_ns) / _NS
+
+
+def _frame(events: pa.Table, columns: Iterable[str]) -> pl.DataFrame:
+    return pl.from_arrow(events.select(list(columns)))  # type: ignore[return-value]
+
+
+def _app_label() -> pl.Expr:
+    return pl.coalesce(pl.col("app_class"), pl.col("app_process"))
+
+
+def session_summaries(events: pa.Table, sessions: list[SessionInfo], hostnames: dict[str, str]
+                      ) -> list[SessionSummary]:
+    """Newest session first, each with the applications it visited and its events counted by kind."""
+    df = _frame(events, ["session_id", "kind", "app_class", "app_process"])
+    counts: dict[str, dict[str, int]] = {}
+    for row in df.group_by(["session_id", "kind"]).len().iter_rows(named=True):
+        counts.setdefault(row["session_id"], {})[row["kind"]] = row["len"]
+    apps: dict[str, list[str]] = {}
+    focus = df.filter(pl.col("kind") == "focus").with_columns(_app_label().alias("app")).drop_nulls("app")
+    for row in focus.group_by("session_id").agg(pl.col("app").unique(maintain_order=True)).iter_rows(named=True):
+        apps[row["session_id"]] = row["app"]
+    return [SessionSummary(s, hostnames.get(s.device_id, s.device_id), apps.get(s.session_id, []),
+                           counts.get(s.session_id, {}))
+            for s in sorted(sessions, key=lambda s: s.first_t_wall_ns, reverse=True)]
+
+
+def events_per_day(events: pa.Table) -> list[tuple[dt.date, int]]:
+    """(UTC date, events) for every day from the first to the last (gaps as 0), at most a year back."""
+    if events.num_rows == 0:
+        return []
+    df = _frame(events, ["t_wall_ns"]).with_columns((pl.col("t_wall_ns") // _DAY_NS).alias("day"))
+    per_day = dict(df.group_by("day").len().iter_rows())
+    last = max(per_day)
+    first = max(min(per_day), last - _MAX_CHART_DAYS + 1)
+    epoch = dt.date(1970, 1, 1)
+    return [(epoch + dt.timedelta(days=d), per_day.get(d, 0)) for d in range(first, last + 1)]
+
+
+def bar_chart_svg(days: list[tuple[dt.date, int]], *, width: int = 640, height: int = 180) -> Markup:
+    """Events per day as an inline SVG bar chart (no script, so the pages' CSP allows it)."""
+    if not days:
+        return Markup('<p class="muted">No events recorded yet.</p>')
+    top = max(n for _, n in days) or 1
+    left, bottom, plot_h = 48, 24, height - 40
+    bar_w = min(40.0, max(1.0, (width - left - 8) / len(days)))  # one day must not fill the chart
+    parts = [f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+             f'xmlns="http://www.w3.org/2000/svg" aria-label="Events per day">',
+             f'<text x="{left - 6}" y="{height - bottom - plot_h + 4}" text-anchor="end" font-size="11">{top}</text>',
+             f'<text x="{left - 6}" y="{height - bottom}" text-anchor="end" font-size="11">0</text>',
+             f'<line x1="{left}" y1="{height - bottom}" x2="{width - 4}" y2="{height - bottom}" stroke="#888"/>']
+    for i, (day, n) in enumerate(days):
+        h = plot_h * n / top
+        x = left + i * bar_w
+        parts.append(f'<rect class="bar" x="{x + 0.5:.1f}" y="{height - bottom - h:.1f}" width="{max(bar_w - 1, 1):.1f}" '
+                     f'height="{h:.1f}" fill="#3b6ea8"><title>{day.isoformat()}: {n} events</title></rect>')
+    parts.append(f'<text x="{left}" y="{height - 6}" font-size="11">{days[0][0].isoformat()}</text>')
+    if len(days) > 1:
+        parts.append(f'<text x="{width - 4}" y="{height - 6}" text-anchor="end" font-size="11">'
+                     f'{days[-1][0].isoformat()}</text>')
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+# -- typed text, for its author only --------------------------------------------------------------
+
+_MODIFIERS = {"shift", "shift_l", "shift_r", "ctrl", "ctrl_l", "ctrl_r", "alt", "alt_l", "alt_r", "alt_gr",
+              "cmd", "cmd_l", "cmd_r", "caps_lock", "num_lock", "scroll_lock"}
+_CHORD = {"ctrl", "ctrl_l", "ctrl_r", "alt", "alt_l", "alt_r", "cmd", "cmd_l", "cmd_r"}  # these make hotkeys
+
+
+@dataclasses.dataclass(frozen=True)
+class TypedRun:
+    t_wall_ns: int
+    app: str
+    title: str
+    text: str  # as typed (backspaces applied)
+    ended_by: str | None  # the key that ended it (enter, tab, ...), or None
+    shown: Markup  # the text as a dataset would keep it (deskcorder.privacy.Redactor), redactions marked
+    redactions: int  # spans the redactor replaced
+
+
+@functools.cache
+def _redactor() -> Any:
+    try:
+        from ...privacy import Redactor
+    except ImportError:  # the privacy stage is optional to the portal: show the text as typed
+        return None
+    return Redactor()
+
+
+def _redacted(text: str, app: str, title: str) -> tuple[Markup, int]:
+    """The text as a dataset would keep it (``deskcorder.privacy.Redactor``), each placeholder marked."""
+    redactor = _redactor()
+    spans: list[Any] = []
+    if redactor is not None:
+        try:
+            spans = list(redactor.find_spans(text, app_class=app or None, window_title=title or None))
+        except Exception:  # a redactor bug must never hide the page from its author
+            spans = []
+    parts: list[str] = []
+    pos = 0
+    for span in spans:  # sorted and disjoint, as the redactor applies them
+        parts.append(html.escape(text[pos:span.start]))
+        parts.append(f'<mark class="redacted" title="removed before any dataset">&lt;{html.escape(span.kind)}&gt;'
+                     f'</mark>')
+        pos = span.end
+    parts.append(html.escape(text[pos:]))
+    return Markup("".join(parts)), len(spans)
+
+
+def typed_runs(events: pa.Table) -> list[TypedRun]:
+    """Stretches of typing in one session (sorted by seq): a run ends at a non-character key, a hotkey,
+    a click, a window change or a pause; backspace removes the last character."""
+    rows = _frame(events, ["seq", "t_wall_ns", "kind", "key", "char", "app_class", "app_process", "window_title"]
+                  ).filter(pl.col("kind").is_in(["key_down", "key_up", "focus", "button_down", "pause", "resume"])
+                           ).sort("seq").iter_rows(named=True)
+    runs: list[TypedRun] = []
+    held: set[str] = set()
+    app = title = ""
+    start: int | None = None
+    text: list[str] = []
+
+    def close(ended_by: str | None) -> None:
+        nonlocal start, text
+        if start is not None:
+            typed = "".join(text)
+            shown, n = _redacted(typed, app, title)
+            runs.append(TypedRun(start, app, title, typed, ended_by, shown, n))
+        start, text = None, []
+
+    for r in rows:
+        kind, key = r["kind"], (r["key"] or "").lower()
+        if kind == "key_up":
+            held.discard(key)
+            continue
+        if kind != "key_down":
+            close(None)
+            if kind == "focus":
+                app = r["app_class"] or r["app_process"] or "unknown application"
+                title = r["window_title"] or ""
+            continue
+        if key in _MODIFIERS:
+            held.add(key)
+            continue
+        if r["char"] and r["char"].isprintable() and not held & _CHORD:
+            if start is None:
+                start = r["t_wall_ns"]
+            text.append(r["char"])
+        elif key == "backspace" and start is not None and not held & _CHORD:
+            if text:
+                text.pop()
+        else:
+            chord = "+".join(sorted(k.split("_")[0] for k in held & _CHORD))
+            close(f"{chord}+{key}" if chord else key)
+    close(None)
+    return runs
+
+
+def focus_changes(events: pa.Table) -> list[dict[str, Any]]:
+    """The windows visited in a session, in order, with how long each stayed in front."""
+    df = _frame(events, ["seq", "t_wall_ns", "kind", "app_class", "app_process", "window_title"]).sort("seq")
+    end = int(df["t_wall_ns"].max()) if df.height else 0
+    focus = df.filter(pl.col("kind") == "focus").to_dicts()
+    out = []
+    for i, f in enumerate(focus):
+        until = focus[i + 1]["t_wall_ns"] if i + 1 < len(focus) else end
+        out.append({"t_wall_ns": f["t_wall_ns"], "app": f["app_class"] or f["app_process"] or "unknown application",
+                    "title": f["window_title"] or "", "seconds": max(0, until - f["t_wall_ns"]) / _NS})
+    return out
+
+
+# -- admin aggregates ---------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class AppActivity:
+    app: str
+    people: int
+    events: int
+    keys: int
+    clicks: int
+
+
+def activity_by_app(events: pa.Table, owners: dict[str, str], k: int = K_ANONYMITY
+                    ) -> tuple[list[AppActivity], int, int]:
+    """Per application: distinct people, events, key presses, clicks. Returns (shown, hidden groups, people).
+
+    Every event counts for the application in front when it happened (the
+    session's latest focus). Groups with fewer than ``k`` people are left out
+    entirely, and so is everything when fewer than ``k`` people contributed.
+    """
+    if events.num_rows == 0:
+        return [], 0, 0
+    df = (_frame(events, ["session_id", "seq", "kind", "app_class", "app_process", "device_id"])
+          .sort(["session_id", "seq"])
+          .with_columns(_app_label().forward_fill().over("session_id").fill_null("(before any window)").alias("app"),
+                        pl.col("device_id").replace_strict(owners, default=None).alias("person")))
+    people = df["person"].drop_nulls().n_unique()
+    if people < k:
+        groups = df["app"].n_unique()
+        return [], groups, people
+    agg = (df.group_by("app")
+           .agg(pl.col("person").drop_nulls().n_unique().alias("people"), pl.len().alias("events"),
+                (pl.col("kind") == "key_down").sum().alias("keys"),
+                (pl.col("kind") == "button_down").sum().alias("clicks"))
+           .sort("events", descending=True))
+    shown = [AppActivity(r["app"], r["people"], r["events"], r["keys"], r["clicks"])
+             for r in agg.iter_rows(named=True) if r["people"] >= k]
+    return shown, agg.height - len(shown), people
+
+
+# -- dataset cards ------------------------------------------------------------------------------
+
+_CARD_SECTIONS = {
+    "provenance": ("policy_version", "policy_versions", "consent_versions", "consents", "date_range", "from", "to",
+                   "start", "end", "since", "until", "first_event", "last_event", "n_people", "people",
+                   "n_employees", "employees", "n_sessions", "sessions", "n_devices", "out", "out_dir", "output",
+                   "path", "dataset_id", "name", "version", "format", "builder_version", "options"),
+    "redactions": (),  # every key containing "redact"
+    "actions": ("actions", "action_counts", "n_actions", "episodes", "n_episodes", "n_events", "events",
+                "by_kind", "by_app", "apps"),
+}
+
+
+def _flatten(details: Any, depth: int = 0) -> Iterable[tuple[str, Any]]:
+    if isinstance(details, dict):
+        for key, value in details.items():
+            yield str(key), value
+            if depth < 2 and isinstance(value, dict):
+                yield from _flatten(value, depth + 1)
+
+
+def dataset_card(details: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Sections of a card from whatever keys a ``dataset.build`` entry holds (first occurrence wins)."""
+    found: dict[str, dict[str, Any]] = {name: {} for name in _CARD_SECTIONS}
+    for key, value in _flatten(details):
+        lowered = key.lower()
+        if "redact" in lowered:
+            found["redactions"].setdefault(key, value)
+        elif lowered in _CARD_SECTIONS["provenance"]:
+            found["provenance"].setdefault(key, value)
+        elif lowered in _CARD_SECTIONS["actions"] or lowered.startswith("action"):
+            found["actions"].setdefault(key, value)
+    return found

@@ -1,0 +1,380 @@
+"""Fleet mode's writer: take acknowledged batches off the JetStream buffer and store them.
+
+Fleet mode splits the embedded collector (decode, check, write, answer) in two,
+so that collectors and writers can each be scaled and killed independently::
+
+    agent --HTTP--> collector x N --publish--> JetStream stream --pull--> writer x M --> EventStore
+                    (stateless)                (the buffer)               (this module)  (Parquet + PostgreSQL)
+
+The collector (``deskcorder.collect._jetstream``) decodes and validates a
+batch, runs ``check_batch`` (what ``write_batch`` would refuse, answered
+synchronously: 403, 409, or 200 duplicate for a batch already stored), then
+publishes the request body and answers 200 only after JetStream's PubAck.
+A writer (``IngestWorker``, run by ``deskcorder writer``) fetches from the
+stream's one durable pull consumer, calls ``EventStore.write_batch`` and acks
+the message only after it returned.
+
+Why killing any one process loses nothing acknowledged
+------------------------------------------------------
+- A collector holds nothing: until the PubAck it has answered nothing, and the
+  agent retries the same batch id elsewhere; after it, the batch is JetStream's.
+- A writer acks only after ``write_batch`` returned, i.e. after the files are
+  fsynced and the manifest committed. Killed before the ack, its unacked
+  messages are redelivered to another writer after ``ack_wait``. A batch it had
+  already committed is then answered by ``write_batch`` as a duplicate (the
+  batch id is the manifest's primary key), so redelivery never stores twice.
+
+De-duplication, twice over
+--------------------------
+1. In the stream: the collector publishes with ``Nats-Msg-Id`` =
+   ``<batch_id>:<content hash prefix>``. A repeat within the stream's
+   ``duplicate_window`` (agent retries after a lost answer, the same batch
+   posted to two collectors) is acknowledged by JetStream without being stored
+   again. The content hash is in the id so that a *different* batch reusing a
+   batch id is not silently swallowed here: it reaches a writer, which refuses
+   it as a ``BatchConflict`` in the log and the audit log.
+2. In the store: ``write_batch`` is idempotent by batch id + content hash, so
+   repeats outside the window, and redeliveries, are stored once.
+
+Settings (and why)
+------------------
+Stream ``DESKCORDER_BATCHES`` (``--stream`` picks another name), subjects
+``<stream>.<device_id>``: file storage; WorkQueue retention, so a message is
+deleted once a writer acked it and the stream only ever holds the backlog;
+``discard=new`` with ``max_bytes`` (unlimited by default), so a full buffer
+refuses new batches (the collector answers 503, the agent keeps them in its
+spool) instead of dropping acknowledged ones. Created idempotently by
+whichever collector or writer starts first.
+
+Consumer ``writers`` (durable, pull, shared by every writer): explicit acks;
+``ack_wait`` 30 s by default: a dead writer's batches come back after that
+long, while a live writer sends ``in_progress`` every ``ack_wait / 3`` during
+a slow write so that it is not redelivered under its feet (a redelivery
+would still be harmless, only wasted work). ``max_deliver`` is unlimited on
+purpose: an acknowledged batch is given up only by a decision (``term``: not
+permitted, conflicting id, undecodable), never by a retry counter; a batch that
+fails for a passing reason (database down, disk full) is ``nak``-ed with a
+growing delay (1, 2, 4 ... 30 s) and retried until it is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import dataclasses
+import enum
+import logging
+import re
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Callable
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..wire import MSGPACK, Batch, InvalidBatch, decode_batch
+from . import _audit, _consent
+from ._control import check_sessions_owned, lookup_batch
+from ._errors import BatchConflict, InvalidInput, NotPermitted, StoreError
+from ._records import WriteResult
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+    from nats.aio.msg import Msg
+    from nats.js import JetStreamContext
+
+    from ._store import EventStore
+
+__all__ = ["STREAM", "CONSUMER", "ACK_WAIT_S", "DUPLICATE_WINDOW_S", "IngestWorker", "WorkerStats",
+           "check_batch", "check_stream_name", "connect_nats", "ensure_stream", "message_id", "subject_for"]
+
+log = logging.getLogger("deskcorder.writer")
+
+STREAM = "DESKCORDER_BATCHES"
+CONSUMER = "writers"
+ACK_WAIT_S = 30.0
+DUPLICATE_WINDOW_S = 120.0  # JetStream's default; covers an agent's quick retries and double posts
+MAX_NAK_DELAY_S = 30.0
+WRITER_ACTOR = "writer"
+
+
+# -- the stream, shared by both sides ----------------------------------------------------------------
+
+_STREAM_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def check_stream_name(stream: str) -> str:
+    if not _STREAM_NAME.match(stream):
+        raise InvalidInput(f"JetStream stream name {stream!r} must be 1-64 characters of A-Z a-z 0-9 _ - "
+                           f"(no dots: the name is also the subject prefix)", field="stream")
+    return stream
+
+
+def subject_for(stream: str, device_id: str) -> str:
+    # '.' separates subject tokens; device ids may contain dots (and '..' would be an empty token).
+    return f"{stream}.{device_id.replace('.', '_')}"
+
+
+def message_id(batch: Batch) -> str:
+    """The JetStream de-duplication id: the batch id, plus its content (see the module docstring)."""
+    return f"{batch.batch_id}:{batch.content_hash[:16]}"
+
+
+async def connect_nats(url: str, *, name: str, on_error_log_every_s: float = 30.0) -> Client:
+    """A NATS client that keeps (re)connecting forever; returns once the first connection is up.
+
+    ``pending_size=0``: while disconnected, a publish fails at once (the collector
+    answers 503) instead of sitting in a buffer past the answer it was waited for.
+    """
+    import nats
+
+    last_logged = 0.0
+
+    async def on_error(exc: Exception) -> None:
+        nonlocal last_logged
+        if time.monotonic() - last_logged >= on_error_log_every_s:
+            last_logged = time.monotonic()
+            log.warning("%s: NATS at %s: %s (retrying every second)", name, url, exc or type(exc).__name__)
+
+    async def on_disconnected() -> None:
+        log.warning("%s: disconnected from NATS at %s", name, url)
+
+    async def on_reconnected() -> None:
+        log.warning("%s: reconnected to NATS at %s", name, url)
+
+    return await nats.connect(url, name=name, connect_timeout=2, reconnect_time_wait=1, max_reconnect_attempts=-1,
+                              pending_size=0, error_cb=on_error, disconnected_cb=on_disconnected,
+                              reconnected_cb=on_reconnected)
+
+
+async def ensure_stream(js: JetStreamContext, stream: str, *, max_bytes: int = -1, replicas: int = 1) -> None:
+    """Create the batch stream, or accept the one there (idempotent: every collector and writer calls it)."""
+    from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+    from nats.js.errors import BadRequestError, NotFoundError
+
+    config = StreamConfig(name=stream, subjects=[f"{stream}.>"], retention=RetentionPolicy.WORK_QUEUE,
+                          storage=StorageType.FILE, discard=DiscardPolicy.NEW, max_bytes=max_bytes,
+                          duplicate_window=DUPLICATE_WINDOW_S, num_replicas=replicas,
+                          description="deskcorder: acknowledged event batches waiting for a writer")
+    try:
+        await js.add_stream(config)
+        return
+    except BadRequestError:
+        pass  # exists with other settings (an operator raised max_bytes, say): keep them
+    try:
+        info = await js.stream_info(stream)
+    except NotFoundError as exc:
+        raise StoreError(f"cannot create the JetStream stream {stream!r}") from exc
+    if info.config.retention != RetentionPolicy.WORK_QUEUE:
+        raise StoreError(f"the JetStream stream {stream!r} exists with {info.config.retention} retention; "
+                         f"fleet mode needs workqueue retention (delete it with `nats stream rm {stream}` "
+                         f"once it is empty, or pick another --stream)")
+
+
+async def ensure_consumer(js: JetStreamContext, stream: str, ack_wait_s: float) -> float:
+    """Create (or update) the writers' durable pull consumer; returns the ack_wait in force."""
+    from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+    from nats.js.errors import BadRequestError
+
+    config = ConsumerConfig(durable_name=CONSUMER, name=CONSUMER, ack_policy=AckPolicy.EXPLICIT,
+                            deliver_policy=DeliverPolicy.ALL, ack_wait=ack_wait_s, max_deliver=-1,
+                            description="deskcorder writers: store each batch, ack after it is durable")
+    try:
+        info = await js.add_consumer(stream, config)
+    except BadRequestError as exc:  # a server that cannot update it in place: use it as it is
+        log.warning("keeping the existing consumer %r of stream %r: %s", CONSUMER, stream, exc)
+        info = await js.consumer_info(stream, CONSUMER)
+    return float(info.config.ack_wait or ack_wait_s)
+
+
+# -- the collector's synchronous check ----------------------------------------------------------------
+
+def check_batch(store: EventStore, batch: Batch) -> WriteResult | None:
+    """What ``write_batch`` would answer without writing, read-only: the collector's answer before it publishes.
+
+    Returns a duplicate ``WriteResult`` when the batch is already stored, None
+    when it may be stored; raises ``NotPermitted`` (403), ``BatchConflict``
+    (409) or ``StoreError`` (503) exactly as ``write_batch`` would.
+    """
+    import pyarrow.compute as pc
+
+    from ._store import _repeat
+
+    store._check_open()
+    try:
+        with store._engine.connect() as conn:
+            existing = lookup_batch(conn, batch.batch_id)
+            if existing is not None:
+                return _repeat(batch, existing)
+            check_sessions_owned(conn, batch.device_id, pc.unique(batch.events.column("session_id")).to_pylist())
+            _consent.check_recording(conn, batch.device_id, batch.events.column("t_wall_ns"))
+    except SQLAlchemyError as exc:
+        raise StoreError(f"control database error while checking batch {batch.batch_id!r}: {exc}; "
+                         f"nothing was acknowledged, retry the batch") from exc
+    return None
+
+
+# -- the writer -----------------------------------------------------------------------------------
+
+class Outcome(enum.Enum):
+    STORED = "stored"
+    DUPLICATE = "duplicate"
+    REFUSED = "refused"  # terminated: not permitted, conflicting id, undecodable
+    RETRY = "retry"  # nak-ed: the store failed for now
+
+
+@dataclasses.dataclass
+class WorkerStats:
+    stored_batches: int = 0
+    stored_events: int = 0
+    duplicates: int = 0
+    refused: int = 0
+    retries: int = 0
+    redelivered: int = 0  # messages a writer got again: an earlier one died or was slow with them
+    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def count(self, **deltas: int) -> None:
+        with self._lock:  # updated from the writing threads
+            for name, delta in deltas.items():
+                setattr(self, name, getattr(self, name) + delta)
+
+
+class IngestWorker:
+    """One writer process's loop: fetch from the ``writers`` consumer, store, ack.
+
+    ``concurrency`` batches are written at once (threads: the time goes to
+    fsync and database round trips, and pyarrow/cryptography release the GIL).
+    """
+
+    def __init__(self, store: EventStore, nats_url: str, *, stream: str = STREAM, ack_wait_s: float = ACK_WAIT_S,
+                 concurrency: int = 4, name: str = "writer"):
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        self._store = store
+        self._url = nats_url
+        self._stream = check_stream_name(stream)
+        self._ack_wait_s = ack_wait_s
+        self._concurrency = concurrency
+        self._name = name
+        self.stats = WorkerStats()
+
+    async def run(self, stop: asyncio.Event, on_ready: Callable[[str, str], None] | None = None) -> None:
+        """Consume until ``stop`` is set, then finish (and ack) the batches in hand and return."""
+        nc = await _until_stopped(connect_nats(self._url, name=self._name), stop)
+        if nc is None:
+            return
+        pool = concurrent.futures.ThreadPoolExecutor(self._concurrency, thread_name_prefix="writer")
+        inflight: set[asyncio.Task[None]] = set()
+        try:
+            js = nc.jetstream()
+            await ensure_stream(js, self._stream)
+            ack_wait = await ensure_consumer(js, self._stream, self._ack_wait_s)
+            sub = await js.pull_subscribe_bind(durable=CONSUMER, stream=self._stream)
+            if on_ready is not None:
+                on_ready(self._stream, CONSUMER)
+            while not stop.is_set():
+                free = self._concurrency - len(inflight)
+                if free == 0:
+                    await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                msgs = await self._fetch(sub, free)
+                for msg in msgs:
+                    task = asyncio.create_task(self._handle(msg, pool, ack_wait))
+                    inflight.add(task)
+                    task.add_done_callback(inflight.discard)
+        finally:
+            if inflight:  # what we hold is finished and acked, so nothing waits out ack_wait
+                await asyncio.wait(inflight)
+            pool.shutdown(wait=True)
+            with contextlib.suppress(Exception):
+                await nc.close()
+
+    async def _fetch(self, sub: Any, n: int) -> list[Msg]:
+        import nats.errors
+
+        try:
+            return await sub.fetch(n, timeout=1.0)
+        except (asyncio.TimeoutError, nats.errors.TimeoutError):
+            return []  # nothing waiting
+        except nats.errors.Error as exc:  # disconnected: the client reconnects by itself
+            log.warning("%s: fetching from %s failed: %s; retrying", self._name, self._stream, exc)
+            await asyncio.sleep(1.0)
+            return []
+
+    async def _handle(self, msg: Msg, pool: concurrent.futures.Executor, ack_wait: float) -> None:
+        content_type = (msg.headers or {}).get("Content-Type", MSGPACK)
+        if msg.metadata.num_delivered > 1:
+            self.stats.count(redelivered=1)
+        work = asyncio.get_running_loop().run_in_executor(pool, self._store_one, msg.data, content_type)
+        while True:
+            done, _ = await asyncio.wait({work}, timeout=max(0.5, ack_wait / 3))
+            if done:
+                break
+            with contextlib.suppress(Exception):  # best effort: a redelivery is only wasted work
+                await msg.in_progress()
+        outcome, detail = work.result()
+        try:
+            if outcome is Outcome.RETRY:
+                self.stats.count(retries=1)
+                delay = min(MAX_NAK_DELAY_S, 2.0 ** (msg.metadata.num_delivered - 1))
+                log.error("%s: storing a batch failed (delivery %d), retrying in %.0f s: %s", self._name,
+                          msg.metadata.num_delivered, delay, detail)
+                await msg.nak(delay=delay)
+            elif outcome is Outcome.REFUSED:
+                await msg.term()
+            else:
+                await msg.ack()
+        except Exception as exc:  # the ack was lost: the batch comes back and is answered as a duplicate
+            log.warning("%s: could not answer JetStream for a batch (%s); it will be redelivered", self._name, exc)
+
+    def _store_one(self, body: bytes, content_type: str) -> tuple[Outcome, str]:
+        """Decode and store one message's batch (in a worker thread); never raises."""
+        try:
+            batch = decode_batch(body, content_type)
+        except InvalidBatch as exc:  # the collector validated it, so this is a bug or a foreign publisher
+            self.stats.count(refused=1)
+            log.error("%s: dropping an undecodable message from %s: %s", self._name, self._stream, exc)
+            return Outcome.REFUSED, str(exc)
+        try:
+            result = self._store.write_batch(batch)
+        except (NotPermitted, BatchConflict) as exc:
+            return self._refuse(batch, exc)
+        except StoreError as exc:
+            return Outcome.RETRY, str(exc)
+        except Exception as exc:  # unknown: keep the batch (it was acknowledged), retry with backoff
+            log.exception("%s: unexpected error storing batch %s", self._name, batch.batch_id)
+            return Outcome.RETRY, repr(exc)
+        if result.duplicate:
+            self.stats.count(duplicates=1)
+            return Outcome.DUPLICATE, ""
+        self.stats.count(stored_batches=1, stored_events=result.stored)
+        return Outcome.STORED, ""
+
+    def _refuse(self, batch: Batch, exc: StoreError) -> tuple[Outcome, str]:
+        """A batch a collector acknowledged but the store refuses: consent withdrawn or erased meanwhile, or a
+        batch id reused with other content. Dropped, logged and audited, since the device was told "stored"."""
+        kind = "not_permitted" if isinstance(exc, NotPermitted) else "conflict"
+        log.warning("%s: refusing acknowledged batch %s (%s): %s", self._name, batch.batch_id, kind, exc)
+        try:
+            self._store.audit(f"{WRITER_ACTOR}:{self._name}", "batch.refused", _audit.device_ref(batch.device_id),
+                              f"an acknowledged batch could not be stored ({kind})",
+                              {"batch_id": batch.batch_id, "n_events": batch.events.num_rows, "kind": kind,
+                               "field": getattr(exc, "field", None), "row": getattr(exc, "row", None)})
+        except StoreError as audit_exc:  # not audited yet: keep the message, decide again later
+            return Outcome.RETRY, f"auditing the refusal of batch {batch.batch_id} failed: {audit_exc}"
+        self.stats.count(refused=1)
+        return Outcome.REFUSED, str(exc)
+
+
+async def _until_stopped(coro: Any, stop: asyncio.Event) -> Any:
+    """Await ``coro`` unless ``stop`` is set first (then cancel it and return None)."""
+    task = asyncio.ensure_future(coro)
+    stopper = asyncio.ensure_future(stop.wait())
+    done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    if task in done:
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(BaseException):
+        await task
+    return None

@@ -1,0 +1,357 @@
+"""Fleet mode: `deskcorder serve --nats` collectors publish to NATS JetStream, `deskcorder writer`s store.
+
+Everything is real: the NATS server with JetStream (DESKCORDER_TEST_NATS, default
+nats://127.0.0.1:4222), a fresh PostgreSQL database per test as the shared control
+database (DESKCORDER_TEST_POSTGRES), one shared data dir, and every collector and
+writer its own `python -m deskcorder` process. Each test uses its own stream,
+deleted afterwards. Without NATS or PostgreSQL the tests skip, except on CI
+(CI set), where they fail: CI always has both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pyarrow.compute as pc
+import pytest
+
+from deskcorder.events import Event, EventKind, events_to_columns
+from deskcorder.store import EventStore
+from deskcorder.wire import MSGPACK, encode_batch
+
+from .helpers import READ, _read_until, _stop, enrol, next_utc_midnight_ns, spawn_collector
+
+NATS_URL = os.environ.get("DESKCORDER_TEST_NATS", "nats://127.0.0.1:4222")
+_PG_ADMIN = os.environ.get("DESKCORDER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+MIDNIGHT = next_utc_midnight_ns()  # events stamped after the consent the test gives
+_WRITER_READY = re.compile(r"deskcorder writer consuming (\S+)")
+
+
+# -- fixtures: the real servers -------------------------------------------------------------------
+
+def _unavailable(what: str) -> None:
+    # CI always has the servers; skipping there would hide a broken fleet mode.
+    (pytest.fail if os.environ.get("CI") else pytest.skip)(what)
+
+
+@pytest.fixture
+def nats_url() -> str:
+    parts = urllib.parse.urlsplit(NATS_URL)
+    try:
+        socket.create_connection((parts.hostname, parts.port or 4222), timeout=2).close()
+    except OSError as exc:
+        _unavailable(f"no NATS server at {NATS_URL}: {exc}")
+    return NATS_URL
+
+
+@pytest.fixture
+def stream(nats_url: str) -> Iterator[str]:
+    name = f"DESKCORDER_TEST_{uuid.uuid4().hex[:10].upper()}"
+    yield name
+    asyncio.run(_delete_stream(nats_url, name))
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    import psycopg
+
+    try:
+        admin = psycopg.connect(_PG_ADMIN, autocommit=True, connect_timeout=2)
+    except psycopg.OperationalError as exc:
+        _unavailable(f"no PostgreSQL at {_PG_ADMIN}: {exc}")
+    name = f"deskcorder_test_{uuid.uuid4().hex[:12]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield _PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + "/" + name
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+async def _delete_stream(url: str, name: str) -> None:
+    import nats
+    from nats.js.errors import NotFoundError
+
+    nc = await nats.connect(url, connect_timeout=2, allow_reconnect=False)
+    try:
+        try:
+            await nc.jetstream().delete_stream(name)
+        except NotFoundError:
+            pass
+    finally:
+        await nc.close()
+
+
+def stream_state(url: str, name: str) -> dict[str, int]:
+    """How many messages the stream holds, and how many of them were ever redelivered to a writer."""
+    async def query() -> dict[str, int]:
+        import nats
+        from nats.js.errors import NotFoundError
+
+        nc = await nats.connect(url, connect_timeout=2, allow_reconnect=False)
+        try:
+            js = nc.jetstream()
+            info = await js.stream_info(name)
+            try:
+                redelivered = (await js.consumer_info(name, "writers")).num_redelivered or 0
+            except NotFoundError:
+                redelivered = 0
+            return {"messages": info.state.messages, "redelivered": redelivered}
+        finally:
+            await nc.close()
+
+    return asyncio.run(query())
+
+
+# -- processes -----------------------------------------------------------------------------------
+
+class Writer:
+    """A `deskcorder writer` process; ``stop`` ends it with SIGTERM and returns its closing line."""
+
+    def __init__(self, data_dir: Path, pg_url: str, nats_url: str, stream: str, *extra: str):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "deskcorder", "writer", "--nats", nats_url, "--data-dir", str(data_dir),
+             "--database-url", pg_url, "--stream", stream, "--log-level", "warning", *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines: list[str] = []
+        ready = threading.Event()
+
+        def pump() -> None:
+            assert self.proc.stdout is not None
+            for line in self.proc.stdout:
+                self.lines.append(line)
+                if _WRITER_READY.search(line):
+                    ready.set()
+            ready.set()
+
+        threading.Thread(target=pump, daemon=True).start()
+        if not ready.wait(30) or not any(f"consuming {stream} " in line for line in self.lines):
+            self.proc.kill()
+            raise RuntimeError(f"the writer did not start; output:\n{''.join(self.lines)}")
+
+    def stop(self) -> str:
+        _stop(self.proc)
+        time.sleep(0.1)  # let the pump read the last line
+        return next((line for line in self.lines if "writer stopped" in line), "".join(self.lines[-20:]))
+
+
+def start_fleet_collector(data_dir: Path, nats_url: str, stream: str, *extra: str) -> tuple[subprocess.Popen, str]:
+    return spawn_collector(data_dir, 0, "--nats", nats_url, "--stream", stream, "--retention-interval", "0",
+                           "--log-level", "warning", *extra)
+
+
+# -- batches ---------------------------------------------------------------------------------------
+
+def make_events(session: str, start: int, n: int) -> list[Event]:
+    """Typing with some pointer moves and a click, 5 ms apart, from tomorrow 00:00 UTC."""
+    events = []
+    for seq in range(start, start + n):
+        t = seq * 5_000_000
+        r = seq % 10
+        if r < 6:
+            kind = EventKind.KEY_DOWN if r % 2 == 0 else EventKind.KEY_UP
+            events.append(Event(session, seq, t, MIDNIGHT + t, kind, key="e", char="e", vk=101))
+        elif r < 9:
+            events.append(Event(session, seq, t, MIDNIGHT + t, EventKind.MOVE, x=seq % 1920, y=seq % 1080))
+        else:
+            events.append(Event(session, seq, t, MIDNIGHT + t, EventKind.BUTTON_DOWN, button="left", x=5, y=5))
+    return events
+
+
+def body(batch_id: str, device_id: str, events: list[Event]) -> bytes:
+    return encode_batch(batch_id, device_id, events_to_columns(events))
+
+
+def post(client: httpx.Client, url: str, payload: bytes) -> httpx.Response:
+    return client.post(f"{url}/v1/batches", content=payload, headers={"Content-Type": MSGPACK})
+
+
+# -- the tests ---------------------------------------------------------------------------------------
+
+DEVICES = [f"fleet-device-{i:02d}" for i in range(4)]
+BATCHES_PER_DEVICE = 15
+EVENTS_PER_BATCH = 400
+
+
+def test_two_collectors_two_writers_store_every_acknowledged_event_once_when_a_writer_and_a_collector_die(
+        tmp_path: Path, nats_url: str, stream: str, pg_url: str) -> None:
+    data_dir = tmp_path / "data"
+    with EventStore(data_dir, database_url=pg_url) as store:  # migrates the database before the fleet starts
+        enrol(store, "alice", *DEVICES[:2])
+        enrol(store, "bob", *DEVICES[2:])
+    procs: list[subprocess.Popen] = []
+    try:
+        collectors = [start_fleet_collector(data_dir, nats_url, stream, "--database-url", pg_url) for _ in range(2)]
+        procs += [proc for proc, _ in collectors]
+        writers = [Writer(data_dir, pg_url, nats_url, stream, "--ack-wait", "2") for _ in range(2)]
+        procs += [w.proc for w in writers]
+        urls = [url for _, url in collectors]
+        alive = list(urls)
+
+        batches = [(f"{device}-batch-{i:03d}", device,
+                    body(f"{device}-batch-{i:03d}", device, make_events(f"{device}-session", i * EVENTS_PER_BATCH,
+                                                                        EVENTS_PER_BATCH)))
+                   for i in range(BATCHES_PER_DEVICE) for device in DEVICES]
+        acked: dict[str, int] = {}
+        answers: list[dict[str, Any]] = []
+        lock = threading.Lock()
+
+        def deliver(n: int, payload: bytes) -> dict[str, Any]:
+            """Post until a collector answers 200, moving to the other collector on errors, like an agent."""
+            deadline = time.monotonic() + 30
+            turn = n
+            with httpx.Client(timeout=10) as client:
+                while time.monotonic() < deadline:
+                    url = alive[turn % len(alive)]
+                    turn += 1
+                    try:
+                        response = post(client, url, payload)
+                    except httpx.TransportError:
+                        continue  # that collector died; nothing acknowledged, try the next
+                    if response.status_code == 200:
+                        return response.json()
+                    assert response.status_code in (429, 503), response.text
+                    time.sleep(0.1)
+            raise AssertionError("no collector acknowledged the batch within 30 s")
+
+        def send(n: int, batch_id: str, payload: bytes) -> None:
+            first = deliver(n, payload)
+            second = deliver(n + 1, payload)  # every batch twice, to the other collector
+            with lock:
+                acked[batch_id] = first["stored"] + second["stored"]
+                answers.extend([first, second])
+
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            futures = [pool.submit(send, n, batch_id, payload) for n, (batch_id, _, payload) in enumerate(batches)]
+            for i, future in enumerate(futures):
+                future.result()
+                if i == len(futures) // 3:
+                    # Frozen first, as a crashed machine would be, so that batches are delivered to it and
+                    # never acked: JetStream must hand them to the other writer.
+                    writers[0].proc.send_signal(signal.SIGSTOP)
+                    time.sleep(0.5)
+                    writers[0].proc.send_signal(signal.SIGKILL)
+                if i == 2 * len(futures) // 3:
+                    alive.remove(urls[1])
+                    collectors[1][0].send_signal(signal.SIGKILL)
+
+        total = len(batches) * EVENTS_PER_BATCH
+        assert len(acked) == len(batches)
+        # Each batch's two posts together accepted its events once: the repeat was a duplicate.
+        assert all(n == EVENTS_PER_BATCH for n in acked.values()), acked
+        assert all(a["queued"] or a["duplicate"] for a in answers)
+        assert writers[0].proc.wait(5) == -signal.SIGKILL and collectors[1][0].wait(5) == -signal.SIGKILL
+
+        with EventStore(data_dir, database_url=pg_url) as store:
+            deadline = time.monotonic() + 30
+            while sum(s.n_events for s in store.sessions()) < total and time.monotonic() < deadline:
+                time.sleep(0.2)
+            events = store.read_events(**READ)
+        assert events.num_rows == total
+        keys = pc.binary_join_element_wise(events["session_id"], pc.cast(events["seq"], "string"), "/")
+        assert pc.count_distinct(keys).as_py() == total  # no (session_id, seq) twice
+        for device in DEVICES:
+            mine = events.filter(pc.equal(events["device_id"], device))
+            assert mine["seq"].to_pylist() == list(range(BATCHES_PER_DEVICE * EVENTS_PER_BATCH))
+        deadline = time.monotonic() + 10
+        while (state := stream_state(nats_url, stream))["messages"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert state["messages"] == 0  # every batch acked by a writer, so the work queue is empty
+        survivor = writers[1].stop()
+        # The killed writer held batches it never acked; the survivor got them again and stored them.
+        redelivered = int(re.search(r"(\d+) redelivered", survivor).group(1))
+        assert redelivered > 0, survivor
+    finally:
+        for proc in procs:
+            _stop(proc)
+
+
+def test_fleet_collector_refuses_unconsented_devices_and_publishes_a_repeated_batch_once(
+        tmp_path: Path, nats_url: str, stream: str, pg_url: str) -> None:
+    data_dir = tmp_path / "data"
+    with EventStore(data_dir, database_url=pg_url) as store:
+        enrol(store, "alice", "fleet-device-a")
+        store.add_employee("carol", actor="tests")
+        store.register_device("fleet-device-c", "carol", "c.test", actor="tests")  # registered, never consented
+    proc, url = start_fleet_collector(data_dir, nats_url, stream, "--database-url", pg_url)
+    writer = None
+    try:
+        with httpx.Client(timeout=10) as client:
+            events = make_events("session-a", 0, 50)
+            refused = post(client, url, body("batch-carol-1", "fleet-device-c", make_events("session-c", 0, 5)))
+            assert refused.status_code == 403 and refused.json()["field"] == "device_id"
+            unknown = post(client, url, body("batch-nobody-1", "fleet-device-x", events))
+            assert unknown.status_code == 403
+            assert stream_state(nats_url, stream)["messages"] == 0  # refused before publishing
+
+            first = post(client, url, body("batch-alice-1", "fleet-device-a", events))
+            again = post(client, url, body("batch-alice-1", "fleet-device-a", events))
+            assert first.json() == {"batch_id": "batch-alice-1", "stored": 50, "duplicate": False, "queued": True}
+            assert again.json() == {"batch_id": "batch-alice-1", "stored": 0, "duplicate": True, "queued": True}
+            assert stream_state(nats_url, stream)["messages"] == 1  # JetStream kept the repeat out
+
+            # The same id with other content cannot be recognised before it is stored: it is queued,
+            # and the writer refuses it (audited) while storing the first.
+            other = post(client, url, body("batch-alice-1", "fleet-device-a", make_events("session-a", 50, 5)))
+            assert other.status_code == 200
+            writer = Writer(data_dir, pg_url, nats_url, stream, "--concurrency", "1")  # in stream order
+            deadline = time.monotonic() + 20
+            while stream_state(nats_url, stream)["messages"] and time.monotonic() < deadline:
+                time.sleep(0.2)
+
+            # Once stored, a repeat is answered from the store and a conflicting id synchronously.
+            stored_again = post(client, url, body("batch-alice-1", "fleet-device-a", events))
+            assert stored_again.json() == {"batch_id": "batch-alice-1", "stored": 0, "duplicate": True,
+                                           "queued": False}
+            conflict = post(client, url, body("batch-alice-1", "fleet-device-a", make_events("session-a", 50, 5)))
+            assert conflict.status_code == 409 and conflict.json()["field"] == "batch_id"
+        with EventStore(data_dir, database_url=pg_url) as store:
+            assert store.read_events(**READ)["seq"].to_pylist() == list(range(50))
+            refusals = store.audit_entries(action="batch.refused")
+        assert [e.details["batch_id"] for e in refusals] == ["batch-alice-1"]
+        assert refusals[0].details["kind"] == "conflict"
+    finally:
+        _stop(proc)
+        if writer is not None:
+            writer.stop()
+
+
+def test_fleet_collector_answers_503_and_acknowledges_nothing_while_nats_is_unreachable(tmp_path: Path) -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead_nats = f"nats://127.0.0.1:{s.getsockname()[1]}"
+    data_dir = tmp_path / "data"
+    with EventStore(data_dir) as store:
+        enrol(store, "alice", "fleet-device-a")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deskcorder", "serve", "--data-dir", str(data_dir), "--port", "0", "--nats", dead_nats,
+         "--retention-interval", "0", "--log-level", "warning"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = _read_until(proc, re.compile(r"listening on (http://\S+)"), 30).group(1)
+        with httpx.Client(timeout=10) as client:
+            health = client.get(f"{url}/v1/health")
+            answer = post(client, url, body("batch-alice-1", "fleet-device-a", make_events("session-a", 0, 20)))
+        assert health.status_code == 503
+        assert answer.status_code == 503 and answer.headers["Retry-After"] == "1"
+        assert dead_nats in answer.json()["error"]
+    finally:
+        _stop(proc)
+    with EventStore(data_dir) as store:
+        assert store.sessions() == []
+        assert store.read_events(**READ).num_rows == 0
+    assert not list(data_dir.glob("events/**/*.parquet"))
