@@ -42,7 +42,8 @@ from ._tables import batches, consents, devices, employee_keys, employees, file_
 __all__ = ["erase_employee"]
 
 # Small tables that held personal data or the key: rewritten on PostgreSQL so dead rows go.
-_VACUUMED = ("employee_keys", "employees", "consents", "devices")
+_VACUUMED = ("employee_keys", "employees", "consents", "devices", "portal_accounts", "portal_logins",
+             "recording_pauses")
 
 
 def erase_employee(engine: Engine, data_dir: Path, handle: str, actor: str, reason: str) -> ErasureReport:
