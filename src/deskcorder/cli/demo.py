@@ -39,5 +39,7 @@ def demo(
     console.print(table)
     console.print(f"session {result.session_id}: {stats.events} events -> {stats.episodes} episodes, "
                   f"{stats.actions} actions")
+    redacted = ", ".join(f"<{kind}> x{n}" for kind, n in stats.redactions.items()) or "nothing"
+    console.print(f"redacted before writing: {redacted}; typing in apps outside the policy was never recorded")
     console.print(f"dataset: [bold]{result.dataset_dir}[/bold] (actions.parquet, actions.jsonl, "
                   f"episodes.parquet, stats.json, README.md)")
