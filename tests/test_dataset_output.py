@@ -8,6 +8,7 @@ import sys
 import uuid
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -152,3 +153,85 @@ def test_an_empty_store_is_a_clear_error(tmp_path: Path) -> None:
         store.add_employee("nobody", actor=TEST_ACTOR)
     result = _cli("build", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "ds"))
     assert result.returncode == 2 and "no events" in result.stderr and "Traceback" not in result.stderr
+
+
+class UpperRedactor:
+    """A redactor double: hides typed text in password prompts, upper-cases the rest, and records its calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str | None, str | None]] = []
+
+    def redact(self, text: str, *, app_class: str | None = None, window_title: str | None = None,
+               known_identifiers: object = ()) -> tuple[str, dict[str, int]]:
+        self.calls.append((text, app_class, window_title))
+        if window_title and "password" in window_title.lower():
+            return "<PASSWORD>", {"PASSWORD": 1}
+        return text.upper(), {"UPPER": 1}
+
+    def redact_title(self, title: str, *, known_identifiers: object = ()) -> tuple[str, dict[str, int]]:
+        return title, {}
+
+
+class TaggingPseudonymizer:
+    key_id = "test-key"
+
+    def pseudonym(self, kind: str, value: str) -> str:
+        return f"{kind}-of-{value}"
+
+
+def test_typed_text_goes_through_the_redactor_with_its_window_and_ids_through_the_pseudonymizer(
+        tmp_path: Path) -> None:
+    prompt = _session("dev-1", "Password for ana", "hunter2")
+    notes = _session("dev-2", "notes.txt", "hello")
+    orphan = _session("dev-3", "notes.txt", "who")
+    table = columns_to_table(events_to_columns(prompt + notes + orphan))
+    devices = [d for d, events in (("dev-1", prompt), ("dev-2", notes), ("dev-3", orphan)) for _ in events]
+    table = table.append_column("device_id", pa.array(devices))
+    redactor = UpperRedactor()
+    stats = build_dataset(table, tmp_path / "ds", redactor=redactor, pseudonymizer=TaggingPseudonymizer(),
+                          device_to_employee={"dev-1": "emp-ana", "dev-2": "emp-ana", "dev-9": "emp-zed"})
+    assert sorted(redactor.calls) == [("hello", "Notes", "notes.txt"), ("hunter2", "Notes", "Password for ana"),
+                                      ("who", "Notes", "notes.txt")]
+    assert stats.redactions == {"PASSWORD": 1, "UPPER": 2}
+    rows = sorted(pq.read_table(tmp_path / "ds" / "actions.parquet").to_pylist(), key=lambda a: a["device_id"])
+    assert [(a["text"], a["device_id"], a["person_id"]) for a in rows] == [
+        ("<PASSWORD>", "device-of-dev-1", "person-of-emp-ana"), ("HELLO", "device-of-dev-2", "person-of-emp-ana"),
+        ("WHO", "device-of-dev-3", None)]
+    sessions = {prompt[0].session_id, notes[0].session_id, orphan[0].session_id}
+    assert {a["session_id"] for a in rows} == {f"session-of-{s}" for s in sessions}
+    assert all(a["episode_id"].startswith(a["session_id"] + "-") for a in rows)
+    assert rows[0]["split"] == rows[1]["split"]  # one person, two devices: one split
+    assert stats.persons == 1
+
+
+def test_the_split_is_by_person_with_about_the_intended_shares(tmp_path: Path) -> None:
+    events, devices, owners = [], [], {}
+    for i in range(300):
+        session = _session(f"dev-{i}", "t", "a")
+        events += session
+        devices += [f"dev-{i}"] * len(session)
+        owners[f"dev-{i}"] = f"emp-{i // 2}"  # two devices each
+    table = columns_to_table(events_to_columns(events))
+    table = table.append_column("device_id", pa.array(devices))
+    stats = build_dataset(table, tmp_path / "ds", pseudonymizer=TaggingPseudonymizer(),
+                          device_to_employee=owners)
+    episodes = pq.read_table(tmp_path / "ds" / "episodes.parquet").to_pylist()
+    per_person: dict[str, set[str]] = {}
+    for e in episodes:
+        per_person.setdefault(e["person_id"], set()).add(e["split"])
+    assert len(per_person) == 150 and all(len(s) == 1 for s in per_person.values())
+    people = {name: v["persons"] for name, v in stats.splits.items()}
+    assert sum(people.values()) == 150
+    assert 100 <= people["train"] <= 140 and people["validation"] >= 5 and people["test"] >= 5, people
+
+
+def test_episodes_jsonl_mirrors_episodes_parquet_and_a_file_is_no_out_folder(tmp_path: Path) -> None:
+    events = columns_to_table(events_to_columns(_session("d", "t", "abc")))
+    build_dataset(events, tmp_path / "ds")
+    lines = [json.loads(line) for line in (tmp_path / "ds" / "episodes.jsonl").read_text().splitlines()]
+    assert lines == pq.read_table(tmp_path / "ds" / "episodes.parquet").to_pylist()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DatasetError, match="is a file"):
+        build_dataset(events, tmp_path / "file", overwrite=True)
+    build_dataset(events, tmp_path / "ds", overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "file"]  # no temporary or old folder left

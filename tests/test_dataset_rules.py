@@ -193,3 +193,52 @@ def test_the_same_events_always_give_the_same_ids_and_repeats_are_dropped(tmp_pa
 def test_bad_options_are_refused_with_the_option_named(bad: dict) -> None:
     with pytest.raises(ValueError, match=next(iter(bad))):
         BuildOptions(**bad)
+
+
+def test_a_pause_ends_a_held_press_and_forgets_held_modifiers(tmp_path: Path) -> None:
+    r = Recording()
+    r.focus("Editor")
+    down = r.add("button_down", button="left", x=7, y=8)
+    r.add("move", x=90, y=90)  # the button_up is lost: the agent paused while it was held
+    r.add("key_down", key="ctrl_l")
+    r.add("pause", reason="paused_by_user")
+    r.add("resume", reason="resumed_by_user", after_ms=3000)
+    r.add("button_up", button="left", x=90, y=90)  # its down is before the pause: no action
+    typed = r.type("a")  # ctrl's key_up was lost too: this is typing, not ctrl+a
+    tab = r.key("tab")
+    r.add("key_down", key="shift_r")
+    shift_tab = r.key("tab")
+    actions, episodes = build(tmp_path, r)
+    assert [(a["kind"], a["x"], a["x2"], a["text"], a["keys"], a["event_seqs"]) for a in actions] == [
+        ("click", 7, None, None, None, [down]), ("type", None, None, "a", None, typed),
+        ("key", None, None, None, "tab", [tab]), ("hotkey", None, None, None, "shift+tab", [shift_tab])]
+    assert actions[0]["t_end_mono_ns"] == actions[0]["t_start_mono_ns"]  # unreleased: ends at the down
+    assert [e["start_reason"] for e in episodes] == ["session_start", "pause"]
+
+
+def test_a_typed_run_ends_at_a_click_and_at_a_pause_between_keys(tmp_path: Path) -> None:
+    r = Recording()
+    r.focus("Editor")
+    first = r.type("ab")
+    r.click(1, 1)
+    second = r.type("cd")
+    later = r.add("key_down", key="e", char="e", after_ms=2500)  # longer than type_merge_s (2 s)
+    bs = r.key("backspace", after_ms=3000)  # too late to erase the "e": a key of its own
+    actions, _ = build(tmp_path, r)
+    assert [(a["kind"], a["text"], a["keys"], a["event_seqs"]) for a in actions] == [
+        ("type", "ab", None, first), ("click", None, None, actions[1]["event_seqs"]),
+        ("type", "cd", None, second), ("type", "e", None, [later]), ("key", None, "backspace", [bs])]
+
+
+def test_actions_take_the_app_and_window_in_force_at_their_first_event(tmp_path: Path) -> None:
+    r = Recording()
+    r.type("x")  # before any focus event: application unknown
+    r.focus("Editor", "notes.txt")
+    r.type("y")
+    r.focus("Editor", "*notes.txt")
+    r.type("z")
+    actions, episodes = build(tmp_path, r)
+    assert [(a["app_class"], a["app_process"], a["window_title"], a["text"]) for a in actions] == [
+        (None, None, None, "x"), ("Editor", "editor", "notes.txt", "yz")]
+    assert [(e["start_reason"], e["app_class"]) for e in episodes] == [("session_start", None),
+                                                                       ("app_switch", "Editor")]

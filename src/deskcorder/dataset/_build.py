@@ -113,7 +113,7 @@ def build_dataset(events: pa.Table, out: Path | str, options: BuildOptions = Bui
     redactor = redactor if redactor is not None else Redactor()
     pseudonymizer = pseudonymizer if pseudonymizer is not None else Pseudonymizer.generate()
     known = tuple(k for k in known_identifiers if k)
-    task = progress.add_task("building dataset", total=4) if progress is not None else None
+    task = progress.add_task("sorting events into episodes", total=4) if progress is not None else None
 
     def step(description: str) -> None:
         if progress is not None and task is not None:
@@ -141,7 +141,9 @@ def build_dataset(events: pa.Table, out: Path | str, options: BuildOptions = Bui
 
 
 def _check_out(out: Path, overwrite: bool) -> None:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+    if out.exists() and not out.is_dir():
+        raise DatasetError(f"{out} is a file, not a folder; pick another --out")
+    if out.exists() and any(out.iterdir()) and not overwrite:
         raise DatasetError(f"{out} already exists and is not empty; pick another --out or pass --overwrite")
 
 
@@ -174,19 +176,20 @@ def _protect(actions: pl.DataFrame, episodes: pl.DataFrame, redactor: _Redactor,
                 for s in pl.concat([actions["session_id"], episodes["session_id"]]).unique().to_list()}
     devices = {d: pseudonymizer.pseudonym("device", d)
                for d in pl.concat([actions["device_id"], episodes["device_id"]]).drop_nulls().unique().to_list()}
-    persons = {d: pseudonymizer.pseudonym("person", e) for d, e in device_to_employee.items()}
+    persons = {d: pseudonymizer.pseudonym("person", device_to_employee[d]) for d in devices
+               if d in device_to_employee}
+    # The split follows the person, or the device when its owner is unknown (a device id is never null
+    # once stored; events passed without one all share the "unknown" split).
+    splits = {d: _split(persons.get(d) or devices[d]) for d in devices}
 
     def protect(df: pl.DataFrame) -> pl.DataFrame:
         device = df["device_id"]
-        person = device.replace_strict(persons, default=None, return_dtype=pl.String)
-        split_of = pl.when(person.is_not_null()).then(person).otherwise(
-            device.replace_strict(devices, default=None, return_dtype=pl.String)).fill_null("unknown")
         return df.with_columns(
             session_id=df["session_id"].replace_strict(sessions, return_dtype=pl.String),
             device_id=device.replace_strict(devices, default=None, return_dtype=pl.String),
-            person_id=person,
+            person_id=device.replace_strict(persons, default=None, return_dtype=pl.String),
             window_title=pl.Series([title(t) for t in df["window_title"].to_list()], dtype=pl.String),
-            split=split_of.map_elements(_split, return_dtype=pl.String),
+            split=device.replace_strict(splits, default=_split("unknown"), return_dtype=pl.String),
         ).with_columns(episode_id())
 
     episodes = protect(episodes)
@@ -257,11 +260,17 @@ def _write(out: Path, actions: pl.DataFrame, episodes: pl.DataFrame, stats: Data
         for f in tmp.iterdir():
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
+        old = None
         if out.exists() and overwrite:
-            shutil.rmtree(out)
+            # Set the old dataset aside rather than delete it first: a crash between the two renames
+            # leaves it recoverable next to out, never lost with no new one in its place.
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.replace(out, old / out.name)
         elif out.exists():
             out.rmdir()  # empty (checked above): the rename needs it gone
         os.replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

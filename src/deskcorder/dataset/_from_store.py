@@ -42,19 +42,16 @@ def build_from_store(store: EventStore, out: Path | str, *, actor: str, purpose:
                                + "; record some first (deskcorder agent, or deskcorder demo)")
         devices = store.devices()
         policy = store.current_policy()
+        recorded = set(events.column("device_id").unique().to_pylist())
         provenance: dict[str, Any] = {
             "built by": actor, "purpose": purpose, "policy version (current)": policy.version,
-            "people": len({d.employee_id for d in devices if d.device_id in _ids(events)}),
+            "people": len({d.employee_id for d in devices if d.device_id in recorded}),
         }
         stats = build_dataset(
             events, out, options, pseudonymizer=Pseudonymizer.from_file(store.data_dir / PSEUDONYM_KEY_FILE),
             device_to_employee={d.device_id: d.employee_id for d in devices},
-            known_identifiers=[d.hostname for d in devices] + [e.handle for e in store.employees()], provenance=provenance, overwrite=overwrite,
-            progress=progress)
+            known_identifiers=[d.hostname for d in devices] + [e.handle for e in store.employees()],
+            provenance=provenance, overwrite=overwrite, progress=progress)
     store.audit(actor, "dataset.build", "dataset", purpose,
                 {"out": str(out), "policy_version": policy.version, **stats.as_json()})
     return stats
-
-
-def _ids(events: Any) -> set[str]:
-    return set(events.column("device_id").unique().to_pylist())

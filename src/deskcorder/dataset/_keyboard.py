@@ -42,7 +42,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ._actions import ActionSink
+    from ._reduce import ActionSink
 
 __all__ = ["KeyboardReducer", "MODIFIER_KEYS", "LOCK_KEYS", "key_name"]
 
