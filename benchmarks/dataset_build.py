@@ -1,12 +1,15 @@
 """Dataset build throughput: synthetic desk work through ``build_dataset``, timed per stage.
 
-    python benchmarks/dataset_build.py [--events 1000000] [--sessions 20]
+    python benchmarks/dataset_build.py [--events 1000000] [--sessions 20] [--engine dask --workers 2]
 
 The stream imitates a person at work: bursts of typing (with shift, backspace
 and the odd hotkey), pointer moves between clicks, drags, scroll runs, app
 switches with window titles, idle gaps. Prints events/s and actions/s for the
 whole build (reading excluded: the events are already in memory, as after
-``EventStore.read_events``) and the size of what was written.
+``EventStore.read_events``) and the size of what was written. With ``--engine
+dask`` it also builds on a local Dask cluster of ``--workers`` processes
+(started before the clock, and timed apart) and prints both throughputs side
+by side, after checking that both folders hold the same bytes.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from deskcorder.dataset import BuildOptions, build_dataset
+from deskcorder.dataset import BuildOptions, build_dataset, build_dataset_distributed
+from deskcorder.privacy import Pseudonymizer
 from deskcorder.events import EVENT_SCHEMA
 
 APPS = [("Code", "code", "main.py - project - Visual Studio Code"), ("XTerm", "xterm", "~/project"),
@@ -90,6 +94,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--sessions", type=int, default=20)
+    parser.add_argument("--engine", choices=("local", "dask"), default="local")
+    parser.add_argument("--workers", type=int, default=2, help="local Dask cluster processes (--engine dask)")
     args = parser.parse_args()
     start = time.perf_counter()
     events = synthesise(args.events, args.sessions)
@@ -97,13 +103,33 @@ def main() -> None:
           f"({time.perf_counter() - start:.1f} s, not counted)")
     out = Path(tempfile.mkdtemp(prefix="deskcorder-dataset-bench-")) / "ds"
     start = time.perf_counter()
-    stats = build_dataset(events, out, BuildOptions())
+    key = Pseudonymizer.generate()  # one key for both builds, so their files can be compared
+    stats = build_dataset(events, out, BuildOptions(), pseudonymizer=key)
     took = time.perf_counter() - start
     size = sum(p.stat().st_size for p in out.iterdir())
     print(f"built {stats.actions:,} actions in {stats.episodes:,} episodes in {took:.2f} s: "
           f"{events.num_rows / took:,.0f} events/s, {stats.actions / took:,.0f} actions/s")
     print(f"actions by kind: {stats.actions_by_kind}")
     print(f"written: {size / 1e6:.1f} MB ({size / events.num_rows:.1f} bytes per input event) in {out}")
+    if args.engine == "dask":
+        _compare_dask(events, out, took, args.workers, key)
+
+
+def _compare_dask(events: pa.Table, local_out: Path, local_s: float, workers: int, key: Pseudonymizer) -> None:
+    from distributed import Client, LocalCluster
+
+    start = time.perf_counter()
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=40) as cluster, Client(cluster) as client:
+        started = time.perf_counter() - start
+        out = local_out.parent / "ds-dask"
+        start = time.perf_counter()
+        build_dataset_distributed(events, out, BuildOptions(), client=client, pseudonymizer=key)
+        took = time.perf_counter() - start
+    same = all((local_out / f.name).read_bytes() == f.read_bytes() for f in out.iterdir())
+    print(f"engine  workers  seconds  events/s   (dask cluster start {started:.1f} s, not counted)")
+    print(f"local   1        {local_s:7.2f}  {events.num_rows / local_s:,.0f}")
+    print(f"dask    {workers:<8d} {took:7.2f}  {events.num_rows / took:,.0f}   same bytes as local: {same}")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,13 @@ def build(
     formats: list[str] = typer.Option(["parquet", "jsonl"], "--format", help="parquet and/or jsonl (repeatable)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset at --out."),
     purpose: str = typer.Option("dataset build", "--purpose", help="Why the raw events are read (audit log)."),
+    engine: str = typer.Option("local", "--engine",
+                               help="local (this process) or dask (a Dask cluster); the files are the same."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler",
+                                            help="Dask scheduler address, e.g. tcp://host:8786 (--engine dask; "
+                                                 "default: a local cluster)."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1,
+                                          help="Worker processes of the local Dask cluster (default: one per CPU)."),
 ) -> None:
     """Build a dataset (actions, episodes, stats.json, README card) from the store; the read is audited."""
     from ..dataset import BuildOptions, DatasetError, build_from_store
@@ -39,7 +46,8 @@ def build(
         try:
             stats = build_from_store(store, out, actor=cli_actor(), purpose=purpose, options=options,
                                      session_id=session, employee=employee, overwrite=overwrite,
-                                     console=console)
+                                     console=console, engine=engine, scheduler_address=scheduler,
+                                     workers=workers)
         except DatasetError as exc:
             raise fail(str(exc)) from exc
     _print_stats(console, stats.as_json())

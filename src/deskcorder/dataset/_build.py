@@ -30,7 +30,7 @@ import shutil
 import tempfile
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Protocol
+from typing import Any, Callable, Iterable, Mapping, Protocol
 
 import polars as pl
 import pyarrow as pa
@@ -119,6 +119,40 @@ def build_dataset(events: pa.Table, out: Path | str, options: BuildOptions = Bui
         if progress is not None and task is not None:
             progress.update(task, description=description, advance=1)
 
+    part = _compute(events, options, redactor, known, step)
+    step("redacting and pseudonymising")
+    stats = _finish([part], out, options, pseudonymizer=pseudonymizer, redactor=redactor,
+                    device_to_employee=device_to_employee or {}, known=known, provenance=provenance or {},
+                    overwrite=overwrite, step=step)
+    step("done")
+    return stats
+
+
+@dataclasses.dataclass(frozen=True)
+class _Part:
+    """What ``_compute`` makes of a group of whole sessions; ``_finish`` joins parts in session order.
+
+    Everything here is per session (episodes, actions, typed-text redaction), so the parts of a build
+    split by session add up to the build of the whole. Window titles and ids are left to ``_finish``:
+    titles are redacted (and counted) once per distinct title across the whole build, and pseudonyms
+    and the split need the key and the device owners.
+    """
+
+    actions: pl.DataFrame  # episode_index + ACTION_SCHEMA columns but person_id and split; texts redacted
+    episodes: pl.DataFrame  # EPISODE_SCHEMA columns but person_id and split; ids raw
+    events: int
+    first_wall_ns: int | None
+    last_wall_ns: int | None
+    duplicates_dropped: int
+    redactions: dict[str, int]  # typed-text spans only
+
+
+_PRIVACY_COLUMNS = ("person_id", "split")  # added by _protect, on the driver
+
+
+def _compute(events: pa.Table, options: BuildOptions, redactor: _Redactor, known: tuple[str, ...],
+             step: Callable[[str], None] = lambda _: None) -> _Part:
+    """Episodes, actions and typed-text redaction for ``events`` (whole sessions, in any order)."""
     try:
         prepared = prepare(events, options)
     except ValueError as exc:
@@ -127,16 +161,45 @@ def build_dataset(events: pa.Table, out: Path | str, options: BuildOptions = Bui
     actions = reduce_actions(prepared, options)
     per_episode = actions.group_by("episode").agg(n_actions=pl.len().cast(pl.Int64))
     episodes = episodes_frame(prepared, per_episode)
-    step("redacting and pseudonymising")
     redactions: Counter[str] = Counter()
-    actions, episodes = _protect(actions, episodes, redactor, pseudonymizer, device_to_employee or {}, known,
+    texts = []
+    for kind, text, app_class, window in zip(actions["kind"].to_list(), actions["text"].to_list(),
+                                             actions["app_class"].to_list(), actions["window_title"].to_list()):
+        if kind == "type" and text:
+            text, counts = redactor.redact(text, app_class=app_class, window_title=window, known_identifiers=known)
+            redactions.update(counts)
+        texts.append(text)
+    actions = actions.with_columns(pl.Series("text", texts, dtype=pl.String))
+    wall = prepared.frame["t_wall_ns"]
+    return _Part(actions=actions.select("episode_index",
+                                        *(n for n in ACTION_SCHEMA.names if n not in _PRIVACY_COLUMNS)),
+                 episodes=episodes.select(n for n in EPISODE_SCHEMA.names if n not in _PRIVACY_COLUMNS),
+                 events=prepared.n_events, first_wall_ns=wall.min(), last_wall_ns=wall.max(),  # type: ignore[arg-type]
+                 duplicates_dropped=prepared.duplicates_dropped, redactions=dict(redactions))
+
+
+def _finish(parts: list[_Part], out: Path, options: BuildOptions, *, pseudonymizer: _Pseudonymizer,
+            redactor: _Redactor, device_to_employee: Mapping[str, str], known: tuple[str, ...],
+            provenance: Mapping[str, Any], overwrite: bool,
+            step: Callable[[str], None] = lambda _: None) -> DatasetStats:
+    """Join ``parts`` (given in session order), protect titles and ids, and write the folder.
+
+    The same code for one part (``build_dataset``) and many (``build_dataset_distributed``), so both
+    write the same bytes.
+    """
+    actions = pl.concat([p.actions for p in parts], how="vertical", rechunk=True)
+    episodes = pl.concat([p.episodes for p in parts], how="vertical", rechunk=True)
+    redactions: Counter[str] = Counter()
+    for p in parts:
+        redactions.update(p.redactions)
+    actions, episodes = _protect(actions, episodes, redactor, pseudonymizer, device_to_employee, known,
                                  redactions)
+    walls = [w for p in parts for w in (p.first_wall_ns, p.last_wall_ns) if w is not None]
+    stats = _stats(sum(p.events for p in parts), min(walls, default=None), max(walls, default=None), actions,
+                   episodes, redactions, sum(p.duplicates_dropped for p in parts), pseudonymizer.key_id, options)
     step("writing files")
-    stats = _stats(prepared.frame, actions, episodes, redactions, prepared.duplicates_dropped,
-                   pseudonymizer.key_id, options)
     _write(out, actions.select(ACTION_SCHEMA.names), episodes.select(EPISODE_SCHEMA.names), stats, options,
-           provenance or {}, overwrite)
-    step("done")
+           provenance, overwrite)
     return stats
 
 
@@ -162,15 +225,6 @@ def _protect(actions: pl.DataFrame, episodes: pl.DataFrame, redactor: _Redactor,
             titles[value] = clean
             redactions.update(counts)
         return titles[value]
-
-    texts = []
-    for kind, text, app_class, window in zip(actions["kind"].to_list(), actions["text"].to_list(),
-                                             actions["app_class"].to_list(), actions["window_title"].to_list()):
-        if kind == "type" and text:
-            text, counts = redactor.redact(text, app_class=app_class, window_title=window, known_identifiers=known)
-            redactions.update(counts)
-        texts.append(text)
-    actions = actions.with_columns(pl.Series("text", texts, dtype=pl.String))
 
     sessions = {s: pseudonymizer.pseudonym("session", s)
                 for s in pl.concat([actions["session_id"], episodes["session_id"]]).unique().to_list()}
@@ -215,8 +269,9 @@ def _utc(ns: int | None) -> str | None:
     return None if ns is None else dt.datetime.fromtimestamp(ns / 1e9, dt.timezone.utc).isoformat()
 
 
-def _stats(events: pl.DataFrame, actions: pl.DataFrame, episodes: pl.DataFrame, redactions: Counter[str],
-           duplicates: int, key_id: str, options: BuildOptions) -> DatasetStats:
+def _stats(n_events: int, first_wall_ns: int | None, last_wall_ns: int | None, actions: pl.DataFrame,
+           episodes: pl.DataFrame, redactions: Counter[str], duplicates: int, key_id: str,
+           options: BuildOptions) -> DatasetStats:
     duration_ns = episodes["t_end_mono_ns"] - episodes["t_start_mono_ns"]
     apps: dict[str, dict[str, Any]] = {}
     per_app_episodes = episodes.with_columns(d=duration_ns).group_by("app_class").agg(
@@ -233,16 +288,17 @@ def _stats(events: pl.DataFrame, actions: pl.DataFrame, episodes: pl.DataFrame, 
                         "actions": a.height}
     by_kind = dict(sorted(actions.group_by("kind").agg(n=pl.len()).iter_rows()))
     return DatasetStats(
-        events=events.height, sessions=episodes["session_id"].n_unique(), episodes=episodes.height,
+        events=n_events, sessions=episodes["session_id"].n_unique(), episodes=episodes.height,
         actions=actions.height, persons=episodes["person_id"].drop_nulls().n_unique(),
         actions_by_kind=by_kind, apps=apps, splits=splits, redactions=dict(sorted(redactions.items())),
         duration_s=round(float(duration_ns.sum()) / 1e9, 3),
-        first_event_utc=_utc(events["t_wall_ns"].min()), last_event_utc=_utc(events["t_wall_ns"].max()),
+        first_event_utc=_utc(first_wall_ns), last_event_utc=_utc(last_wall_ns),
         duplicates_dropped=duplicates, pseudonym_key_id=key_id, options=options.to_dict())
 
 
 def _arrow(df: pl.DataFrame, schema: pa.Schema) -> pa.Table:
-    return df.to_arrow().cast(schema)
+    # One chunk per column: how a frame happens to be chunked (one part or many) must not change the bytes.
+    return df.rechunk().to_arrow().cast(schema).combine_chunks()
 
 
 def _write(out: Path, actions: pl.DataFrame, episodes: pl.DataFrame, stats: DatasetStats, options: BuildOptions,

@@ -9,6 +9,7 @@ with its statistics, which is what the admin console lists as dataset builds.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from rich.progress import Progress
 
 from ..store import EventStore
 from ._build import DatasetError, DatasetStats, build_dataset
+from ._distributed import ENGINES, build_dataset_distributed
 from ._options import BuildOptions
 
 __all__ = ["build_from_store", "PSEUDONYM_KEY_FILE"]
@@ -26,11 +28,20 @@ PSEUDONYM_KEY_FILE = "pseudonym.key"
 
 def build_from_store(store: EventStore, out: Path | str, *, actor: str, purpose: str,
                      options: BuildOptions = BuildOptions(), session_id: str | None = None,
-                     employee: str | None = None, overwrite: bool = False,
-                     console: Console | None = None) -> DatasetStats:
-    """Read (audited) the store's events, optionally of one session or employee, and build a dataset at ``out``."""
+                     employee: str | None = None, overwrite: bool = False, console: Console | None = None,
+                     engine: str = "local", scheduler_address: str | None = None,
+                     workers: int | None = None) -> DatasetStats:
+    """Read (audited) the store's events, optionally of one session or employee, and build a dataset at ``out``.
+
+    ``engine`` ``"dask"`` builds on a Dask cluster (``build_dataset_distributed``: the scheduler at
+    ``scheduler_address``, or a local cluster of ``workers`` processes); the files are the same.
+    """
     from ..privacy import Pseudonymizer
 
+    if engine not in ENGINES:
+        raise DatasetError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
+    if engine == "local" and (scheduler_address is not None or workers is not None):
+        raise DatasetError("--scheduler and --workers are for --engine dask")
     console = console or Console(stderr=True)
     out = Path(out).expanduser().resolve()
     with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
@@ -47,7 +58,9 @@ def build_from_store(store: EventStore, out: Path | str, *, actor: str, purpose:
             "built by": actor, "purpose": purpose, "policy version (current)": policy.version,
             "people": len({d.employee_id for d in devices if d.device_id in recorded}),
         }
-        stats = build_dataset(
+        distributed: dict[str, Any] = {"scheduler_address": scheduler_address, "workers": workers}
+        build = functools.partial(build_dataset_distributed, **distributed) if engine == "dask" else build_dataset
+        stats = build(
             events, out, options, pseudonymizer=Pseudonymizer.from_file(store.data_dir / PSEUDONYM_KEY_FILE),
             device_to_employee={d.device_id: d.employee_id for d in devices},
             known_identifiers=[d.hostname for d in devices] + [e.handle for e in store.employees()],

@@ -1,0 +1,153 @@
+"""``build_dataset_distributed``: the same dataset as ``build_dataset``, byte for byte, built on a Dask cluster.
+
+Sessions are independent: episodes, actions and the redaction of typed text
+never look across a session boundary (episode ids and ``event_seqs`` are per
+session, duplicates are (session_id, seq)). So the driver cuts the events into
+groups of whole sessions, contiguous in session order and of about equal event
+counts; each worker runs ``_build._compute`` (sort, episodes, actions, typed
+text redaction) on one group; the driver joins the parts in session order and
+runs ``_build._finish`` (window titles, pseudonyms, split, statistics, writing)
+exactly as a one-machine build does. The files are written by the driver with
+the one writer both paths share, so row order, row groups and statistics cannot
+differ; titles are redacted there because they are counted once per distinct
+title across the whole build, and the pseudonym key never leaves the driver.
+
+Why Dask (``dask.distributed``) rather than Ray Data or Spark: the work is
+"run this Python function on these Arrow tables, give me the results back in
+order" — ``Client.map`` and ``Client.gather``, nothing more. Dask is
+a pip-installable pure-Python package, starts a ``LocalCluster`` of processes
+in a second for tests and single big machines, ships our functions and the
+Redactor with cloudpickle, and a fleet cluster is one ``dask scheduler`` plus
+``dask worker tcp://...`` per machine with deskcorder installed. Spark would
+bring a JVM and Python<->JVM row conversion for a job that is Python state
+machines; Ray Data's strength (streaming, GPUs, autoscaling) is not needed and
+its runtime is far heavier to install and to start in a test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
+
+import polars as pl
+import pyarrow as pa
+from rich.progress import Progress
+
+from ._build import DatasetError, DatasetStats, _check_out, _compute, _finish, _Pseudonymizer, _Redactor
+from ._episodes import prepare
+from ._options import BuildOptions
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+__all__ = ["ENGINES", "build_dataset_distributed"]
+
+ENGINES: tuple[str, ...] = ("local", "dask")
+
+# Columns a worker needs (prepare's input); the rest of a stored table is not shipped.
+_SHIPPED = ("session_id", "seq", "t_mono_ns", "t_wall_ns", "kind", "key", "char", "button", "x", "y", "dx", "dy",
+            "app_process", "app_class", "window_title", "device_id")
+
+
+def build_dataset_distributed(events: pa.Table, out: Path | str, options: BuildOptions = BuildOptions(), *,
+                              client: Client | None = None, scheduler_address: str | None = None,
+                              workers: int | None = None, partitions: int | None = None,
+                              redactor: _Redactor | None = None, pseudonymizer: _Pseudonymizer | None = None,
+                              device_to_employee: Mapping[str, str] | None = None,
+                              known_identifiers: Iterable[str] = (), provenance: Mapping[str, Any] | None = None,
+                              overwrite: bool = False, progress: Progress | None = None) -> DatasetStats:
+    """``build_dataset`` on a Dask cluster: the same arguments, the same files.
+
+    The cluster is ``client`` if given (left open), else the scheduler at ``scheduler_address``
+    (``tcp://host:8786``), else a ``LocalCluster`` of ``workers`` processes (default: one per CPU) started
+    and stopped here. ``partitions`` (default: 4 per worker) is how many groups of whole sessions the events
+    are cut into; a session is never split, so a build has at most one partition per session.
+    """
+    from ..privacy import Pseudonymizer, Redactor
+
+    out = Path(out)
+    _check_out(out, overwrite)
+    if events.num_rows == 0:
+        raise DatasetError("there are no events to build a dataset from (nothing recorded yet, or every "
+                           "event was filtered out)")
+    try:
+        prepare(events.slice(0, 0), options)  # missing columns fail here, not on a worker
+    except ValueError as exc:
+        raise DatasetError(str(exc)) from exc
+    if partitions is not None and partitions < 1:
+        raise DatasetError(f"partitions must be at least 1, not {partitions}")
+    if workers is not None and workers < 1:
+        raise DatasetError(f"workers must be at least 1, not {workers}")
+    if workers is not None and (client is not None or scheduler_address is not None):
+        raise DatasetError("workers sizes the local cluster; a given client or scheduler has its own workers")
+    redactor = redactor if redactor is not None else Redactor()
+    pseudonymizer = pseudonymizer if pseudonymizer is not None else Pseudonymizer.generate()
+    known = tuple(k for k in known_identifiers if k)
+    task = progress.add_task("starting the cluster", total=4) if progress is not None else None
+
+    def step(description: str) -> None:
+        if progress is not None and task is not None:
+            progress.update(task, description=description, advance=1)
+
+    with _connect(client, scheduler_address, workers) as dask:
+        n_workers = max(1, len(dask.scheduler_info(n_workers=-1)["workers"]))
+        groups = _session_groups(events, partitions or 4 * n_workers)
+        step(f"sorting and reducing {len(groups)} partitions on {n_workers} workers")
+        shipped = dask.scatter(groups)
+        futures = dask.map(_compute, shipped, options=options, redactor=redactor, known=known, pure=False)
+        parts = dask.gather(futures)
+        dask.cancel(shipped)
+    step("redacting and pseudonymising")
+    stats = _finish(parts, out, options, pseudonymizer=pseudonymizer, redactor=redactor,
+                    device_to_employee=device_to_employee or {}, known=known, provenance=provenance or {},
+                    overwrite=overwrite, step=step)
+    step("done")
+    return stats
+
+
+@contextlib.contextmanager
+def _connect(client: Client | None, address: str | None, workers: int | None) -> Iterator[Client]:
+    if client is not None:
+        yield client
+        return
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as exc:
+        raise DatasetError("the dask engine needs dask.distributed: pip install 'deskcorder[dist]'") from exc
+    if address is not None:
+        try:
+            remote = Client(address, timeout="10s")
+        except (OSError, TimeoutError) as exc:
+            raise DatasetError(f"cannot reach the Dask scheduler at {address} ({exc}); start one with "
+                               f"`dask scheduler` and workers with `dask worker {address}`") from exc
+        with remote:
+            yield remote
+        return
+    # Processes, one thread each: the reducers are pure Python and would share one GIL as threads.
+    with LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
+                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as local:
+        yield local
+
+
+def _session_groups(events: pa.Table, partitions: int) -> list[pa.Table]:
+    """The events cut into at most ``partitions`` tables of whole sessions, in session order.
+
+    Sessions are sorted as ``prepare`` sorts them and cut where the running event count crosses a multiple
+    of total/partitions, so groups hold about equal numbers of events (a session bigger than that is a
+    group of its own). Rows keep their input order inside a group: ``prepare`` keeps the first of two
+    events with the same (session_id, seq), and it must be the same first as in a one-machine build.
+    """
+    columns = [c for c in _SHIPPED if c in events.column_names]
+    df = pl.from_arrow(events.select(columns))
+    assert isinstance(df, pl.DataFrame)
+    sizes = df.group_by("session_id").len().sort("session_id")
+    total = df.height
+    starts = sizes["len"].cum_sum() - sizes["len"]
+    group = (starts * partitions // total).clip(upper_bound=partitions - 1)
+    mapping = dict(zip(sizes["session_id"].to_list(), group.to_list()))
+    df = df.with_columns(_group=pl.col("session_id").replace_strict(mapping, return_dtype=pl.Int64))
+    parts = df.partition_by("_group", maintain_order=True, include_key=False, as_dict=True)
+    return [parts[(g,)].to_arrow() for g in sorted(set(mapping.values()))]
