@@ -111,16 +111,17 @@ def drive(display_name: str, seconds: float, keys_hz: float, moves_hz: float, ba
 
 # -- the rig ---------------------------------------------------------------------------------
 
-def enrol(data_dir: Path) -> None:
-    """An employee, a policy allowing every app, their consent and this device: the collector stores its events."""
+def enrol(data_dir: Path) -> str:
+    """An employee, a policy allowing every app and their consent; returns the one-time token that enrols
+    this device (the agent exchanges it on start, as in production)."""
     from deskcorder.store import EventStore
 
     with EventStore(data_dir) as store:
         store.set_policy(ALLOW_ALL_POLICY, actor="benchmark")
         store.add_employee(HANDLE, actor="benchmark")
-        store.register_device(DEVICE_ID, HANDLE, "bench.host", actor="benchmark")
         store.record_consent(HANDLE, "give", policy_version=store.current_policy().version, method="api",
                              actor="benchmark")
+        return store.issue_enrolment_token(HANDLE, actor="benchmark")
 
 
 @contextlib.contextmanager
@@ -145,12 +146,6 @@ def collector(data_dir: Path) -> Iterator[tuple[subprocess.Popen, str]]:
         yield proc, url[0]
     finally:
         _terminate(proc)
-
-
-def _agent_takes_employee() -> bool:
-    out = subprocess.run([sys.executable, "-m", "deskcorder", "agent", "--help"], capture_output=True, text=True,
-                         env={**os.environ, "COLUMNS": "200"}).stdout
-    return "--employee" in out
 
 
 def _terminate(proc: subprocess.Popen) -> None:
@@ -209,14 +204,14 @@ def main() -> None:
     data_dir, state_dir = tmp / "data", tmp / "agent"
     state_dir.mkdir(parents=True)
     (state_dir / "device_id").write_text(DEVICE_ID + "\n")
-    enrol(data_dir)
+    token = enrol(data_dir)
     with XSession() as xs, collector(data_dir) as (collector_proc, url):
         # The focused app discards input without drawing it: the benchmark measures the agent, not xterm.
         window = xs.open_window(["xterm", "-class", "BenchSink", "-geometry", "160x50+0+0", "-e", "sh", "-c",
                                  "stty -echo; cat >/dev/null"], "BenchSink")
         xs.activate(window)
         log = tmp / "agent.log"
-        extra = ["--employee", HANDLE] if _agent_takes_employee() else []
+        extra = ["--enrol-token", token]
         with open(log, "w") as out:
             agent = subprocess.Popen([sys.executable, "-m", "deskcorder", "agent", "--server", url,
                                       "--state-dir", str(state_dir), *extra],

@@ -77,8 +77,9 @@ def encode(batch_id: str, events: list[Event], encoding: str) -> bytes:
     return msgpack.packb(body, use_bin_type=True)
 
 
-def enrol(data_dir: Path) -> None:
-    """A policy, an employee owning the benchmark device, and their consent: the store refuses batches otherwise."""
+def enrol(data_dir: Path) -> str:
+    """A policy, an employee owning the enrolled benchmark device, and their consent: the store refuses
+    batches otherwise. Returns the device's secret (for its Authorization header)."""
     from deskcorder.store import EventStore
 
     with EventStore(data_dir) as store:
@@ -86,9 +87,11 @@ def enrol(data_dir: Path) -> None:
             store.set_policy(BENCH_POLICY, actor="benchmark")
         if not any(e.handle == "bench" for e in store.employees()):
             store.add_employee("bench", actor="benchmark")
-        store.register_device(DEVICE, "bench", "bench-host", actor="benchmark")
+        token = store.issue_enrolment_token("bench", actor="benchmark")
+        secret = store.enrol_device(token, DEVICE, "bench-host", actor="benchmark")[1]
         store.record_consent("bench", "give", policy_version=store.current_policy().version, method="api",
                              actor="benchmark")
+    return secret
 
 
 def main() -> None:
@@ -104,9 +107,10 @@ def main() -> None:
     bodies = [encode(f"bench-{i:06d}", make_events("bench-session", i * n, n, rng), args.encoding)
               for i in range(args.batches)]
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="deskcorder-bench-")) / "data"
-    enrol(data_dir)
+    secret = enrol(data_dir)
+    # No per-device rate limit: this measures how fast one collector stores, not the limiter.
     proc = subprocess.Popen([sys.executable, "-m", "deskcorder", "serve", "--port", "0", "--data-dir",
-                             str(data_dir), "--log-level", "warning"],
+                             str(data_dir), "--log-level", "warning", "--device-rate", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert proc.stdout is not None
@@ -119,7 +123,8 @@ def main() -> None:
         threading.Thread(target=proc.stdout.read, daemon=True).start()
         content_type = f"application/{args.encoding}"
         latencies = []
-        with httpx.Client(timeout=60, headers={"Content-Type": content_type}) as client:
+        headers = {"Content-Type": content_type, "Authorization": f"Bearer {DEVICE}:{secret}"}
+        with httpx.Client(timeout=60, headers=headers) as client:
             client.post(f"{url}/v1/batches", content=bodies[0]).raise_for_status()  # warm-up, not timed
             start = time.perf_counter()
             for body in bodies[1:]:

@@ -243,10 +243,12 @@ class Result:
                                      f"{self.batches / seconds if seconds > 0 else 0:>7,.0f} batches/s per core")
 
 
-async def drive(url: list[str], uploads: dict[str, list[Upload]], result: Result) -> None:
+async def drive(url: list[str], uploads: dict[str, list[Upload]], secrets: dict[str, str], result: Result) -> None:
     start = time.monotonic()
 
-    async def device(i: int, items: list[Upload], client: httpx.AsyncClient) -> None:
+    async def device(i: int, name: str, items: list[Upload], client: httpx.AsyncClient) -> None:
+        # Every upload is authenticated, as an enrolled agent's is: its cost is part of what is measured.
+        headers = {"Content-Type": MSGPACK, "Authorization": f"Bearer {name}:{secrets[name]}"}
         for up in items:
             delay = start + up.send_at - time.monotonic()
             if delay > 0:
@@ -255,7 +257,7 @@ async def drive(url: list[str], uploads: dict[str, list[Upload]], result: Result
             while True:
                 try:
                     response = await client.post(f"{url[i % len(url)]}/v1/batches", content=up.body,
-                                                 headers={"Content-Type": MSGPACK})
+                                                 headers=headers)
                 except httpx.TransportError:
                     result.retries[0] = result.retries.get(0, 0) + 1
                     await asyncio.sleep(1)
@@ -271,17 +273,21 @@ async def drive(url: list[str], uploads: dict[str, list[Upload]], result: Result
 
     limits = httpx.Limits(max_connections=len(uploads) + 10, max_keepalive_connections=len(uploads) + 10)
     async with httpx.AsyncClient(timeout=60, limits=limits) as client:
-        await asyncio.gather(*(device(i, items, client) for i, items in enumerate(uploads.values())))
+        await asyncio.gather(*(device(i, name, items, client) for i, (name, items) in enumerate(uploads.items())))
 
 
-def enrol(store: EventStore, devices: list[str]) -> None:
+def enrol(store: EventStore, devices: list[str]) -> dict[str, str]:
+    """One consenting person per enrolled device; returns each device's secret."""
     if store.current_policy().version == 0:
         store.set_policy(POLICY, actor=ACTOR)
     version = store.current_policy().version
+    secrets = {}
     for device in devices:  # one person per desk: each has their own data key, as in a real fleet
         store.add_employee(f"person-{device}", actor=ACTOR)
-        store.register_device(device, f"person-{device}", f"{device}.bench", actor=ACTOR)
+        token = store.issue_enrolment_token(f"person-{device}", actor=ACTOR)
+        secrets[device] = store.enrol_device(token, device, f"{device}.bench", actor=ACTOR)[1]
         store.record_consent(f"person-{device}", "give", policy_version=version, method="api", actor=ACTOR)
+    return secrets
 
 
 def run(mode: str, args: argparse.Namespace) -> Result:
@@ -302,13 +308,14 @@ def run(mode: str, args: argparse.Namespace) -> Result:
     procs: dict[str, list[Proc]] = {"collector": [], "writer": []}
     try:
         with EventStore(data_dir, database_url=database_url) as store:
-            enrol(store, devices)
+            secrets = enrol(store, devices)
         common = ["--data-dir", str(data_dir)] + (["--database-url", database_url] if database_url else [])
         fleet = ["--nats", args.nats, "--stream", stream] if mode == "fleet" else []
         n_collectors = args.collectors if mode == "fleet" else 1
         for _ in range(n_collectors):
+            # --device-rate 0: --speed replays hours in minutes, far above an agent's real upload rate.
             procs["collector"].append(Proc(["serve", "--port", "0", "--log-level", "warning",
-                                            "--retention-interval", "0", *common, *fleet],
+                                            "--retention-interval", "0", "--device-rate", "0", *common, *fleet],
                                            r"listening on (http://\S+)"))
         if mode == "fleet":
             for _ in range(args.writers):
@@ -339,7 +346,7 @@ def run(mode: str, args: argparse.Namespace) -> Result:
         while time.time_ns() < t0_wall_ns:
             time.sleep(0.05)
         started = time.monotonic()
-        asyncio.run(drive(urls, uploads, result))
+        asyncio.run(drive(urls, uploads, secrets, result))
         with EventStore(data_dir, database_url=database_url) as store:
             deadline = time.monotonic() + 300
             while time.monotonic() < deadline:

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 import httpx
 
 from deskcorder._xsession import XSession
-from deskcorder.capture import Agent, AgentConfig, Spool
+from deskcorder.capture import CREDENTIAL_FILE, Agent, AgentConfig, Spool
 from deskcorder.store import EventStore, NotFound
 
 from .helpers import READ, TEST_ACTOR
@@ -76,12 +76,22 @@ class Desk:
             rows = store.read_events(device_id=device_id, **READ).to_pylist()
         return sorted(rows, key=lambda e: (e["session_id"], e["seq"]))
 
+    def token(self, handle: str) -> str:
+        """A one-time enrolment token for a device of ``handle``, as `deskcorder device token` issues it."""
+        with EventStore(self.data_dir) as store:
+            return store.issue_enrolment_token(handle, actor=TEST_ACTOR)
+
     @contextlib.contextmanager
-    def agent(self, state_dir: Path, employee: str | None, **config: Any) -> Iterator[Agent]:
-        """The agent in this process, recording until the block ends; stopping uploads what is left."""
+    def agent(self, state_dir: Path, employee: str, **config: Any) -> Iterator[Agent]:
+        """The agent in this process, recording until the block ends; stopping uploads what is left.
+
+        Enrolled for ``employee`` with a fresh token on its first start in ``state_dir``.
+        """
         config.setdefault("flush_interval_s", FLUSH_S)
         config.setdefault("upload_interval_s", 0.2)
-        agent = Agent(AgentConfig(server_url=self.url, state_dir=state_dir, employee=employee, **config))
+        if not (state_dir / CREDENTIAL_FILE).exists():
+            config.setdefault("enrol_token", self.token(employee))
+        agent = Agent(AgentConfig(server_url=self.url, state_dir=state_dir, **config))
         agent.start()
         try:
             time.sleep(0.3)  # the X RECORD context attaches asynchronously after start

@@ -58,7 +58,13 @@ def spawn_collector(data_dir: Path, port: int = 0, *extra: str) -> tuple[subproc
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = _read_until(proc, _LISTENING, 30).group(1)
     httpx.get(f"{url}/v1/health", timeout=5).raise_for_status()
+    remember_collector(url, data_dir, extra[extra.index("--database-url") + 1] if "--database-url" in extra else None)
     return proc, url
+
+
+def remember_collector(url: str, data_dir: Path, database_url: str | None = None) -> None:
+    """Note which store a collector started by a test serves (``auth_headers(url, ...)`` uses it)."""
+    _COLLECTOR_DBS[url] = _db_key(data_dir, database_url)
 
 
 @contextlib.contextmanager
@@ -99,12 +105,35 @@ TEST_ACTOR = "tests"
 READ = {"actor": TEST_ACTOR, "purpose": "check what the test stored"}
 
 
+# Secrets of the devices enrolled by this test process, by (control database, device id): tests reuse
+# device ids across data dirs. Collectors started here are remembered with their database, so a test
+# can ask for a device's header by collector URL too.
+_SECRETS: dict[tuple[str, str], str] = {}
+_COLLECTOR_DBS: dict[str, str] = {}
+
+
+def _db_key(where: "Path | str | EventStore", database_url: str | None = None) -> str:
+    """The control database behind a data dir (+ database_url), a store, or a collector URL started here."""
+    from sqlalchemy.engine import make_url
+
+    if isinstance(where, str) and where.startswith("http"):
+        return _COLLECTOR_DBS[where]
+    if not isinstance(where, (str, Path)):  # an EventStore
+        url = where._engine.url
+        return f"pg:{url.database}" if url.get_backend_name() == "postgresql" else f"dir:{where.data_dir.resolve()}"
+    if database_url is not None:
+        return f"pg:{make_url(database_url).database}"
+    return f"dir:{Path(where).resolve()}"
+
+
 def enrol(store: "EventStore", handle: str, *device_ids: str, consent: bool = True) -> str:
-    """Make ``handle`` an employee with these devices and (by default) consent in force; returns employee_id.
+    """Make ``handle`` an employee with these devices enrolled and (by default) consent in force; returns
+    employee_id. Each device gets a credential through a real enrolment token; ``auth_headers(device_id)``
+    gives the header it uploads with.
 
     Idempotent, so a test can call it on every (re)open. Sets ALLOW_ALL_POLICY when no policy exists.
     """
-    from deskcorder.store import NotFound
+    from deskcorder.store import NotFound, StoreError
 
     if store.current_policy().version == 0:
         store.set_policy(ALLOW_ALL_POLICY, actor=TEST_ACTOR)
@@ -112,8 +141,16 @@ def enrol(store: "EventStore", handle: str, *device_ids: str, consent: bool = Tr
         employee_id = store.employee(handle).employee_id
     except NotFound:
         employee_id = store.add_employee(handle, actor=TEST_ACTOR).employee_id
+    db = _db_key(store)
     for device_id in device_ids:
-        store.register_device(device_id, handle, f"{device_id}.test", actor=TEST_ACTOR)
+        if (db, device_id) in _SECRETS:
+            try:
+                store.authenticate_device(device_id, _SECRETS[db, device_id])
+                continue
+            except StoreError:
+                pass  # a new store at the same place: enrol it again
+        token = store.issue_enrolment_token(handle, actor=TEST_ACTOR)
+        _SECRETS[db, device_id] = store.enrol_device(token, device_id, f"{device_id}.test", actor=TEST_ACTOR)[1]
     if consent:
         status = store.device_status(device_ids[0]) if device_ids else None
         if status is None or not status.recording_allowed:
@@ -130,9 +167,44 @@ def enrol_in(data_dir: Path, handle: str, *device_ids: str, database_url: str | 
         return enrol(store, handle, *device_ids)
 
 
-def register_device(url: str, device_id: str, handle: str, hostname: str = "test-host") -> httpx.Response:
-    return httpx.post(f"{url}/v1/devices/register", json={"device_id": device_id, "employee": handle,
-                                                          "hostname": hostname}, timeout=10)
+def auth_headers(where: "Path | str | EventStore", device_id: str, *, database_url: str | None = None
+                 ) -> dict[str, str]:
+    """The Authorization header of a device enrolled by ``enrol``/``enrol_in``/``enrol_over_http``.
+
+    ``where``: the data dir (with ``database_url`` if any), the store, or the URL of a collector
+    started by these helpers.
+    """
+    from deskcorder.collect._device_auth import bearer
+
+    return bearer(device_id, _SECRETS[_db_key(where, database_url), device_id])
+
+
+def install_credential(state_dir: Path, data_dir: Path, device_id: str) -> None:
+    """Give an agent state dir this enrolled device's id and credential, as its own enrolment would."""
+    from deskcorder.capture import save_credential
+
+    state_dir.mkdir(parents=True, exist_ok=True)
+    (state_dir / "device_id").write_text(device_id + "\n")
+    save_credential(state_dir, device_id, _SECRETS[_db_key(data_dir), device_id], "")
+
+
+def enrolment_token(data_dir: Path, handle: str, *, database_url: str | None = None, ttl_s: float = 3600) -> str:
+    """A fresh one-time token for one device of ``handle``, as `deskcorder device token` prints it."""
+    from deskcorder.store import EventStore
+
+    with EventStore(data_dir, database_url=database_url) as store:
+        return store.issue_enrolment_token(handle, actor=TEST_ACTOR, ttl_s=ttl_s)
+
+
+def enrol_over_http(url: str, data_dir: Path, device_id: str, handle: str,
+                    hostname: str = "test-host") -> httpx.Response:
+    """What an agent's first start does: exchange a new token for ``handle`` (POST /v1/devices/enrol)."""
+    token = enrolment_token(data_dir, handle)
+    r = httpx.post(f"{url}/v1/devices/enrol", json={"token": token, "device_id": device_id, "hostname": hostname},
+                   timeout=10)
+    if r.status_code == 200:
+        _SECRETS[_COLLECTOR_DBS[url], device_id] = r.json()["secret"]
+    return r
 
 
 def decrypted_file(store: "EventStore", rel_path: str) -> bytes:

@@ -67,7 +67,7 @@ class Typist(threading.Thread):
 def test_nothing_is_recorded_before_consent_and_recording_starts_once_given(xs: XSession, desk: Desk,
                                                                            tmp_path: Path) -> None:
     handle = "consent-later"
-    desk.add_employee(handle)  # no consent yet; the agent registers its device itself (--employee)
+    desk.add_employee(handle)  # no consent yet; the agent enrols its device itself (--enrol-token)
     xs.activate(terminal(xs, "BeforeTerm", "before consent"))
     with desk.agent(tmp_path, handle) as agent:
         assert (agent.stats()["recording"], agent.stats()["gate_reason"]) == (False, "no_consent")
@@ -125,7 +125,7 @@ def test_an_unreachable_collector_at_start_means_nothing_is_recorded(xs: XSessio
         s.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{s.getsockname()[1]}"
     xs.activate(terminal(xs, "OfflineTerm", "offline"))
-    agent = Agent(AgentConfig(server_url=url, state_dir=tmp_path, employee="offline-person",
+    agent = Agent(AgentConfig(server_url=url, state_dir=tmp_path, enrol_token="dcet_never-exchanged",
                               flush_interval_s=FLUSH_S, status_poll_s=0.1))
     agent.start()
     try:
@@ -144,19 +144,25 @@ def test_an_unreachable_collector_at_start_means_nothing_is_recorded(xs: XSessio
         spool.close()
 
 
-def test_an_unknown_employee_or_a_device_of_someone_else_is_refused_with_the_fix(desk: Desk, tmp_path: Path) -> None:
-    with pytest.raises(AgentError, match="deskcorder employee add nobody-here"):
-        Agent(AgentConfig(server_url=desk.url, state_dir=tmp_path / "a", employee="nobody-here")).start()
+def test_a_bad_token_or_a_device_of_someone_else_is_refused_with_the_fix(desk: Desk, tmp_path: Path) -> None:
+    with pytest.raises(AgentError, match="unknown enrolment token.*deskcorder device token --employee"):
+        Agent(AgentConfig(server_url=desk.url, state_dir=tmp_path / "a", enrol_token="dcet_made-up")).start()
+    with pytest.raises(AgentError, match="not enrolled.*--enrol-token"):
+        Agent(AgentConfig(server_url=desk.url, state_dir=tmp_path / "a")).start()
 
     desk.add_employee("owner-a")
     desk.add_employee("owner-b")
     with EventStore(desk.data_dir) as store:
         store.register_device("device-of-owner-a", "owner-a", "desk-a", actor=TEST_ACTOR)
-    with pytest.raises(AgentError, match="registered to another employee.*--employee"):
+    with pytest.raises(AgentError, match="registered to another employee.*delete .*device_id"):
         Agent(AgentConfig(server_url=desk.url, state_dir=tmp_path / "b", device_id="device-of-owner-a",
-                          employee="owner-b")).start()
+                          enrol_token=desk.token("owner-b"))).start()
 
+    used = desk.token("owner-b")
+    with EventStore(desk.data_dir) as store:
+        store.enrol_device(used, "device-of-owner-b", "desk-b", actor=TEST_ACTOR)  # another desk used it first
     cli = subprocess.run([sys.executable, "-m", "deskcorder", "agent", "--server", desk.url, "--state-dir",
-                          str(tmp_path / "c"), "--employee", "nobody-here"], capture_output=True, text=True,
+                          str(tmp_path / "d"), "--enrol-token", used], capture_output=True, text=True,
                          timeout=30, env={**os.environ, "DISPLAY": ""})
-    assert cli.returncode == 2 and "deskcorder employee add nobody-here" in cli.stderr, cli
+    assert cli.returncode == 2 and "already used" in cli.stderr, cli
+    assert "deskcorder device token --employee HANDLE" in cli.stderr

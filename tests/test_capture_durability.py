@@ -14,8 +14,6 @@ kill is uploaded by the next agent started with the same state directory.
 from __future__ import annotations
 
 import contextlib
-import functools
-import os
 import re
 import signal
 import sqlite3
@@ -33,7 +31,7 @@ from deskcorder._xsession import XSession
 from deskcorder.capture import Spool
 from deskcorder.store import EventStore
 
-from .helpers import READ, _stop, enrol_in, spawn_collector
+from .helpers import READ, _stop, enrol_in, install_credential, spawn_collector
 
 pytestmark = pytest.mark.x11
 
@@ -46,24 +44,15 @@ HANDLE = "durable"
 
 # -- processes -------------------------------------------------------------------------------
 
-@functools.cache
-def agent_takes_employee() -> bool:
-    """Whether this build's agent asks for ``--employee`` (the consent-gated agent does)."""
-    out = subprocess.run([sys.executable, "-m", "deskcorder", "agent", "--help"], capture_output=True, text=True,
-                         env={**os.environ, "COLUMNS": "200"})
-    return "--employee" in out.stdout
-
-
 class AgentProcess:
     """`deskcorder agent` with its output in a file, so it can be killed at any moment and still be read."""
 
     def __init__(self, url: str, state_dir: Path, env: dict[str, str], log: Path):
-        extra = ["--employee", HANDLE] if agent_takes_employee() else []
         self.log = log
         self._out = open(log, "w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "deskcorder", "agent", "--server", url, "--state-dir", str(state_dir),
-             "--flush-interval", str(FLUSH_S), *extra],
+             "--flush-interval", str(FLUSH_S)],
             stdout=self._out, stderr=subprocess.STDOUT, text=True, env={**env, "PYTHONUNBUFFERED": "1"})
         self.session_id = self._wait_for(re.compile(r"session ([0-9a-f]{32})"), 30).group(1)
         self.state_dir = state_dir
@@ -152,10 +141,9 @@ def recording_rig(xs: XSession, tmp_path: Path, name: str) -> Iterator[tuple[Col
                             name)
     xs.activate(window)
     data_dir, state_dir = tmp_path / "data", tmp_path / "agent"
-    state_dir.mkdir()
     device_id = f"device-{name.lower()}"
-    (state_dir / "device_id").write_text(device_id + "\n")
     enrol_in(data_dir, HANDLE, device_id)  # before the agent starts: its events are stored from the first one
+    install_credential(state_dir, data_dir, device_id)  # as if the agent had enrolled with a token
     collector = Collector(data_dir)
     agents: list[AgentProcess] = []
     try:

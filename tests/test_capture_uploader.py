@@ -10,7 +10,7 @@ from deskcorder.capture._uploader import Uploader
 from deskcorder.events import Event, EventKind, events_to_columns
 from deskcorder.store import EventStore
 
-from .helpers import READ, enrol_in, start_collector
+from .helpers import READ, auth_headers, enrol_in, start_collector
 
 DEVICE = "uploader-device-1"
 SESSION = "0123456789abcdef0123456789abcdef"
@@ -31,7 +31,7 @@ def test_a_batch_from_before_consent_is_dead_lettered_and_the_backlog_behind_it_
     spool.append(SESSION, 4, _chunk(4, now - 30 * 86400 * 10**9))  # a month before any consent
     spool.append(SESSION, 8, _chunk(8, now + 1000))
     with start_collector(data_dir) as url:
-        uploader = Uploader(spool, HttpTransport(url), DEVICE, max_events=4)
+        uploader = Uploader(spool, HttpTransport(url, auth=lambda: auth_headers(url, DEVICE)), DEVICE, max_events=4)
         assert [uploader.upload_once() for _ in range(3)] == [True, True, True]
         assert uploader.upload_once() is False  # nothing left
     assert (uploader.uploaded, uploader.dead_lettered) == (8, 4)

@@ -19,11 +19,12 @@ import msgpack
 from deskcorder.events import Event, EventKind, events_to_columns
 from deskcorder.store import EventStore
 
-from .helpers import READ, _stop, enrol_in, next_utc_midnight_ns, spawn_collector
+from .helpers import READ, _stop, auth_headers, enrol_in, next_utc_midnight_ns, spawn_collector
 
 SESSION = "sess-crash"
 EVENTS_PER_BATCH = 400
 T0 = next_utc_midnight_ns()  # after the consent the test gives
+NO_RATE_LIMIT = ("--device-rate", "0")  # one device posts back to back here, far above an agent's rate
 
 
 def batch_body(index: int) -> bytes:
@@ -36,7 +37,7 @@ def batch_body(index: int) -> bytes:
 
 def post(client: httpx.Client, url: str, index: int) -> httpx.Response:
     return client.post(f"{url}/v1/batches", content=batch_body(index),
-                       headers={"Content-Type": "application/msgpack"})
+                       headers={"Content-Type": "application/msgpack", **auth_headers(url, "device-crash")})
 
 
 def stream_until_killed(url: str, first: int, acked: dict[int, int], attempted: set[int],
@@ -63,7 +64,7 @@ def test_every_acked_batch_is_stored_exactly_once_after_kill_9(tmp_path: Path) -
     attempted: set[int] = set()
     next_index = 0
     for kill_after in (0.5, 0.9):
-        proc, url = spawn_collector(data_dir)
+        proc, url = spawn_collector(data_dir, 0, *NO_RATE_LIMIT)
         result: list[int] = []
         client = threading.Thread(target=stream_until_killed, args=(url, next_index, acked, attempted, result))
         client.start()
@@ -75,7 +76,7 @@ def test_every_acked_batch_is_stored_exactly_once_after_kill_9(tmp_path: Path) -
         next_index = result[0] + 1
     assert len(acked) >= 10, f"only {len(acked)} batches were acknowledged before the kills; the test proves little"
 
-    proc, url = spawn_collector(data_dir)
+    proc, url = spawn_collector(data_dir, 0, *NO_RATE_LIMIT)
     try:
         with httpx.Client(timeout=30) as client:
             for index in sorted(attempted):

@@ -1,8 +1,9 @@
 """The collector over real HTTP: each batch is stored once; every bad request gets a precise 4xx, changes nothing.
 
 One real `deskcorder serve` process (uvicorn) per test module or test; real httpx requests.
-Devices are registered to a consenting employee first (helpers.enrol_in / register_device);
-what happens without that is in test_privacy_store_consent.py.
+Devices are enrolled to a consenting employee first (helpers.enrol_in / enrol_over_http) and
+every request carries their credential; what happens without that is in test_collect_auth.py
+and test_privacy_store_consent.py.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from deskcorder import __version__
 from deskcorder.events import Event, EventKind, events_to_columns
 from deskcorder.store import EventStore
 
-from .helpers import READ, _read_until, _stop, enrol_in, next_utc_midnight_ns, register_device, spawn_collector, \
-    start_collector
+from .helpers import READ, _read_until, _stop, auth_headers, enrol_in, enrol_over_http, next_utc_midnight_ns, \
+    remember_collector, spawn_collector, start_collector
 
 T0 = next_utc_midnight_ns()  # tomorrow 00:00 UTC: after the consent the tests give
 MIB = 1024 * 1024
@@ -54,8 +55,10 @@ def packed(obj: Any) -> bytes:
     return msgpack.packb(obj, use_bin_type=True)
 
 
-def post(url: str, body: bytes, content_type: str | None = "application/msgpack", **kw: Any) -> httpx.Response:
-    headers = {} if content_type is None else {"Content-Type": content_type}
+def post(url: str, body: bytes, content_type: str | None = "application/msgpack", *, device: str = "device-http",
+         **kw: Any) -> httpx.Response:
+    auth = auth_headers(url, device)
+    headers = auth if content_type is None else {"Content-Type": content_type, **auth}
     return httpx.post(f"{url}/v1/batches", content=body, headers=headers, timeout=30, **kw)
 
 
@@ -75,7 +78,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     enrol_in(data_dir, "alice")
     with start_collector(data_dir) as url:
         for device_id in ("device-http", "device-list"):
-            assert register_device(url, device_id, "alice").status_code == 200
+            assert enrol_over_http(url, data_dir, device_id, "alice").status_code == 200
         response = post(url, packed(batch("batch-seed-0001")))
         assert response.status_code == 200, response.text
         yield url, data_dir
@@ -115,7 +118,8 @@ def test_concurrent_posts_of_one_batch_store_it_once(server: tuple[str, Path]) -
         with httpx.Client(timeout=30) as client:
             start.wait()
             results.append(client.post(f"{url}/v1/batches", content=body,
-                                       headers={"Content-Type": "application/msgpack"}))
+                                       headers={"Content-Type": "application/msgpack",
+                                                **auth_headers(url, "device-http")}))
 
     threads = [threading.Thread(target=send) for _ in range(8)]
     for t in threads:
@@ -235,7 +239,9 @@ def test_declared_oversized_body_is_refused_before_it_is_sent(server: tuple[str,
     url, _ = server
     host, port = url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as sock:
+        auth = auth_headers(url, "device-http")["Authorization"].encode()
         sock.sendall(b"POST /v1/batches HTTP/1.1\r\nHost: x\r\nContent-Type: application/msgpack\r\n"
+                     b"Authorization: " + auth + b"\r\n"
                      b"Content-Length: 10737418240\r\n\r\n")  # 10 GiB announced, none sent
         answer = b""
         while chunk := sock.recv(65536):  # the collector closes the connection after answering
@@ -256,7 +262,8 @@ def test_unknown_routes_and_methods_answer_in_the_error_shape(server: tuple[str,
 
 def test_sessions_and_devices_list_what_was_stored(server: tuple[str, Path]) -> None:
     url, _ = server
-    assert post(url, packed(batch("batch-list-0001", columns("sess-list", 30), "device-list"))).status_code == 200
+    assert post(url, packed(batch("batch-list-0001", columns("sess-list", 30), "device-list")),
+                device="device-list").status_code == 200
     sessions = {s["session_id"]: s for s in httpx.get(f"{url}/v1/sessions").json()}
     assert sessions["sess-list"] == {"session_id": "sess-list", "device_id": "device-list", "first_t_wall_ns": T0,
                                      "last_t_wall_ns": T0 + 29_000, "n_events": 30}
@@ -268,10 +275,12 @@ def test_sessions_and_devices_list_what_was_stored(server: tuple[str, Path]) -> 
 def test_busy_collector_answers_429_with_retry_after(tmp_path: Path) -> None:
     code = ("import sys; from deskcorder.collect import run_server; "
             "run_server(sys.argv[1], port=0, log_level='warning', max_inflight=0)")
+    enrol_in(tmp_path / "data", "alice", "device-http")
     proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "data")],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         url = _read_until(proc, re.compile(r"listening on (http://\S+)"), 30).group(1)
+        remember_collector(url, tmp_path / "data")
         response = post(url, packed(batch("batch-busy-0001")))
         assert response.status_code == 429 and response.headers["Retry-After"] == "1"
         assert "retry" in response.json()["error"]
@@ -297,7 +306,7 @@ def test_two_collector_processes_on_one_data_dir_store_a_contested_batch_once(tm
             with httpx.Client(timeout=30) as client:
                 start.wait()
                 r = client.post(f"{url}/v1/batches", content=bodies[name],
-                                headers={"Content-Type": "application/msgpack"})
+                                headers={"Content-Type": "application/msgpack", **auth_headers(url, "device-http")})
                 answers.append((name, r.status_code, r.json()))
 
         threads = [threading.Thread(target=send, args=(i,)) for i in range(8)]

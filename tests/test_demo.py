@@ -40,3 +40,5 @@ def test_demo_records_within_scope_and_builds_a_dataset_without_secrets(tmp_path
     # Out of scope means never written anywhere: not the agent's spool, not the store's files.
     stored = b"".join(p.read_bytes() for p in data_dir.rglob("*") if p.is_file() and "datasets" not in p.parts)
     assert [s for s in NEVER_RECORDED if s in stored] == []
+    # The demo agent enrolled with a one-time token, like a real desk: its credential is its own.
+    assert (data_dir / "agent" / "credential").stat().st_mode & 0o777 == 0o600

@@ -14,7 +14,7 @@ import pytest
 
 from deskcorder._xsession import XSession
 
-from .helpers import enrol_in, start_agent, start_collector
+from .helpers import enrol_in, enrolment_token, start_agent, start_collector
 
 pytestmark = pytest.mark.x11
 
@@ -28,7 +28,8 @@ def test_scripted_work_session_becomes_the_expected_actions(tmp_path: Path) -> N
         term = xs.open_window(["xterm", "-class", "E2ETerm", "-title", "e2e terminal",
                                "-geometry", "80x24+700+100", "-e", "cat"], "E2ETerm")
         xs.activate(notes)
-        with start_agent(url, tmp_path / "agent", xs.env, "--employee", "e2e-person") as agent:
+        token = enrolment_token(data_dir, "e2e-person")  # `deskcorder device token --employee e2e-person`
+        with start_agent(url, tmp_path / "agent", xs.env, "--enrol-token", token) as agent:
             x = xs.xdotool
             x("mousemove", "300", "200")
             x("click", "1")

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import httpx
+import msgpack
 import pyarrow.compute as pc
 import pytest
 
@@ -33,7 +34,8 @@ from deskcorder.events import Event, EventKind, events_to_columns
 from deskcorder.store import EventStore
 from deskcorder.wire import MSGPACK, encode_batch
 
-from .helpers import READ, _read_until, _stop, enrol, next_utc_midnight_ns, spawn_collector
+from .helpers import READ, _read_until, _stop, auth_headers, enrol, next_utc_midnight_ns, remember_collector, \
+    spawn_collector
 
 NATS_URL = os.environ.get("DESKCORDER_TEST_NATS", "nats://127.0.0.1:4222")
 _PG_ADMIN = os.environ.get("DESKCORDER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -176,8 +178,14 @@ def body(batch_id: str, device_id: str, events: list[Event]) -> bytes:
     return encode_batch(batch_id, device_id, events_to_columns(events))
 
 
-def post(client: httpx.Client, url: str, payload: bytes) -> httpx.Response:
-    return client.post(f"{url}/v1/batches", content=payload, headers={"Content-Type": MSGPACK})
+def post(client: httpx.Client, url: str, payload: bytes, *, as_device: str | None = None) -> httpx.Response:
+    """POST with the credential of the batch's device (or of ``as_device``); none if it was never enrolled."""
+    device_id = as_device or msgpack.unpackb(payload)["device_id"]
+    try:
+        auth = auth_headers(url, device_id)
+    except KeyError:
+        auth = {}
+    return client.post(f"{url}/v1/batches", content=payload, headers={"Content-Type": MSGPACK, **auth})
 
 
 # -- the tests ---------------------------------------------------------------------------------------
@@ -285,8 +293,7 @@ def test_fleet_collector_refuses_unconsented_devices_and_publishes_a_repeated_ba
     data_dir = tmp_path / "data"
     with EventStore(data_dir, database_url=pg_url) as store:
         enrol(store, "alice", "fleet-device-a")
-        store.add_employee("carol", actor="tests")
-        store.register_device("fleet-device-c", "carol", "c.test", actor="tests")  # registered, never consented
+        enrol(store, "carol", "fleet-device-c", consent=False)  # enrolled, never consented
     proc, url = start_fleet_collector(data_dir, nats_url, stream, "--database-url", pg_url)
     writer = None
     try:
@@ -295,7 +302,11 @@ def test_fleet_collector_refuses_unconsented_devices_and_publishes_a_repeated_ba
             refused = post(client, url, body("batch-carol-1", "fleet-device-c", make_events("session-c", 0, 5)))
             assert refused.status_code == 403 and refused.json()["field"] == "device_id"
             unknown = post(client, url, body("batch-nobody-1", "fleet-device-x", events))
-            assert unknown.status_code == 403
+            assert unknown.status_code == 401  # not enrolled: no credential
+            # Every collector of the fleet authenticates against the shared database: carol's device
+            # cannot pass off a batch as alice's.
+            forged = post(client, url, body("batch-forged-1", "fleet-device-a", events), as_device="fleet-device-c")
+            assert forged.status_code == 403 and forged.json()["field"] == "device_id"
             assert stream_state(nats_url, stream)["messages"] == 0  # refused before publishing
 
             first = post(client, url, body("batch-alice-1", "fleet-device-a", events))
@@ -343,6 +354,7 @@ def test_fleet_collector_answers_503_and_acknowledges_nothing_while_nats_is_unre
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         url = _read_until(proc, re.compile(r"listening on (http://\S+)"), 30).group(1)
+        remember_collector(url, data_dir)
         with httpx.Client(timeout=10) as client:
             health = client.get(f"{url}/v1/health")
             answer = post(client, url, body("batch-alice-1", "fleet-device-a", make_events("session-a", 0, 20)))

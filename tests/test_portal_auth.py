@@ -25,7 +25,7 @@ import pytest
 from deskcorder.events import Event, EventKind, events_to_columns
 from deskcorder.store import EventStore
 
-from .helpers import enrol, start_collector
+from .helpers import auth_headers, enrol, start_collector
 
 PASSWORD = {"alice": "alice-correct-horse", "bob": "bob-battery-staple", "ops": "ops-admin-password"}
 SECRET = {h: f"{h}-typed-secret-{i}" for i, h in enumerate(["alice", "bob", "carol", "dave", "erin"])}
@@ -55,7 +55,8 @@ def typing_events(session: str, text: str, title: str, app: str = "Editor", t0: 
 
 def post_events(url: str, batch_id: str, device_id: str, events: list[Event]) -> None:
     r = httpx.post(f"{url}/v1/batches", json={"v": 1, "batch_id": batch_id, "device_id": device_id,
-                                              "events": events_to_columns(events)}, timeout=10)
+                                              "events": events_to_columns(events)},
+                   headers=auth_headers(url, device_id), timeout=10)
     assert r.status_code == 200, r.text
 
 
@@ -140,14 +141,17 @@ def test_a_post_without_the_logins_csrf_token_is_refused_and_changes_nothing(por
     for form in [{}, {"csrf_token": ""}, {"csrf_token": "guess"}, {"csrf_token": csrf_of(other.get("/me").text)}]:
         assert client.post("/me/pause", data=form).status_code == 403, form
     assert client.post("/me/pause", json={"csrf_token": csrf_of(client.get("/me").text)}).status_code == 403
-    status = httpx.get(f"{portal['url']}/v1/devices/device-bob/status").json()
+    status = httpx.get(f"{portal['url']}/v1/devices/device-bob/status",
+                       headers=auth_headers(portal['url'], "device-bob")).json()
     assert status["recording_allowed"] is True
     r = client.post("/me/pause", data={"csrf_token": csrf_of(client.get("/me").text)})
     assert r.status_code == 303
-    status = httpx.get(f"{portal['url']}/v1/devices/device-bob/status").json()
+    status = httpx.get(f"{portal['url']}/v1/devices/device-bob/status",
+                       headers=auth_headers(portal['url'], "device-bob")).json()
     assert status["recording_allowed"] is False and "paused by you in the portal" in status["reason"]
     assert client.post("/me/resume", data={"csrf_token": csrf_of(client.get("/me").text)}).status_code == 303
-    assert httpx.get(f"{portal['url']}/v1/devices/device-bob/status").json()["recording_allowed"] is True
+    assert httpx.get(f"{portal['url']}/v1/devices/device-bob/status",
+                     headers=auth_headers(portal['url'], "device-bob")).json()["recording_allowed"] is True
 
 
 def test_the_login_form_needs_its_own_token(portal: dict[str, Any]) -> None:

@@ -23,10 +23,10 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
-from deskcorder.capture import CollectorStatus
+from deskcorder.capture import CollectorStatus, Credential
 from deskcorder.store import EventStore
 
-from .helpers import enrol, start_collector
+from .helpers import auth_headers, enrol, start_collector
 from .test_portal_auth import portal_cli, post_events, typing_events
 
 CHROMIUM = Path(os.environ.get("DESKCORDER_CHROMIUM", "/usr/bin/chromium"))
@@ -78,12 +78,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
 
 
 def status(url: str, device_id: str) -> dict[str, Any]:
-    return httpx.get(f"{url}/v1/devices/{device_id}/status", timeout=10).json()
+    return httpx.get(f"{url}/v1/devices/{device_id}/status", headers=auth_headers(url, device_id), timeout=10).json()
 
 
 def agent_view(url: str, device_id: str) -> Any:
     """The status as the agent reads it: its own client, the one its poller calls every 0.5 s."""
-    client = CollectorStatus(url)
+    secret = auth_headers(url, device_id)["Authorization"].rpartition(":")[2]
+    client = CollectorStatus(url, credential=Credential(device_id, secret))
     try:
         return client.status(device_id)
     finally:
@@ -150,8 +151,9 @@ def test_an_employee_pauses_reads_exports_and_erases_in_the_browser(browser: Any
         page.wait_for_selector("#erased")
         page.screenshot(path=ARTIFACTS / "employee-erased.png", full_page=True)
 
-        assert status(url, "device-alice")["recording_allowed"] is False
-        assert "not registered" in status(url, "device-alice")["reason"]
+        # The device and its credential went with the person: the collector no longer knows it.
+        gone = httpx.get(f"{url}/v1/devices/device-alice/status", headers=auth_headers(url, "device-alice"))
+        assert gone.status_code == 401 and "not enrolled" in gone.json()["error"]
         page.goto(url + "/me")
         assert "/login" in page.url  # the login went with the account
     finally:

@@ -1,4 +1,4 @@
-"""Only registered devices of consenting employees are recorded, and only while consent is in force.
+"""Only enrolled devices of consenting employees are recorded, and only while consent is in force.
 
 Real `deskcorder serve` subprocesses and real HTTP; what was stored is checked by
 reopening the data dir. Employees and policies are created through the store
@@ -24,7 +24,7 @@ from deskcorder.store import EventStore
 from deskcorder.store._consent import CLOCK_GRACE_NS, _consent_periods
 from deskcorder.store._records import ConsentRecord
 
-from .helpers import ALLOW_ALL_POLICY, READ, TEST_ACTOR, register_device, start_collector
+from .helpers import ALLOW_ALL_POLICY, READ, TEST_ACTOR, auth_headers, enrol_over_http, start_collector
 
 NS = 1_000_000_000
 POLICY_V2 = ALLOW_ALL_POLICY.replace("version = 1", "version = 2").replace("Tests:", "Tests, v2:")
@@ -36,7 +36,15 @@ def columns(session: str, t0: int, n: int = 20) -> dict[str, list[Any]]:
 
 def post_batch(url: str, batch_id: str, device_id: str, cols: dict[str, list[Any]]) -> httpx.Response:
     body = msgpack.packb({"v": 1, "batch_id": batch_id, "device_id": device_id, "events": cols}, use_bin_type=True)
-    return httpx.post(f"{url}/v1/batches", content=body, headers={"Content-Type": "application/msgpack"}, timeout=30)
+    return httpx.post(f"{url}/v1/batches", content=body, headers={"Content-Type": "application/msgpack",
+                                                                  **_auth(url, device_id)}, timeout=30)
+
+
+def _auth(url: str, device_id: str) -> dict[str, str]:
+    try:
+        return auth_headers(url, device_id)
+    except KeyError:  # never enrolled: the request goes without a credential
+        return {}
 
 
 def give(url: str, handle: str, version: int = 1) -> httpx.Response:
@@ -50,7 +58,7 @@ def withdraw(url: str, handle: str) -> httpx.Response:
 
 
 def status(url: str, device_id: str) -> dict[str, Any]:
-    response = httpx.get(f"{url}/v1/devices/{device_id}/status", timeout=10)
+    response = httpx.get(f"{url}/v1/devices/{device_id}/status", headers=_auth(url, device_id), timeout=10)
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -80,39 +88,42 @@ def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, P
         yield url, data_dir
 
 
-def test_batch_from_an_unregistered_device_is_refused_with_403_and_nothing_stored(
+def test_batch_from_an_unenrolled_device_is_refused_with_401_and_nothing_stored(
         collector: tuple[str, Path]) -> None:
     url, data_dir = collector
     before = snapshot(data_dir)
     response = post_batch(url, "batch-unreg-0001", "device-nobody", columns("sess-unreg", time.time_ns()))
-    assert response.status_code == 403, response.text
+    assert response.status_code == 401, response.text
     answer = response.json()
-    assert answer["field"] == "device_id"
-    assert "not registered" in answer["error"] and "/v1/devices/register" in answer["error"]
+    assert answer["field"] == "Authorization"
+    assert "enrol" in answer["error"] and "/v1/devices/enrol" in answer["error"]
     assert snapshot(data_dir) == before
-    assert status(url, "device-nobody")["recording_allowed"] is False
+    assert httpx.get(f"{url}/v1/devices/device-nobody/status").status_code == 401
 
 
-def test_registering_a_device_to_an_unknown_employee_is_404_naming_the_command(collector: tuple[str, Path]) -> None:
-    url, _ = collector
-    response = register_device(url, "device-ghost-01", "ghost")
-    assert response.status_code == 404
-    assert "deskcorder employee add ghost" in response.json()["error"]
-    bad = httpx.post(f"{url}/v1/devices/register", json={"device_id": "x", "employee": "carol", "hostname": "h"})
+def test_a_token_for_an_unknown_employee_names_the_command_and_a_bad_device_id_is_422(
+        collector: tuple[str, Path]) -> None:
+    url, data_dir = collector
+    with EventStore(data_dir) as store, pytest.raises(Exception, match="deskcorder employee add ghost"):
+        store.issue_enrolment_token("ghost", actor=TEST_ACTOR)
+    bad = enrol_over_http(url, data_dir, "x", "carol")
     assert bad.status_code == 422 and bad.json()["field"] == "device_id"
 
 
 def test_a_device_cannot_change_hands(collector: tuple[str, Path]) -> None:
-    url, _ = collector
-    assert register_device(url, "device-shared-01", "carol").status_code == 200
-    assert register_device(url, "device-shared-01", "carol").status_code == 200  # a repeat is a no-op
-    taken = register_device(url, "device-shared-01", "dave")
+    url, data_dir = collector
+    assert enrol_over_http(url, data_dir, "device-shared-01", "carol").status_code == 200
+    # Enrolled again for the same person (a lost credential file): a new secret, the old one stops working.
+    old = auth_headers(url, "device-shared-01")
+    assert enrol_over_http(url, data_dir, "device-shared-01", "carol").status_code == 200
+    assert httpx.get(f"{url}/v1/devices/device-shared-01/status", headers=old).status_code == 401
+    taken = enrol_over_http(url, data_dir, "device-shared-01", "dave")
     assert taken.status_code == 409 and "new device id" in taken.json()["error"]
 
 
 def test_employee_without_consent_is_refused_then_stored_after_consent(collector: tuple[str, Path]) -> None:
     url, data_dir = collector
-    assert register_device(url, "device-dave-001", "dave").status_code == 200
+    assert enrol_over_http(url, data_dir, "device-dave-001", "dave").status_code == 200
     before = snapshot(data_dir)
     refused = post_batch(url, "batch-dave-0001", "device-dave-001", columns("sess-dave", time.time_ns()))
     assert refused.status_code == 403
@@ -138,7 +149,7 @@ def test_employee_without_consent_is_refused_then_stored_after_consent(collector
 def test_events_after_a_withdrawal_are_refused_and_status_flips_on_the_next_poll(
         collector: tuple[str, Path]) -> None:
     url, data_dir = collector
-    assert register_device(url, "device-erin-001", "erin").status_code == 200
+    assert enrol_over_http(url, data_dir, "device-erin-001", "erin").status_code == 200
     t_give = ns(give(url, "erin").json()["recorded_at"])
     assert status(url, "device-erin-001")["recording_allowed"] is True
     response = withdraw(url, "erin")
@@ -191,7 +202,7 @@ def test_a_new_policy_version_needs_fresh_consent(tmp_path: Path) -> None:
         store.add_employee("gina", actor=TEST_ACTOR)
     with start_collector(data_dir) as url:
         assert httpx.get(f"{url}/v1/policy").json() == {"version": 0, "policy": None, "created_at": None}
-        assert register_device(url, "device-gina-001", "gina").status_code == 200
+        assert enrol_over_http(url, data_dir, "device-gina-001", "gina").status_code == 200
         nothing = status(url, "device-gina-001")
         assert (nothing["recording_allowed"], nothing["policy_version"], nothing["policy"]) == (False, 0, None)
         assert "No recording policy" in nothing["reason"]
@@ -228,14 +239,15 @@ def test_a_new_policy_version_needs_fresh_consent(tmp_path: Path) -> None:
 
 def test_status_poll_is_cheap(collector: tuple[str, Path]) -> None:
     url, data_dir = collector
-    assert register_device(url, "device-carol-01", "carol").status_code == 200
+    assert enrol_over_http(url, data_dir, "device-carol-01", "carol").status_code == 200
     give(url, "carol")
     before = snapshot(data_dir)
     timings = []
     with httpx.Client(timeout=10) as client:
         for _ in range(200):
             start = time.perf_counter()
-            assert client.get(f"{url}/v1/devices/device-carol-01/status").json()["recording_allowed"] is True
+            assert client.get(f"{url}/v1/devices/device-carol-01/status",
+                              headers=auth_headers(url, "device-carol-01")).json()["recording_allowed"] is True
             timings.append(time.perf_counter() - start)
     median = statistics.median(timings)
     print(f"status poll: median {median * 1000:.2f} ms, p95 {sorted(timings)[189] * 1000:.2f} ms")

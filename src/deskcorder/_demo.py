@@ -14,8 +14,10 @@ spool -> HTTP -> collector -> Parquet -> dataset builder.
 Privacy by design is part of the demo, not switched off for it: the data dir
 gets a policy allowing only the notes editor and the terminal, the demo
 employee consents to it (as ``deskcorder consent give`` would record), the
-agent registers its device to them and records only once the collector
-confirms that consent. The scripted session also types into a chat window the
+agent enrols its device with a one-time token issued for them (as
+``deskcorder device token`` would), authenticates every upload with the
+credential it got for it, and records only once the collector confirms that
+consent. The scripted session also types into a chat window the
 policy does not allow, and an e-mail address into the notes: the first never
 leaves the agent, the second reaches the dataset as ``<EMAIL>``.
 """
@@ -38,7 +40,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from ._xsession import XSession
-from .capture import Agent, AgentConfig
+from .capture import CREDENTIAL_FILE, Agent, AgentConfig
 from .collect import create_app
 from .dataset import BuildOptions, build_from_store
 from .store import EventStore, NotFound
@@ -205,10 +207,11 @@ def run_demo(data_dir: Path, *, scripted: bool, console: Console | None = None,
         ensure_consent(store, DEMO_POLICY if scripted else LIVE_POLICY, console, ask=not scripted)
         with embedded_collector(store) as url:
             console.print(f"collector: {url}  (data in {data_dir})")
+            token = _enrol_token(store, data_dir / "agent")
             if scripted:
-                session_id = _record_scripted(data_dir, url, console)
+                session_id = _record_scripted(data_dir, url, console, token)
             else:
-                session_id = _record_live(data_dir, url, console)
+                session_id = _record_live(data_dir, url, console, token)
         out = data_dir / "datasets" / f"{time.strftime('%Y%m%d-%H%M%S')}-{session_id[:8]}"
         stats = build_from_store(store, out, actor=DEMO_ACTOR, purpose="deskcorder demo dataset",
                                  options=options, session_id=session_id, console=console)
@@ -217,7 +220,14 @@ def run_demo(data_dir: Path, *, scripted: bool, console: Console | None = None,
     return DemoResult(data_dir, out, session_id, stats)
 
 
-def _record_scripted(data_dir: Path, url: str, console: Console) -> str:
+def _enrol_token(store: EventStore, state_dir: Path) -> str | None:
+    """A token for the demo agent's first start (a later demo in the same data dir reuses its credential)."""
+    if (state_dir / CREDENTIAL_FILE).exists():
+        return None
+    return store.issue_enrolment_token(DEMO_EMPLOYEE, actor=DEMO_ACTOR, ttl_s=600)
+
+
+def _record_scripted(data_dir: Path, url: str, console: Console, token: str | None) -> str:
     with XSession() as xs:
         os.environ["DISPLAY"] = xs.display or ""  # pynput and Xlib read the display from here
         notes_file = data_dir / "demo-notes.txt"
@@ -227,7 +237,7 @@ def _record_scripted(data_dir: Path, url: str, console: Console) -> str:
         chat = xs.open_window(["xterm", "-class", CHAT_CLASS, "-title", "private chat",
                                "-geometry", "60x20+400+300", "-e", "cat"], CHAT_CLASS)
         xs.activate(notes)
-        agent = Agent(AgentConfig(server_url=url, state_dir=data_dir / "agent", employee=DEMO_EMPLOYEE,
+        agent = Agent(AgentConfig(server_url=url, state_dir=data_dir / "agent", enrol_token=token,
                                   control_socket=False))
         agent.start()
         try:
@@ -248,8 +258,8 @@ def _record_scripted(data_dir: Path, url: str, console: Console) -> str:
         return agent.session_id or ""
 
 
-def _record_live(data_dir: Path, url: str, console: Console) -> str:
-    agent = Agent(AgentConfig(server_url=url, state_dir=data_dir / "agent", employee=DEMO_EMPLOYEE))
+def _record_live(data_dir: Path, url: str, console: Console, token: str | None) -> str:
+    agent = Agent(AgentConfig(server_url=url, state_dir=data_dir / "agent", enrol_token=token))
     console.print("[bold]Recording your keyboard and mouse in this X session (password prompts excluded). "
                   "Press Ctrl-C to stop and build the dataset.[/bold]")
     agent.start()

@@ -3,6 +3,7 @@
 The flow, one private module per step::
 
     _x11 / _x11_focus   platform backend: pynput listeners and the active-window tracker
+    _credential         this device's credential (<state_dir>/credential), from a one-time enrolment token
     _status             may this device record, under which policy: the collector's answer, polled
     _gate               consent, pause, working hours, app scope and password prompts, decided per
                         event before it is queued: what is out drops here, leaving only a marker
@@ -18,6 +19,7 @@ The flow, one private module per step::
 from ._agent import Agent, AgentConfig, AgentError, load_device_id
 from ._backend import LOSS_REASONS, CaptureBackend, CaptureUnavailable, EventSink, RawEvent
 from ._control import send_command
+from ._credential import CREDENTIAL_FILE, Credential, load_credential, save_credential
 from ._gate import DEFAULT_PAUSE_HOTKEY, is_password_prompt
 from ._status import CollectorStatus, FixedStatus, RecordingStatus, StatusSource
 from ._spool import Spool, SpoolError, Upload
@@ -31,6 +33,8 @@ __all__ = [
     "CaptureBackend",
     "CaptureUnavailable",
     "CollectorStatus",
+    "CREDENTIAL_FILE",
+    "Credential",
     "DEFAULT_PAUSE_HOTKEY",
     "EventSink",
     "FixedStatus",
@@ -48,6 +52,8 @@ __all__ = [
     "Upload",
     "X11Backend",
     "is_password_prompt",
+    "load_credential",
     "load_device_id",
+    "save_credential",
     "send_command",
 ]

@@ -6,9 +6,10 @@ status poller (asks the collector every ``status_poll_s`` whether this
 device may record and under which policy; see ``_status`` and ``_gate``)
 and the control socket (``deskcorder agent pause|resume|status``).
 
-Consent first: ``start`` registers the device to ``employee`` (when given)
-and asks for the recording status before the first input listener is
-attached. Until an answer says recording_allowed nothing is recorded, not
+Enrolment and consent first: ``start`` enrols the device with
+``enrol_token`` when it has no credential yet (``_credential``; the token
+decides whose device this is) and asks for the recording status before the
+first input listener is attached. Until an answer says recording_allowed nothing is recorded, not
 even into the spool; a withdrawal stops recording at the next poll, within
 ``status_poll_s`` plus one request (well under a second).
 
@@ -37,6 +38,7 @@ from typing import Any
 
 from ._backend import CaptureBackend
 from ._control import ControlServer
+from ._credential import Credential, load_credential, save_credential
 from ._errors import AgentError
 from ._gate import DEFAULT_PAUSE_HOTKEY, Gate, parse_hotkey
 from ._queue import EventQueue
@@ -66,8 +68,9 @@ class AgentConfig:
     flush_max_events: int = 2000
     upload_max_events: int = 20000
     upload_interval_s: float = 0.5
-    # The person at this desk: the device is registered to them at start. None: an admin registered it.
-    employee: str | None = None
+    # A one-time token from an admin (``deskcorder device token --employee HANDLE``), exchanged on the
+    # first start for the device's credential (<state_dir>/credential); ignored once that exists.
+    enrol_token: str | None = None
     hostname: str | None = None  # None: socket.gethostname()
     status_poll_s: float = 0.5  # how often the collector is asked whether recording is still allowed
     pause_hotkey: str | None = DEFAULT_PAUSE_HOTKEY  # None: no hotkey
@@ -118,8 +121,15 @@ class Agent:
             self.device_id = cfg.device_id or load_device_id(state_dir)
             if not _DEVICE_ID.match(self.device_id):
                 raise AgentError(f"device id {self.device_id!r} must be 8-128 characters of A-Z a-z 0-9 _ . : -")
-            transport = self._transport or HttpTransport(cfg.server_url)
-            status_source = self._consent or CollectorStatus(cfg.server_url, state_dir=str(state_dir))
+            self.credential = Credential(self.device_id, load_credential(state_dir, self.device_id))
+            enrol_token = None if self.credential.enrolled else cfg.enrol_token
+            if enrol_token is None and not self.credential.enrolled and self._consent is None:
+                raise AgentError(f"device {self.device_id} is not enrolled with the collector ({state_dir}/credential "
+                                 f"does not exist): ask an admin for an enrolment token (deskcorder device token "
+                                 f"--employee HANDLE) and start the agent with --enrol-token TOKEN")
+            transport = self._transport or HttpTransport(cfg.server_url, auth=self.credential.headers)
+            status_source = self._consent or CollectorStatus(cfg.server_url, credential=self.credential,
+                                                             state_dir=str(state_dir))
             self.spool = Spool(state_dir / Spool.FILE_NAME)
         except BaseException:
             self._unlock()
@@ -128,15 +138,17 @@ class Agent:
         self._failed.clear()
         self.gate = Gate(hotkey=hotkey)
         self.queue = EventQueue(self.gate, wake_at=cfg.flush_max_events, on_failure=lambda exc: self._failed.set())
-        self.poller = StatusPoller(status_source, self.device_id, employee=cfg.employee,
+        self.poller = StatusPoller(status_source, self.device_id, enrol_token=enrol_token,
                                    hostname=cfg.hostname or socket.gethostname(), interval_s=cfg.status_poll_s,
-                                   on_status=self._on_status, on_fatal=self._on_fatal, on_tick=self._on_tick)
+                                   on_status=self._on_status, on_fatal=self._on_fatal, on_tick=self._on_tick,
+                                   on_enrolled=lambda employee_id, secret: self._enrolled(state_dir, employee_id,
+                                                                                          secret))
         self._persisted_pause = _read_pause(state_dir)
         if self._persisted_pause is not None:
             self.queue.apply(lambda t_mono, t_wall, out: self.gate.set_user_pause(
                 self._persisted_pause, t_mono, t_wall, out))
         try:
-            # Before any listener exists: registration refused is fatal now, and the first answer
+            # Before any listener exists: enrolment refused is fatal now, and the first answer
             # decides whether the very first FOCUS event may be recorded.
             self.poller.poll_once()
         except BaseException:
@@ -169,6 +181,13 @@ class Agent:
         self._started = True
         log.info("agent started: session %s, device %s, server %s, %s", self.session_id, self.device_id,
                  cfg.server_url, "recording" if self.gate.recording else f"not recording ({self.gate.reason})")
+
+    def _enrolled(self, state_dir: Path, employee_id: str, secret: str) -> None:
+        if self._consent is None:  # a test's status source hands out no real secret
+            save_credential(state_dir, self.device_id or "", secret, employee_id)
+            self.credential.set_secret(secret)
+        log.warning("device %s enrolled with the collector; its credential is in %s/credential", self.device_id,
+                    state_dir)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop capturing, write everything in memory to the spool, then try to upload what is left."""

@@ -1,7 +1,11 @@
 """May this device record now, and under which policy: the collector's answer, asked again every 0.5 s.
 
-``CollectorStatus`` registers the device to its employee once
-(``POST /v1/devices/register``) and then reads ``GET /v1/devices/{id}/status``.
+``CollectorStatus`` enrols the device once when it has no credential yet
+(``POST /v1/devices/enrol`` with the admin's one-time token, see
+``_credential``) and then reads ``GET /v1/devices/{id}/status`` with the
+device's credential. A collector that refuses the credential (401: unknown or
+wrong; 403: revoked by an admin) stops the agent: nothing it records could
+ever be stored.
 ``FixedStatus`` answers "allowed under this policy" without a collector; it is
 the test and benchmark seam, like ``HandlerTransport`` is for uploads.
 
@@ -32,6 +36,7 @@ from typing import Any, Callable, Protocol
 import httpx
 
 from ..policy import Policy, PolicyError, parse_policy
+from ._credential import Credential
 from ._errors import AgentError
 from ._transport import TransportError
 
@@ -78,9 +83,12 @@ def _not_allowed_reason(body: dict[str, Any]) -> str:
     return "not_allowed"
 
 
+_NEW_TOKEN = "ask an admin for a new one: deskcorder device token --employee HANDLE"
+
+
 class StatusSource(Protocol):
-    def register(self, device_id: str, employee: str, hostname: str) -> None:
-        """Tie the device to its employee. AgentError when refused for good; TransportError to retry."""
+    def enrol(self, device_id: str, token: str, hostname: str) -> tuple[str, str]:
+        """Exchange the enrolment token: (employee_id, secret). AgentError when refused; TransportError to retry."""
 
     def status(self, device_id: str) -> RecordingStatus:
         """The current answer; TransportError when there is none (unreachable, 5xx)."""
@@ -91,33 +99,40 @@ class StatusSource(Protocol):
 class CollectorStatus:
     REQUEST_TIMEOUT_S = 2.0  # a slow answer must not hold the 0.5 s poll back for long
 
-    def __init__(self, server_url: str, *, state_dir: str = "<state_dir>"):
+    def __init__(self, server_url: str, *, credential: Credential | None = None, state_dir: str = "<state_dir>"):
         if not server_url.startswith(("http://", "https://")):
             raise ValueError(f"server URL must start with http:// or https://, got {server_url!r}")
         self._base = server_url.rstrip("/")
         self._state_dir = state_dir
+        self._credential = credential
         self._client = httpx.Client(headers={"User-Agent": "deskcorder-agent"}, timeout=self.REQUEST_TIMEOUT_S)
 
-    def register(self, device_id: str, employee: str, hostname: str) -> None:
-        r = self._request("POST", "/v1/devices/register",
-                          json={"device_id": device_id, "employee": employee, "hostname": hostname})
+    def enrol(self, device_id: str, token: str, hostname: str) -> tuple[str, str]:
+        r = self._request("POST", "/v1/devices/enrol",
+                          json={"token": token, "device_id": device_id, "hostname": hostname})
         if r.status_code == 200:
-            return
+            body = r.json()
+            return str(body["employee_id"]), str(body["secret"])
         error = _error(r)
-        if r.status_code == 404:
-            raise AgentError(f"the collector has no employee {employee!r} ({error}); an admin adds them with: "
-                             f"deskcorder employee add {employee} -- or pass --employee with the handle of the "
-                             f"person at this desk")
+        if r.status_code == 401:
+            raise AgentError(f"the collector refused the enrolment token: {error}")
         if r.status_code == 409:
-            raise AgentError(f"device {device_id} is registered to another employee, not {employee!r} ({error}); "
-                             f"pass --employee with its owner's handle, or delete {self._state_dir}/device_id so "
-                             f"this desk is enrolled as a new device")
-        if r.status_code in (400, 422):
-            raise AgentError(f"the collector refused to register device {device_id} for {employee!r}: {error}")
-        raise TransportError(f"register answered {r.status_code}: {error}")
+            raise AgentError(f"the collector refused to enrol device {device_id}: {error}; to enrol this desk as a "
+                             f"new device, delete {self._state_dir}/device_id and start again with a new token "
+                             f"({_NEW_TOKEN.removeprefix('ask an admin for a new one: ')})")
+        if r.status_code in (400, 404, 422):
+            raise AgentError(f"the collector refused to enrol device {device_id}: {error}")
+        raise TransportError(f"enrol answered {r.status_code}: {error}")
 
     def status(self, device_id: str) -> RecordingStatus:
-        r = self._request("GET", f"/v1/devices/{device_id}/status")
+        r = self._request("GET", f"/v1/devices/{device_id}/status",
+                          headers=self._credential.headers() if self._credential else {})
+        if r.status_code == 401:
+            raise AgentError(f"the collector does not accept this device's credential ({_error(r)}); delete "
+                             f"{self._state_dir}/credential and start the agent with --enrol-token TOKEN; "
+                             f"{_NEW_TOKEN.replace('a new one', 'a token')}")
+        if r.status_code == 403:
+            raise AgentError(f"the collector refuses this device: {_error(r)}")
         if r.status_code != 200:
             raise TransportError(f"status answered {r.status_code}: {_error(r)}")
         try:
@@ -149,8 +164,8 @@ class FixedStatus:
         policy = parse_policy(policy_text)
         self._status = RecordingStatus(True, None, "fixed status (no collector asked)", policy, policy.version)
 
-    def register(self, device_id: str, employee: str, hostname: str) -> None:
-        pass
+    def enrol(self, device_id: str, token: str, hostname: str) -> tuple[str, str]:
+        return "", ""
 
     def status(self, device_id: str) -> RecordingStatus:
         return self._status
@@ -160,20 +175,21 @@ class FixedStatus:
 
 
 class StatusPoller:
-    """Registers the device if asked to (retrying while unreachable), then polls the status."""
+    """Enrols the device if given a token (retrying while unreachable), then polls the status."""
 
-    def __init__(self, source: StatusSource, device_id: str, *, employee: str | None, hostname: str,
+    def __init__(self, source: StatusSource, device_id: str, *, enrol_token: str | None, hostname: str,
                  interval_s: float, on_status: Callable[[RecordingStatus], None],
-                 on_fatal: Callable[[BaseException], None], on_tick: Callable[[], None]):
+                 on_fatal: Callable[[BaseException], None], on_tick: Callable[[], None],
+                 on_enrolled: Callable[[str, str], None] = lambda employee_id, secret: None):
         self._source = source
         self._device_id = device_id
-        self._employee = employee
+        self._enrol_token = enrol_token  # None: enrolled already (or a test's status source)
+        self._on_enrolled = on_enrolled
         self._hostname = hostname
         self._interval_s = interval_s
         self._on_status = on_status
         self._on_fatal = on_fatal
         self._on_tick = on_tick
-        self._registered = employee is None  # no employee given: an admin registered the device
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="deskcorder-status", daemon=True)
         self.last_status: RecordingStatus | None = None
@@ -181,12 +197,12 @@ class StatusPoller:
         self.unreachable_since: float | None = None  # time.time() of the first failed poll in a row
 
     def poll_once(self) -> bool:
-        """Ask once (registering first when needed); True when the collector answered. AgentError if refused."""
+        """Ask once (enrolling first when needed); True when the collector answered. AgentError if refused."""
         try:
-            if not self._registered:
-                assert self._employee is not None
-                self._source.register(self._device_id, self._employee, self._hostname)
-                self._registered = True
+            if self._enrol_token is not None:
+                employee_id, secret = self._source.enrol(self._device_id, self._enrol_token, self._hostname)
+                self._on_enrolled(employee_id, secret)
+                self._enrol_token = None
             status = self._source.status(self._device_id)
         except TransportError as exc:
             if self.unreachable_since is None:
@@ -227,7 +243,7 @@ class StatusPoller:
             try:
                 self.poll_once()
                 self._on_tick()
-            except AgentError as exc:  # refused for good (e.g. the employee does not exist): stop the agent
+            except AgentError as exc:  # refused for good (a bad token, a revoked device): stop the agent
                 self._on_fatal(exc)
                 return
             except Exception as exc:  # a bug must not leave the last "allowed" standing forever

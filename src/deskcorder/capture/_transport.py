@@ -33,19 +33,25 @@ class Transport(Protocol):
 
 
 class HttpTransport:
-    """POST batches to ``<server_url>/v1/batches`` over one keep-alive connection."""
+    """POST batches to ``<server_url>/v1/batches`` over one keep-alive connection.
+
+    ``auth`` gives the headers that authenticate the device (``Credential.headers``), asked per request
+    because the credential may arrive after the transport was made (first start, enrolment).
+    """
 
     PATH = "/v1/batches"
 
-    def __init__(self, server_url: str):
+    def __init__(self, server_url: str, auth: Callable[[], Mapping[str, str]] | None = None):
         if not server_url.startswith(("http://", "https://")):
             raise ValueError(f"server URL must start with http:// or https://, got {server_url!r}")
         self.url = server_url.rstrip("/") + self.PATH
         self._client = httpx.Client(headers={"User-Agent": "deskcorder-agent"})
+        self._auth = auth
 
     def send(self, body: bytes, content_type: str, timeout: float) -> Response:
         try:
-            r = self._client.post(self.url, content=body, headers={"Content-Type": content_type}, timeout=timeout)
+            headers = {"Content-Type": content_type, **(self._auth() if self._auth else {})}
+            r = self._client.post(self.url, content=body, headers=headers, timeout=timeout)
         except httpx.HTTPError as exc:
             raise TransportError(f"{type(exc).__name__}: {exc}") from exc
         return Response(r.status_code, {k.lower(): v for k, v in r.headers.items()}, r.content)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import agent, audit, consent, dataset, demo, employee, erase, export, policy, portal, retention, serve, writer
+from . import agent, audit, consent, dataset, demo, device, employee, erase, export, policy, portal, retention, serve, writer
 
 app = typer.Typer(
     name="deskcorder",
@@ -19,6 +19,7 @@ app.command("writer")(writer.writer)
 app.command("demo")(demo.demo)
 app.add_typer(dataset.app, name="dataset")
 app.add_typer(employee.app, name="employee")
+app.add_typer(device.app, name="device")
 app.add_typer(consent.app, name="consent")
 app.add_typer(policy.app, name="policy")
 app.add_typer(audit.app, name="audit")

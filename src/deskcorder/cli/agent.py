@@ -6,7 +6,6 @@ one running with the same --state-dir, through its control socket (``<state_dir>
 
 from __future__ import annotations
 
-import getpass
 import json
 import logging
 import os
@@ -35,10 +34,11 @@ def agent(
     server: Optional[str] = typer.Option(None, "--server", help="Collector URL, e.g. http://collector:8765."),
     state_dir: Path = typer.Option(_default_state_dir(), "--state-dir",
                                    help="Where the spool (spool.db), the device id and control.sock live."),
-    employee: Optional[str] = typer.Option(
-        None, "--employee", metavar="HANDLE",
-        help="The person at this desk; the device is registered to them on the collector. "
-             "Default: your login name."),
+    enrol_token: Optional[str] = typer.Option(
+        None, "--enrol-token", metavar="TOKEN", envvar="DESKCORDER_ENROL_TOKEN",
+        help="One-time enrolment token from an admin (deskcorder device token): exchanged on the first start for "
+             "this device's credential (STATE_DIR/credential), ignored afterwards. It binds the device to "
+             "the person it was issued for."),
     pause_hotkey: str = typer.Option(DEFAULT_PAUSE_HOTKEY, "--pause-hotkey",
                                      help="Global hotkey that pauses and resumes recording; 'off' for none."),
     move_hz: float = typer.Option(60.0, "--move-hz", min=0.1,
@@ -48,6 +48,8 @@ def agent(
 ) -> None:
     """Record keyboard, mouse, scroll and active-window events until SIGINT/SIGTERM, with consent.
 
+    The first start needs --enrol-token TOKEN (an admin issues one per device with
+    `deskcorder device token --employee HANDLE`); later starts reuse the stored credential.
     Nothing is recorded until the collector confirms the employee's consent to the current policy.
     Only the applications and hours that policy allows are recorded; password prompts never are.
     A withdrawal of consent stops recording within a second.
@@ -67,7 +69,7 @@ def agent(
         typer.echo(f"error: --server must be an http(s) URL such as http://collector:8765, got {server!r}", err=True)
         raise typer.Exit(2)
     config = AgentConfig(server_url=server, state_dir=state_dir, move_hz=move_hz, flush_interval_s=flush_interval,
-                         employee=employee or getpass.getuser(),
+                         enrol_token=enrol_token or None,
                          pause_hotkey=None if pause_hotkey.strip().lower() in ("", "off", "none") else pause_hotkey)
     recorder = Agent(config)
     try:

@@ -1,4 +1,4 @@
-"""`deskcorder consent give|withdraw|show --employee HANDLE`."""
+"""`deskcorder consent give|withdraw|history --employee HANDLE`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import typer
 
 from ._store_options import DATA_DIR, DATABASE_URL, cli_actor, fail, open_store
 
-app = typer.Typer(help="Give, withdraw or show an employee's consent to being recorded.", no_args_is_help=True)
+app = typer.Typer(help="Give or withdraw an employee's consent to being recorded, and show its history.",
+                  no_args_is_help=True)
 
 EMPLOYEE = typer.Option(..., "--employee", help="The employee's handle (login).")
 
@@ -52,8 +53,8 @@ def withdraw(employee: str = EMPLOYEE, data_dir: Path = DATA_DIR, database_url: 
                f"after that are refused by the collector")
 
 
-@app.command("show")
-def show(employee: str = EMPLOYEE, data_dir: Path = DATA_DIR, database_url: str | None = DATABASE_URL) -> None:
+@app.command("history")
+def history_(employee: str = EMPLOYEE, data_dir: Path = DATA_DIR, database_url: str | None = DATABASE_URL) -> None:
     """Print the employee's consent history, oldest first, and whether they may be recorded now."""
     with open_store(data_dir, database_url) as store:
         history = store.consent_history(employee)

@@ -13,7 +13,7 @@ app = typer.Typer(help="Add and list the employees who may be recorded.", no_arg
 
 @app.command("add")
 def add(
-    handle: str = typer.Argument(..., help="Their login, e.g. alice (what devices register to)."),
+    handle: str = typer.Argument(..., help="Their login, e.g. alice (what devices are enrolled to)."),
     name: str | None = typer.Option(None, "--name", help="Display name, e.g. \"Alice Martin\"."),
     data_dir: Path = DATA_DIR,
     database_url: str | None = DATABASE_URL,
@@ -21,8 +21,9 @@ def add(
     """Add an employee (and create their encryption key). Nothing is recorded until they consent."""
     with open_store(data_dir, database_url, create=True) as store:
         employee = store.add_employee(handle, actor=cli_actor(), display_name=name)
-    typer.echo(f"added {employee.handle} ({employee.employee_id}); next: register their device and ask for "
-               f"consent (deskcorder consent give --employee {employee.handle})")
+    typer.echo(f"added {employee.handle} ({employee.employee_id}); next: enrol their device (deskcorder "
+               f"device token --employee {employee.handle}) and ask for consent (deskcorder consent give --employee "
+               f"{employee.handle})")
 
 
 @app.command("list")

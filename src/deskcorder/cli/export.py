@@ -19,4 +19,5 @@ def export(
     """Write everything stored about an employee to a readable zip, with a README explaining each file."""
     with open_store(data_dir, database_url) as store:
         path = store.export_employee(employee, out, actor=cli_actor(), reason=reason)
-    typer.echo(f"wrote {path}")
+    typer.echo(f"wrote {path}: everything stored about {employee} (README.txt inside explains each file); "
+               f"it is personal data, hand it over securely")

@@ -19,7 +19,12 @@ def apply(
     data_dir: Path = DATA_DIR,
     database_url: str | None = DATABASE_URL,
 ) -> None:
-    """Delete whole UTC-date partitions older than the policy allows (the collector also does this hourly)."""
+    """Delete whole UTC-date partitions older than the policy's retention_days, and say what went.
+
+    A partition (one UTC date) goes once its last moment is older than
+    retention_days. Each deletion is written to the audit log
+    (retention.delete). The collector (deskcorder serve) runs this hourly too.
+    """
     when = dt.datetime.now(dt.timezone.utc)
     if now is not None:
         try:
@@ -33,8 +38,10 @@ def apply(
         policy = store.current_policy()
     verb = "would delete" if dry_run else "deleted"
     if policy.policy is None:
-        typer.echo("no policy is set, so nothing is kept past any limit; nothing to do")
+        typer.echo("no policy is set, so nothing may be recorded and there is no retention limit; nothing to do")
     for d in deleted:
-        typer.echo(f"{verb} date={d.date.isoformat()}: {d.files} files, {d.events} events, {len(d.sessions)} sessions")
+        typer.echo(f"{verb} date={d.date.isoformat()}: {d.files} files, {d.events} events, {len(d.sessions)} sessions"
+                   + ("" if dry_run else " (audited as retention.delete)"))
     if policy.policy is not None and not deleted:
-        typer.echo(f"nothing older than {policy.policy.retention_days} days")
+        typer.echo(f"nothing older than {policy.policy.retention_days} days (retention_days of policy version "
+                   f"{policy.version}) as of {when.isoformat()}")

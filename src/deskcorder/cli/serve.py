@@ -32,6 +32,10 @@ def serve(
                                     "server (nats://HOST:4222) for `deskcorder writer` to store, instead of "
                                     "storing them here."),
     stream: str = typer.Option("DESKCORDER_BATCHES", "--stream", help="Fleet mode: the JetStream stream name."),
+    device_rate: float = typer.Option(20.0, "--device-rate", min=0,
+                                      help="Batches per second each device may send (more get 429); 0: no limit."),
+    device_burst: int = typer.Option(40, "--device-burst", min=1,
+                                     help="Batches a device may send at once before --device-rate applies."),
 ) -> None:
     """Run the collector: accept event batches over HTTP and store them in DATA_DIR.
 
@@ -42,7 +46,8 @@ def serve(
 
     try:
         run_server(data_dir, host, port, log_level=log_level.value, database_url=database_url,
-                   retention_interval_s=retention_interval or None, nats_url=nats, stream=stream)
+                   retention_interval_s=retention_interval or None, nats_url=nats, stream=stream,
+                   device_rate_per_s=device_rate, device_burst=device_burst)
     except OSError as exc:
         typer.echo(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}; "
                    f"pick another --port (0 picks a free one)", err=True)

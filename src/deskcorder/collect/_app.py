@@ -3,24 +3,29 @@
 Endpoints
 ---------
 ``GET /v1/health``    ``{"status": "ok", "version": "..."}``
-``POST /v1/batches``  body: one wire batch (``deskcorder.wire``): an object
+``POST /v1/batches``  header ``Authorization: Bearer <device_id>:<secret>`` (an enrolled device,
+                      see ``_device_auth.py``); body: one wire batch (``deskcorder.wire``): an object
                       ``{"v": 1, "batch_id", "device_id", "events": {column: [values...]}}``
                       as ``application/msgpack`` (the agent) or ``application/json`` (curl).
                       -> 200 ``{"batch_id", "stored", "duplicate"}``; a repeated batch id
                       with the same content -> 200, ``stored: 0, duplicate: true``.
 ``GET /v1/sessions``  stored capture sessions, ``GET /v1/devices`` registered devices.
-Registration, recording status, consent and the policy: see ``_people_api.py``.
+Enrolment, recording status, consent and the policy: see ``_people_api.py``.
 
 Errors (body ``{"error", "field", "row"}``, see ``_problems.py``); none of them stores anything:
     400 body cannot be decoded (bad JSON / MessagePack) or a bad Content-Length
-    403 recording not permitted: the device is not registered to an employee, the employee
+    401 no, a malformed or a wrong device credential (``WWW-Authenticate: Bearer``): enrol the device
+    403 the device was revoked, or the batch's ``device_id`` is not the authenticated device
+        (a device uploads only its own, hence only its own employee's, events). Or
+        recording not permitted: the device is not registered to an employee, the employee
         never consented, or an event (``row``) falls outside their consent (after a
         withdrawal, or under a policy version they did not agree to). Final: do not retry
     409 batch id already stored with other content, or another device's session id
     413 body larger than ``max_body_bytes`` (refused from Content-Length before reading it)
     415 Content-Type is neither application/msgpack nor application/json
     422 body decodes but is not a valid batch (``field`` names the culprit, ``row`` the event)
-    429 ``max_inflight`` batches already being written; retry after ``Retry-After`` seconds
+    429 ``max_inflight`` batches already being written, or the device is over its rate limit
+        (``device_rate_per_s``, ``device_burst``); retry after ``Retry-After`` seconds
     503 the store failed (disk, database); retry after ``Retry-After`` seconds
 A 200 means the batch is durable (see ``deskcorder.store``), so a client may
 drop its copy; on anything else, or no answer, it retries with the same batch id.
@@ -38,6 +43,7 @@ from starlette.concurrency import run_in_threadpool
 from .. import __version__
 from ..store import BatchConflict, EventStore, NotPermitted, StoreError
 from ..wire import JSON, MSGPACK, InvalidBatch, UnreadableBatch, decode_batch
+from ._device_auth import DEVICE_BURST, DEVICE_RATE_PER_S, RateLimiter, authenticate_request, check_sender
 from ._people_api import people_router
 from ._portal import mount_portal
 from ._problems import Problem, install_handlers
@@ -56,8 +62,11 @@ _ACCEPTED = (MSGPACK, "application/x-msgpack", JSON)
 
 
 def create_app(store: EventStore, *, max_body_bytes: int = MAX_BODY_BYTES,
-               max_inflight: int = MAX_INFLIGHT, publisher: JetStreamPublisher | None = None) -> FastAPI:
+               max_inflight: int = MAX_INFLIGHT, publisher: JetStreamPublisher | None = None,
+               device_rate_per_s: float = DEVICE_RATE_PER_S, device_burst: int = DEVICE_BURST) -> FastAPI:
     # publisher: fleet mode (``_jetstream.py``), batches go to JetStream instead of the store.
+    # device_rate_per_s: batches per second per device (0: no limit), device_burst: at once.
+    limiter = RateLimiter(device_rate_per_s, device_burst)
     app = FastAPI(title="deskcorder collector", version=__version__,
                   lifespan=None if publisher is None else publisher.lifespan)
     install_handlers(app)
@@ -74,6 +83,9 @@ def create_app(store: EventStore, *, max_body_bytes: int = MAX_BODY_BYTES,
     @app.post("/v1/batches")
     async def post_batch(request: Request) -> dict[str, Any]:
         nonlocal inflight
+        # Who is sending comes first: a stranger learns nothing else about the collector.
+        device = await authenticate_request(store, request)
+        limiter.check(device.device_id)
         content_type = request.headers.get("content-type", "")
         if content_type.split(";")[0].strip().lower() not in _ACCEPTED:
             raise Problem(415, f"unsupported Content-Type {content_type!r}; send {MSGPACK} or {JSON}",
@@ -86,9 +98,9 @@ def create_app(store: EventStore, *, max_body_bytes: int = MAX_BODY_BYTES,
         try:
             body = await _read_body(request, max_body_bytes)
             if publisher is not None:
-                return await publisher.ingest(body, content_type)
+                return await publisher.ingest(body, content_type, device.device_id)
             # Decoding is CPU work and storing waits on fsync: both off the event loop.
-            return await run_in_threadpool(_ingest, store, body, content_type)
+            return await run_in_threadpool(_ingest, store, body, content_type, device.device_id)
         finally:
             inflight -= 1
 
@@ -141,12 +153,13 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _ingest(store: EventStore, body: bytes, content_type: str) -> dict[str, Any]:
+def _ingest(store: EventStore, body: bytes, content_type: str, device_id: str) -> dict[str, Any]:
     try:
         batch = decode_batch(body, content_type)
     except InvalidBatch as exc:
         status = 400 if isinstance(exc, UnreadableBatch) else 422
         raise Problem(status, str(exc), field=exc.field, row=exc.row) from exc
+    check_sender(batch.device_id, device_id)
     try:
         result = store.write_batch(batch)
     except NotPermitted as exc:

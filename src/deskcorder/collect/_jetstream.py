@@ -13,6 +13,10 @@ What a fleet collector answers on ``POST /v1/batches``
          writer stores it shortly. ``stored`` is the number of events accepted
          (0 with ``duplicate: true`` for a repeat, whether found in the store or
          in JetStream's duplicate window).
+    401/403  before anything else, as in embedded mode: the device's credential
+         (checked against the shared control database, so every collector of
+         the fleet knows every device), and the batch's ``device_id`` must be
+         the authenticated device.
     403/409  synchronously, from the control database (``check_batch``): device
          not registered / no consent for an event's time / batch id taken by
          other content / another device's session. Nothing is published.
@@ -43,6 +47,7 @@ from starlette.concurrency import run_in_threadpool
 from ..store import BatchConflict, EventStore, NotPermitted, StoreError
 from ..store._ingest_worker import STREAM, check_batch, check_stream_name, connect_nats, ensure_stream, message_id, subject_for
 from ..wire import InvalidBatch, UnreadableBatch, decode_batch
+from ._device_auth import check_sender
 from ._problems import Problem
 
 if TYPE_CHECKING:
@@ -115,7 +120,8 @@ class JetStreamPublisher:
         if not self.ready:
             raise self._unavailable("is not connected to")
 
-    async def ingest(self, body: bytes, content_type: str) -> dict[str, Any]:
+    async def ingest(self, body: bytes, content_type: str, device_id: str) -> dict[str, Any]:
+        """Publish the batch of the authenticated ``device_id`` (403 if the batch names another device)."""
         if not self.ready:
             raise self._unavailable("is not connected to")
         assert self._nc is not None and self._js is not None
@@ -123,7 +129,7 @@ class JetStreamPublisher:
         if len(body) > limit:
             raise Problem(413, f"body is {len(body)} bytes; this fleet collector's buffer (NATS max_payload) takes "
                                f"at most {limit} bytes per batch (send fewer events per batch)", field="body")
-        batch, known = await run_in_threadpool(self._check, body, content_type)
+        batch, known = await run_in_threadpool(self._check, body, content_type, device_id)
         if known is not None:  # already stored: answered like the embedded collector does
             return {"batch_id": batch.batch_id, "stored": 0, "duplicate": True, "queued": False}
         media = content_type.split(";")[0].strip().lower()
@@ -138,13 +144,14 @@ class JetStreamPublisher:
         return {"batch_id": batch.batch_id, "stored": 0 if ack.duplicate else batch.events.num_rows,
                 "duplicate": bool(ack.duplicate), "queued": True}
 
-    def _check(self, body: bytes, content_type: str) -> tuple[Batch, Any]:
+    def _check(self, body: bytes, content_type: str, device_id: str) -> tuple[Batch, Any]:
         """Decode and check in a worker thread: the same answers as the embedded collector's ``_ingest``."""
         try:
             batch = decode_batch(body, content_type)
         except InvalidBatch as exc:
             raise Problem(400 if isinstance(exc, UnreadableBatch) else 422, str(exc), field=exc.field,
                           row=exc.row) from exc
+        check_sender(batch.device_id, device_id)
         try:
             return batch, check_batch(self._store, batch)
         except NotPermitted as exc:

@@ -1,16 +1,18 @@
-"""The collector's people endpoints: device registration, recording status, consent, and the policy.
+"""The collector's people endpoints: device enrolment, recording status, consent, and the policy.
 
-``POST /v1/devices/register``  body ``{"device_id", "employee" (handle), "hostname"}``
-                               -> 200 ``{"device_id", "employee_id", "hostname", "registered_at"}``;
-                               repeating it for the same employee is a no-op. 404 when the employee
-                               does not exist (``deskcorder employee add HANDLE`` creates them), 409 when
-                               the device belongs to someone else.
+``POST /v1/devices/enrol``     body ``{"token", "device_id", "hostname"}`` -> 200 ``{"device_id",
+                               "employee_id", "secret"}``: exchanges a one-time enrolment token (from
+                               ``deskcorder device token --employee HANDLE``) for the device's own secret,
+                               and registers the device to the token's employee. 401 when the token is
+                               unknown, used or expired; 409 when the device belongs to someone else or
+                               was revoked; 422 for a malformed device id or hostname.
 ``GET /v1/devices/{device_id}/status``
+                               needs the device's credential (``Authorization: Bearer <device_id>:<secret>``,
+                               see ``_device_auth.py``; 401 without, 403 when revoked or for another device)
                                -> 200 ``{"device_id", "recording_allowed", "reason", "policy_version",
                                "policy" (TOML text or null), "consent" ({"action", "policy_version",
                                "method", "recorded_at", "scope_text"} or null)}``. The agent polls it
-                               every 0.5 s, so it only reads (three indexed lookups) and is not audited.
-                               An unknown device gets 200 with ``recording_allowed: false``.
+                               every 0.5 s, so it only reads (four indexed lookups) and is not audited.
 ``POST /v1/employees/{handle}/consent``
                                body ``{"action": "give"|"withdraw", "policy_version", "method":
                                "cli"|"portal"|"api"}`` -> 200 the recorded act (as in ``consent`` above).
@@ -18,10 +20,10 @@
 ``GET /v1/policy``             -> 200 ``{"version", "policy" (TOML or null), "created_at"}``; version 0
                                with ``policy: null`` until an admin sets one: nothing may be recorded.
 
-Registration and consent are **unauthenticated for now**: anyone who can reach
-the collector can register a device to a handle or record consent for it. A
-later issue adds enrolment tokens for devices and authentication for the
-consent portal; until then run the collector only on a trusted network.
+Devices authenticate; ``POST /v1/employees/{handle}/consent`` does not (yet):
+it is the API behind ``deskcorder consent`` scripts, while people give and
+withdraw consent themselves through the portal's logged-in pages (``_portal``).
+Keep this endpoint on a trusted network (or behind the reverse proxy's auth).
 Every change is audited, with the caller's address as the actor.
 """
 
@@ -31,9 +33,11 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict
+from starlette.concurrency import run_in_threadpool
 
 from ..store import EventStore, StoreError
-from ._problems import store_problem
+from ._device_auth import authenticate_request
+from ._problems import Problem, store_problem
 
 __all__ = ["people_router"]
 
@@ -42,9 +46,9 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class RegisterDevice(_Strict):
+class EnrolDevice(_Strict):
+    token: str
     device_id: str
-    employee: str
     hostname: str
 
 
@@ -61,19 +65,23 @@ def _actor(request: Request) -> str:
 def people_router(store: EventStore) -> APIRouter:
     router = APIRouter()
 
-    @router.post("/v1/devices/register")
-    def register_device(body: RegisterDevice, request: Request) -> dict[str, Any]:
+    @router.post("/v1/devices/enrol")
+    def enrol_device(body: EnrolDevice, request: Request) -> dict[str, Any]:
         try:
-            device = store.register_device(body.device_id, body.employee, body.hostname, actor=_actor(request))
+            employee_id, secret = store.enrol_device(body.token, body.device_id, body.hostname,
+                                                     actor=_actor(request))
         except StoreError as exc:
             raise store_problem(exc) from exc
-        return {"device_id": device.device_id, "employee_id": device.employee_id, "hostname": device.hostname,
-                "registered_at": device.registered_at.isoformat()}
+        return {"device_id": body.device_id, "employee_id": employee_id, "secret": secret}
 
     @router.get("/v1/devices/{device_id}/status")
-    def device_status(device_id: str) -> dict[str, Any]:
+    async def device_status(device_id: str, request: Request) -> dict[str, Any]:
+        device = await authenticate_request(store, request)
+        if device.device_id != device_id:
+            raise Problem(403, f"this request is authenticated as device {device.device_id!r}; it may read only "
+                               f"its own status, not {device_id!r}", field="device_id")
         try:
-            return store.device_status(device_id).as_json()
+            return (await run_in_threadpool(store.device_status, device_id)).as_json()
         except StoreError as exc:
             raise store_problem(exc) from exc
 

@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..store import Conflict, InvalidInput, NotFound, NotPermitted, StoreError
+from ..store import Conflict, InvalidInput, NotAuthenticated, NotFound, NotPermitted, StoreError
 
 _RETRY_AFTER_S = "1"
 
@@ -39,6 +39,8 @@ class Problem(Exception):
 def store_problem(exc: StoreError) -> Problem:
     """The HTTP answer for a store error (see the tree in ``deskcorder.store._errors``)."""
     field = getattr(exc, "field", None)
+    if isinstance(exc, NotAuthenticated):
+        return Problem(401, str(exc), field=field, headers={"WWW-Authenticate": 'Bearer realm="deskcorder"'})
     if isinstance(exc, NotPermitted):
         return Problem(403, str(exc), field=field, row=exc.row)
     if isinstance(exc, NotFound):
@@ -72,7 +74,7 @@ def install_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 404:
             error = (f"no such endpoint {request.url.path}; see /v1/health, /v1/batches, /v1/sessions, /v1/devices, "
-                     f"/v1/devices/register, /v1/devices/{{device_id}}/status, /v1/employees/{{handle}}/consent, "
+                     f"/v1/devices/enrol, /v1/devices/{{device_id}}/status, /v1/employees/{{handle}}/consent, "
                      f"/v1/policy")
         elif exc.status_code == 405:
             error = f"{request.method} is not allowed on {request.url.path}"

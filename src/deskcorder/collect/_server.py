@@ -11,6 +11,7 @@ import uvicorn
 
 from ..store import EventStore
 from ._app import MAX_BODY_BYTES, MAX_INFLIGHT, create_app
+from ._device_auth import DEVICE_BURST, DEVICE_RATE_PER_S
 from ._retention_timer import RETENTION_INTERVAL_S, RetentionTimer
 
 __all__ = ["run_server", "announce"]
@@ -39,7 +40,8 @@ def run_server(data_dir: Path | str, host: str = "127.0.0.1", port: int = 8765, 
                database_url: str | None = None, max_body_bytes: int = MAX_BODY_BYTES,
                max_inflight: int = MAX_INFLIGHT, on_ready: Callable[[str], None] = announce,
                retention_interval_s: float | None = RETENTION_INTERVAL_S, nats_url: str | None = None,
-               stream: str | None = None) -> None:
+               stream: str | None = None, device_rate_per_s: float = DEVICE_RATE_PER_S,
+               device_burst: int = DEVICE_BURST) -> None:
     """Serve the collector until SIGINT/SIGTERM; in-flight batches finish before it returns.
 
     ``port=0`` picks a free port; ``on_ready`` gets the URL once it accepts connections.
@@ -47,6 +49,7 @@ def run_server(data_dir: Path | str, host: str = "127.0.0.1", port: int = 8765, 
     ``retention_interval_s`` seconds; None or 0 turns it off.
     ``nats_url``: fleet mode, batches are published to the JetStream ``stream``
     for ``deskcorder writer`` processes to store (see ``_jetstream.py``).
+    ``device_rate_per_s`` / ``device_burst``: each device's batch rate limit (0: none; see ``_device_auth.py``).
     Raises OSError when the address cannot be bound, StoreError when the store cannot open.
     """
     if log_level not in LOG_LEVELS:
@@ -69,7 +72,8 @@ def run_server(data_dir: Path | str, host: str = "127.0.0.1", port: int = 8765, 
 
             publisher = JetStreamPublisher(store, nats_url, stream=stream)
         config = uvicorn.Config(create_app(store, max_body_bytes=max_body_bytes, max_inflight=max_inflight,
-                                           publisher=publisher),
+                                           publisher=publisher, device_rate_per_s=device_rate_per_s,
+                                           device_burst=device_burst),
                                 log_level=log_level, access_log=log_level == "debug",
                                 timeout_graceful_shutdown=30)
         _Server(config, url, on_ready).run(sockets=[sock])

@@ -9,15 +9,27 @@ devices, consent history, policies, the hash-chained audit log, sessions and
 the batch manifest, migrated with Alembic on open. See ``_store.py`` for the
 durability and idempotency argument, ``_consent.py`` for when recording is
 allowed, ``_erasure.py`` and ``_retention.py`` for deletion, ``_accounts.py``
-for the portal's accounts, logins and recording pauses (``EventStore.portal``).
+for the portal's accounts, logins and recording pauses (``EventStore.portal``),
+``_enrolment.py`` for device enrolment tokens, credentials and revocation.
 """
 
 from ._accounts import Account, ConsentCoverage, PortalLogin, PortalRecords
 from ._audit import AuditEntry
-from ._errors import BatchConflict, Conflict, InvalidInput, NotFound, NotPermitted, StoreError, TamperedData
+from ._errors import (
+    BatchConflict,
+    Conflict,
+    DeviceRevoked,
+    InvalidInput,
+    NotAuthenticated,
+    NotFound,
+    NotPermitted,
+    StoreError,
+    TamperedData,
+)
 from ._keys import MASTER_KEY_ENV, FileMasterKey, KeyWrapper, StaticMasterKey
 from ._records import (
     ConsentRecord,
+    DeviceCredential,
     DeviceInfo,
     DeviceStatus,
     EmployeeInfo,
@@ -32,8 +44,9 @@ from ._store import READ_SCHEMA, EventStore
 __all__ = [
     "EventStore", "READ_SCHEMA",
     "WriteResult", "SessionInfo", "DeviceInfo", "EmployeeInfo", "ConsentRecord", "PolicyRecord", "DeviceStatus",
-    "RetentionDeletion", "ErasureReport", "AuditEntry",
+    "DeviceCredential", "RetentionDeletion", "ErasureReport", "AuditEntry",
     "PortalRecords", "Account", "PortalLogin", "ConsentCoverage",
     "KeyWrapper", "StaticMasterKey", "FileMasterKey", "MASTER_KEY_ENV",
     "StoreError", "NotFound", "InvalidInput", "Conflict", "BatchConflict", "NotPermitted", "TamperedData",
+    "NotAuthenticated", "DeviceRevoked",
 ]

@@ -201,8 +201,8 @@ def check_recording(conn: Connection, device_id: str, t_wall_ns: pa.ChunkedArray
     owner = conn.execute(_DEVICE_OWNER.where(devices.c.device_id == device_id)).first()
     if owner is None:
         raise NotPermitted(f"device {device_id!r} is not registered to an employee, so its events cannot be stored; "
-                           f"register it with POST /v1/devices/register {{\"device_id\", \"employee\", "
-                           f"\"hostname\"}} (the employee must exist: deskcorder employee add HANDLE)",
+                           f"enrol it with a token (deskcorder device token --employee HANDLE, then "
+                           f"deskcorder agent --enrol-token TOKEN)",
                            field="device_id")
     if owner.erasure_started_at is not None or owner.key_id is None:
         raise NotPermitted(f"the employee of device {device_id!r} is being erased; nothing more is stored for them",

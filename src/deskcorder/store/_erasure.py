@@ -11,7 +11,8 @@ again after a crash finishes the job):
    the wrapped key is gone from the disk files too.
 2. Their event files are deleted: every file the manifest lists for their
    devices, and every other file in their device folders (crash leftovers).
-3. One transaction deletes their manifest rows, sessions, devices, consents and
+3. One transaction deletes their manifest rows, sessions, devices (their
+   credentials and enrolment tokens go with them, ON DELETE CASCADE), consents and
    the employee row, and logs ``erasure.complete``. The employee row goes last,
    so an interrupted run can still be found by handle and resumed.
 
@@ -31,9 +32,11 @@ import datetime as dt
 from pathlib import Path
 
 from sqlalchemy import Engine, delete, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from . import _audit
 from ._control import manifest_files, truncate_wal
+from ._errors import NotFound, StoreError
 from ._files import delete_durably, device_folders
 from ._people import get_employee
 from ._records import ErasureReport
@@ -43,13 +46,28 @@ __all__ = ["erase_employee"]
 
 # Small tables that held personal data or the key: rewritten on PostgreSQL so dead rows go.
 _VACUUMED = ("employee_keys", "employees", "consents", "devices", "portal_accounts", "portal_logins",
-             "recording_pauses")
+             "recording_pauses", "device_credentials", "enrolment_tokens")
 
 
 def erase_employee(engine: Engine, data_dir: Path, handle: str, actor: str, reason: str) -> ErasureReport:
+    try:
+        return _erase(engine, data_dir, handle, actor, reason)
+    except SQLAlchemyError as exc:
+        raise StoreError(f"control database error while erasing {handle!r}: {exc}; run the same `deskcorder erase` "
+                         f"again: it resumes where this one stopped") from exc
+    except OSError as exc:
+        raise StoreError(f"cannot delete the event files of {handle!r}: {exc}; run the same `deskcorder erase` "
+                         f"again once that is fixed: it resumes where this one stopped") from exc
+
+
+def _erase(engine: Engine, data_dir: Path, handle: str, actor: str, reason: str) -> ErasureReport:
     with engine.begin() as conn:
         _audit.lock_chain(conn)
-        employee = get_employee(conn, handle)  # NotFound once a previous run has finished
+        try:
+            employee = get_employee(conn, handle)
+        except NotFound as exc:  # also what a re-run finds once a previous run has finished
+            raise NotFound(f"no employee {handle!r} to erase: the handle is misspelt, was never added, or was "
+                           f"already erased (see: deskcorder audit list --action erasure.complete)") from exc
         employee_id = employee.employee_id
         target = _audit.employee_target(employee_id)
         key_destroyed = conn.execute(delete(employee_keys).where(employee_keys.c.employee_id == employee_id)

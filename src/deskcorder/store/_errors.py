@@ -6,16 +6,19 @@
     ├── Conflict         the request contradicts what is stored (an old policy version, a device
     │   │                registered to someone else, an employee being erased); nothing changed
     │   └── BatchConflict  a batch id or session id is already taken by different data
+    ├── NotAuthenticated a device's credential or an enrolment token is wrong, unknown, used or expired
     ├── NotPermitted     recording is not allowed for this device, employee or time; nothing was stored
+    │   └── DeviceRevoked  the device's credential was revoked by an admin
     └── TamperedData     an event file fails authentication (altered, truncated, moved, wrong key)
 
-The collector maps them to 404, 422, 409, 409, 403 and 503; the CLI prints the
+The collector maps them to 404, 422, 409, 409, 401, 403, 403 and 503; the CLI prints the
 message on one line and exits with status 2.
 """
 
 from __future__ import annotations
 
-__all__ = ["StoreError", "NotFound", "InvalidInput", "Conflict", "BatchConflict", "NotPermitted", "TamperedData"]
+__all__ = ["StoreError", "NotFound", "InvalidInput", "Conflict", "BatchConflict", "NotAuthenticated", "NotPermitted",
+           "DeviceRevoked", "TamperedData"]
 
 
 class StoreError(Exception):
@@ -37,6 +40,10 @@ class InvalidInput(StoreError):
 class Conflict(StoreError):
     """The request contradicts stored state; nothing was changed."""
 
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
 
 class BatchConflict(Conflict):
     """The batch reuses an id already bound to other data (a batch id with other content, or
@@ -57,6 +64,18 @@ class NotPermitted(StoreError):
         super().__init__(message)
         self.field = field
         self.row = row
+
+
+class NotAuthenticated(StoreError):
+    """A device credential or enrolment token does not check out (unknown, wrong, used, expired)."""
+
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+class DeviceRevoked(NotPermitted):
+    """The device authenticated, but an admin revoked it: nothing from it is accepted."""
 
 
 class TamperedData(StoreError):

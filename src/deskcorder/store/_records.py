@@ -9,7 +9,7 @@ from typing import Any
 from ..policy import Policy
 
 __all__ = ["WriteResult", "SessionInfo", "DeviceInfo", "EmployeeInfo", "ConsentRecord", "PolicyRecord",
-           "DeviceStatus", "RetentionDeletion", "ErasureReport"]
+           "DeviceStatus", "RetentionDeletion", "ErasureReport", "DeviceCredential"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,3 +110,13 @@ class ErasureReport:
     devices: int
     consents: int
     wal_truncated: bool  # SQLite: the WAL was checkpointed and emptied (None-equivalent True on PostgreSQL)
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceCredential:
+    """A device's enrolment (never its secret): whose events it may upload, and whether it was revoked."""
+
+    device_id: str
+    employee_id: str
+    created_at: dt.datetime  # when it was (last) enrolled
+    revoked_at: dt.datetime | None

@@ -1,8 +1,10 @@
 """Retention: delete whole UTC-date partitions once they are older than the policy's ``retention_days``.
 
 A partition (``events/date=D/``) holds events from D 00:00 to D+1 00:00 UTC,
-so it goes once D+1 00:00 is more than ``retention_days`` before ``now``; no
-event is kept longer than the policy says, and none is deleted early.
+so it goes once D+1 00:00 is at least ``retention_days`` before ``now`` (the
+collector's clock, or ``deskcorder retention apply --now``): no event is
+deleted early, and none is kept longer than the policy says plus the time
+until the next run (the collector runs it hourly).
 
 Per partition, one transaction removes its files from the manifest (the
 batch rows stay, with fewer files, so a late retry of an old batch is still
@@ -10,8 +12,10 @@ answered as a duplicate), recomputes the affected sessions' counts and time
 range from ``file_sessions``, and writes a ``retention.delete`` audit entry;
 then the files are deleted. A crash in between leaves files no reader sees,
 which the next run deletes. Files in the folder that the manifest does not
-list are deleted too once they are older than ``_ORPHAN_AGE`` (younger ones
-may belong to a batch being written right now).
+list are deleted too once they are older than ``_ORPHAN_AGE_S`` (younger ones
+may belong to a batch being written right now). A partition with nothing to
+delete is skipped without an audit entry, so hourly runs do not log the same
+empty deletion over and over.
 
 No policy (version 0) means nothing was ever allowed to be recorded, so nothing is deleted.
 """
@@ -24,9 +28,11 @@ from collections import defaultdict
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, delete, func, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from . import _audit
 from ._consent import current_policy
+from ._errors import StoreError
 from ._files import EVENTS_DIR, delete_durably, partition_dates
 from ._records import RetentionDeletion
 from ._tables import batches, devices, file_sessions, sessions
@@ -39,6 +45,17 @@ _DATE_IN_PATH = func.substr(file_sessions.c.path, len(f"{EVENTS_DIR}/date=") + 1
 
 def apply_retention(engine: Engine, data_dir: Path, now: dt.datetime, actor: str, *,
                     dry_run: bool = False) -> list[RetentionDeletion]:
+    try:
+        return _apply(engine, data_dir, now, actor, dry_run)
+    except SQLAlchemyError as exc:
+        raise StoreError(f"control database error while applying retention: {exc}; what was deleted is in the "
+                         f"audit log (retention.delete), run it again to finish") from exc
+    except OSError as exc:
+        raise StoreError(f"cannot delete expired event files: {exc}; fix the cause and run "
+                         f"`deskcorder retention apply` again to finish") from exc
+
+
+def _apply(engine: Engine, data_dir: Path, now: dt.datetime, actor: str, dry_run: bool) -> list[RetentionDeletion]:
     with engine.connect() as conn:
         policy = current_policy(conn)
         if policy.policy is None:
@@ -55,18 +72,26 @@ def apply_retention(engine: Engine, data_dir: Path, now: dt.datetime, actor: str
         if dry_run:
             with engine.connect() as conn:
                 paths, events, touched, _ = _partition(conn, date)
-            out.append(RetentionDeletion(date, len(paths | _orphans(folder, paths)), events, sorted(touched)))
+            n_files = len(paths) + len(_orphans(folder, paths))
+            if n_files:
+                out.append(RetentionDeletion(date, n_files, events, sorted(touched)))
             continue
         with engine.begin() as conn:
             _audit.lock_chain(conn)
             paths, events, touched, employee_ids = _partition(conn, date)
-            _unlist(conn, date, paths)
             orphans = _orphans(folder, paths)
+            if not paths and not orphans:
+                # Nothing to delete (an empty folder, or only files young enough to be mid-write):
+                # no audit entry, or every hourly run would log the same empty deletion again.
+                _remove_if_empty(folder)
+                continue
+            _unlist(conn, date, paths)
             _audit.append(conn, actor=actor, action="retention.delete", target=f"partition:date={date.isoformat()}",
                           reason=reason, details={"date": date.isoformat(), "files": len(paths),
                                                   "unlisted_files": len(orphans), "events": events,
                                                   "sessions": len(touched), "employee_ids": employee_ids,
-                                                  "retention_days": days, "policy_version": policy.version})
+                                                  "retention_days": days, "policy_version": policy.version,
+                                                  "as_of": _audit.iso_utc(now)})
         delete_durably(data_dir, [data_dir / p for p in sorted(paths)] + sorted(orphans))
         out.append(RetentionDeletion(date, len(paths) + len(orphans), events, sorted(touched)))
     return out
@@ -81,6 +106,14 @@ def _partition(conn: Connection, date: dt.date) -> tuple[set[str], int, set[str]
                         .where(_DATE_IN_PATH == date.isoformat())).all()
     return ({r.path for r in rows}, sum(r.n_events for r in rows), {r.session_id for r in rows},
             sorted({r.employee_id for r in rows}))
+
+
+def _remove_if_empty(folder: Path) -> None:
+    for sub in sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        if not any(sub.iterdir()):
+            sub.rmdir()
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
 
 
 def _orphans(folder: Path, listed: set[str]) -> set[Path]:

@@ -63,7 +63,7 @@ from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ..wire import Batch
-from . import _audit, _consent, _erasure, _export, _people, _retention
+from . import _audit, _consent, _enrolment, _erasure, _export, _people, _retention
 from ._accounts import PortalRecords
 from ._audit import AuditEntry
 from ._control import FilePart, ManifestEntry, as_utc, check_sessions_owned, commit_batch, lookup_batch, make_engine
@@ -74,6 +74,7 @@ from ._migrate import upgrade_to_head
 from ._reader import READ_SCHEMA, load_events, select_files
 from ._records import (
     ConsentRecord,
+    DeviceCredential,
     DeviceInfo,
     DeviceStatus,
     EmployeeInfo,
@@ -160,6 +161,36 @@ class EventStore:
         """Bind a device to an employee (by handle); repeating it for the same employee is a no-op."""
         with self._db(f"registering device {device_id!r}", write=True) as conn:
             return _people.register_device(conn, device_id, employee, hostname, actor)
+
+    # -- device enrolment (see _enrolment.py) ---------------------------------------------------
+
+    def issue_enrolment_token(self, employee: str, *, actor: str, ttl_s: float = 86400) -> str:
+        """A one-time token that enrols one device of ``employee`` (handle); shown once, only its hash is kept."""
+        _require(actor=actor)
+        with self._db(f"issuing an enrolment token for {employee!r}", write=True) as conn:
+            return _enrolment.issue_token(conn, employee, actor, ttl_s)
+
+    def enrol_device(self, token: str, device_id: str, hostname: str, *, actor: str) -> tuple[str, str]:
+        """Exchange a token for this device's secret: returns (employee_id, secret). NotAuthenticated if the
+        token is unknown, used or expired; Conflict if the device belongs to someone else or was revoked."""
+        with self._db(f"enrolling device {device_id!r}", write=True) as conn:
+            return _enrolment.enrol_device(conn, token, device_id, hostname, actor)
+
+    def authenticate_device(self, device_id: str, secret: str) -> DeviceCredential:
+        """The device's credential when ``secret`` is right; NotAuthenticated (wrong, unknown) or DeviceRevoked."""
+        with self._db("authenticating a device", write=False) as conn:
+            return _enrolment.authenticate(conn, device_id, secret)
+
+    def revoke_device(self, device_id: str, *, actor: str, reason: str) -> DeviceCredential:
+        """Refuse everything from this device from now on (for good: it can never be enrolled again); audited."""
+        _require(actor=actor, reason=reason)
+        with self._db(f"revoking device {device_id!r}", write=True) as conn:
+            return _enrolment.revoke(conn, device_id, actor, reason)
+
+    def device_credentials(self) -> dict[str, DeviceCredential]:
+        """Every device's enrolment state by device id (devices registered without enrolling have none)."""
+        with self._db("listing device credentials", write=False) as conn:
+            return _enrolment.list_credentials(conn)
 
     def set_policy(self, text: str, *, actor: str, note: str | None = None) -> PolicyRecord:
         """Store a new policy version (TOML, validated; its version must be higher than the current one)."""

@@ -31,7 +31,7 @@ from sqlalchemy import (
 
 __all__ = ["metadata", "employees", "employee_keys", "devices", "sessions", "batches", "file_sessions",
            "consents", "policies", "audit_log", "audit_head", "portal_accounts", "portal_logins",
-           "recording_pauses"]
+           "recording_pauses", "device_credentials", "enrolment_tokens"]
 
 metadata = MetaData(naming_convention={
     "ix": "ix_%(table_name)s_%(column_0_name)s",
@@ -188,4 +188,31 @@ recording_pauses = Table(
     "recording_pauses", metadata,
     Column("employee_id", String(32), ForeignKey("employees.employee_id", ondelete="CASCADE"), primary_key=True),
     Column("paused_at", DateTime(timezone=True), nullable=False),
+)
+
+
+# Device enrolment (``_enrolment.py``): an admin's one-time token, exchanged by the agent for its
+# device's own secret. Only SHA-256 hashes are stored, so a copy of the database lets nobody
+# enrol a device or upload as one. Revoking keeps the row (revoked_at), so a revoked device id
+# can never be enrolled again by accident.
+device_credentials = Table(
+    "device_credentials", metadata,
+    Column("device_id", String(128), ForeignKey("devices.device_id", ondelete="CASCADE"), primary_key=True),
+    Column("employee_id", String(32), ForeignKey("employees.employee_id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    Column("secret_hash", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+enrolment_tokens = Table(
+    "enrolment_tokens", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("employee_id", String(32), ForeignKey("employees.employee_id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True), nullable=True),
+    Column("used_by_device", String(128), nullable=True),
+    Column("created_by", String(256), nullable=False),
 )
