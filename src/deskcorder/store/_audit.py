@@ -148,9 +148,10 @@ def entries(conn: Connection, *, action: str | None = None, about_employee: str 
     if action is not None:
         query = query.where(audit_log.c.action == action)
     if about_employee is not None:
-        # Reads that touch several employees list their ids in details.employee_ids.
+        # Reads that touch several employees list their ids in details.employee_ids (autoescape: the
+        # "_" in an id is a LIKE wildcard).
         query = query.where(or_(audit_log.c.target == employee_target(about_employee),
-                                audit_log.c.details.contains(f'"{about_employee}"')))
+                                audit_log.c.details.contains(f'"{about_employee}"', autoescape=True)))
     if limit is not None:
         query = query.limit(limit)
     return [_entry(r) for r in reversed(conn.execute(query).all())]

@@ -7,6 +7,13 @@ fleet install can put it in a KMS or HSM without the store changing:
 - ``FileMasterKey``: ``<data_dir>/master.key``, 32 random bytes in base64,
   created 0600 on first use. Back it up apart from the data: without it no
   event can be read; with it and a copy of the database, everything can.
+  It is created only for a store that has no data keys yet: when the file is
+  missing from a store that has them (it was moved off-site, and the
+  environment variable is not set in this shell), a new key would open
+  nothing and would wrap new employees' keys under a key the collector does
+  not have. So it stays missing, and only what needs it (reading events,
+  adding an employee) fails, saying how to fix it; audit, erasure and
+  retention work without it.
 - ``DESKCORDER_MASTER_KEY`` (base64 of 32 bytes) in the environment, when set,
   takes precedence (``default_key_wrapper``).
 
@@ -101,14 +108,41 @@ class StaticMasterKey:
         return cls(key, source=source)
 
 
-class FileMasterKey(StaticMasterKey):
-    """The master key in a file (``<data_dir>/master.key``), created 0600 on first use."""
+class FileMasterKey:
+    """The master key in a file (``<data_dir>/master.key``), created 0600 on first use when ``create``.
 
-    def __init__(self, path: Path | str):
+    Without ``create``, a missing file is an error only once the key is used.
+    """
+
+    def __init__(self, path: Path | str, *, create: bool = True):
         self.path = Path(path)
-        key_text = _read_or_create(self.path)
-        loaded = StaticMasterKey.from_base64(key_text, source=str(self.path))
-        super().__init__(loaded._key, source=str(self.path))
+        self._create = create
+        self._loaded: StaticMasterKey | None = None
+        if create or self.path.exists():
+            self._load()
+
+    def _load(self) -> StaticMasterKey:
+        if self._loaded is None:
+            if not self._create and not self.path.exists():
+                raise StoreError(f"the master key {self.path} is missing, and this store's data keys were wrapped "
+                                 f"by it: restore it from your backup, or set {MASTER_KEY_ENV} (a new master key "
+                                 f"would open nothing)")
+            try:
+                text = _read_or_create(self.path)
+            except OSError as exc:
+                raise StoreError(f"cannot read or create the master key {self.path}: {exc.strerror or exc}") from exc
+            self._loaded = StaticMasterKey.from_base64(text, source=str(self.path))
+        return self._loaded
+
+    @property
+    def key_id(self) -> str:
+        return self._load().key_id
+
+    def wrap(self, data_key: bytes) -> bytes:
+        return self._load().wrap(data_key)
+
+    def unwrap(self, wrapped: bytes) -> bytes:
+        return self._load().unwrap(wrapped)
 
 
 def _read_or_create(path: Path) -> str:
@@ -148,13 +182,14 @@ def _read_private(path: Path) -> str:
     return path.read_text()
 
 
-def default_key_wrapper(data_dir: Path) -> KeyWrapper:
-    """``DESKCORDER_MASTER_KEY`` when set, else ``<data_dir>/master.key`` (created on first use)."""
+def default_key_wrapper(data_dir: Path, *, create: bool = True) -> KeyWrapper:
+    """``DESKCORDER_MASTER_KEY`` when set, else ``<data_dir>/master.key`` (created on first use if ``create``:
+    pass False when the store already holds data keys, see the module docstring)."""
     text = os.environ.get(MASTER_KEY_ENV)
     if text:
         return StaticMasterKey.from_base64(text, source=f"${MASTER_KEY_ENV}")
     try:
-        return FileMasterKey(data_dir / MASTER_KEY_FILE)
+        return FileMasterKey(data_dir / MASTER_KEY_FILE, create=create)
     except OSError as exc:
         raise StoreError(f"cannot read or create the master key {data_dir / MASTER_KEY_FILE}: "
                          f"{exc.strerror or exc}") from exc

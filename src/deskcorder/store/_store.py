@@ -59,7 +59,7 @@ from typing import Any, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ..wire import Batch
@@ -85,7 +85,7 @@ from ._records import (
     WriteResult,
 )
 from ._sealed import seal
-from ._tables import devices, sessions
+from ._tables import devices, employee_keys, sessions
 
 __all__ = ["EventStore", "READ_SCHEMA"]
 
@@ -107,7 +107,6 @@ class EventStore:
             self.data_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create the data dir {self.data_dir}: {exc.strerror or exc}") from exc
-        self._wrapper = key_wrapper or default_key_wrapper(self.data_dir)
         if database_url is None:
             database_url = f"sqlite:///{(self.data_dir / 'control.db').resolve()}"
         self._engine = make_engine(database_url)
@@ -117,6 +116,13 @@ class EventStore:
             self._engine.dispose()
             shown = self._engine.url.render_as_string(hide_password=True)
             raise StoreError(f"cannot open the control database {shown}: {exc}") from exc
+        try:
+            # A new master key only for a store without data keys (see _keys.py).
+            self._wrapper = key_wrapper or default_key_wrapper(self.data_dir,
+                                                               create=not _holds_data_keys(self._engine))
+        except BaseException:
+            self._engine.dispose()
+            raise
         self._stripes = [threading.Lock() for _ in range(_LOCK_STRIPES)]
         self._closed = False
         # Portal accounts, logins and recording pauses (see _accounts.py).
@@ -354,6 +360,11 @@ class EventStore:
     def _check_open(self) -> None:
         if self._closed:
             raise StoreError(f"the event store at {self.data_dir} is closed; open a new EventStore")
+
+
+def _holds_data_keys(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        return conn.execute(select(employee_keys.c.employee_id).limit(1)).first() is not None
 
 
 def _require(**values: str) -> None:
