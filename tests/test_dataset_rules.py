@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -242,3 +243,17 @@ def test_actions_take_the_app_and_window_in_force_at_their_first_event(tmp_path:
         (None, None, None, "x"), ("Editor", "editor", "notes.txt", "yz")]
     assert [(e["start_reason"], e["app_class"]) for e in episodes] == [("session_start", None),
                                                                        ("app_switch", "Editor")]
+
+
+def test_a_password_answering_a_terminal_prompt_is_redacted_from_the_line_entered_before(tmp_path: Path) -> None:
+    r = Recording()
+    r.focus("XTerm", "~/project")  # terminals keep their title while sudo asks for the password
+    r.type("sudo apt update")
+    r.key("enter")
+    r.type("hunter2")
+    r.key("enter")
+    r.type("ls")
+    actions, _ = build(tmp_path, r)
+    assert [a["text"] for a in actions if a["kind"] == "type"] == ["sudo apt update", "<PASSWORD>", "ls"]
+    stats = json.loads((tmp_path / "ds" / "stats.json").read_text())
+    assert stats["redactions"] == {"PASSWORD": 1}

@@ -162,12 +162,27 @@ def _compute(events: pa.Table, options: BuildOptions, redactor: _Redactor, known
     per_episode = actions.group_by("episode").agg(n_actions=pl.len().cast(pl.Int64))
     episodes = episodes_frame(prepared, per_episode)
     redactions: Counter[str] = Counter()
-    texts = []
-    for kind, text, app_class, window in zip(actions["kind"].to_list(), actions["text"].to_list(),
-                                             actions["app_class"].to_list(), actions["window_title"].to_list()):
+    texts: list[str | None] = []
+    kinds, raw, keys = actions["kind"].to_list(), actions["text"].to_list(), actions["keys"].to_list()
+    episode_of = actions["episode"].to_list()
+    for i, (kind, text, app_class, window) in enumerate(zip(
+            kinds, raw, actions["app_class"].to_list(), actions["window_title"].to_list())):
         if kind == "type" and text:
-            text, counts = redactor.redact(text, app_class=app_class, window_title=window, known_identifiers=known)
-            redactions.update(counts)
+            context = _entered_line(i, kinds, raw, keys, episode_of)
+            if context is None:
+                text, counts = redactor.redact(text, app_class=app_class, window_title=window,
+                                               known_identifiers=known)
+            else:
+                # The line entered just before ("sudo apt install ...") tells the redactor that this run
+                # answers a password prompt, which a terminal's title does not say. Its own redactions
+                # are counted when it is redacted itself, so they are taken off here.
+                both, counts = redactor.redact(context + "\n" + text, app_class=app_class, window_title=window,
+                                               known_identifiers=known)
+                counts = Counter(counts)
+                counts.subtract(redactor.redact(context, app_class=app_class, window_title=window,
+                                                known_identifiers=known)[1])
+                text = both.split("\n", 1)[1]
+            redactions.update({k: n for k, n in counts.items() if n > 0})
         texts.append(text)
     actions = actions.with_columns(pl.Series("text", texts, dtype=pl.String))
     wall = prepared.frame["t_wall_ns"]
@@ -176,6 +191,15 @@ def _compute(events: pa.Table, options: BuildOptions, redactor: _Redactor, known
                  episodes=episodes.select(n for n in EPISODE_SCHEMA.names if n not in _PRIVACY_COLUMNS),
                  events=prepared.n_events, first_wall_ns=wall.min(), last_wall_ns=wall.max(),  # type: ignore[arg-type]
                  duplicates_dropped=prepared.duplicates_dropped, redactions=dict(redactions))
+
+
+def _entered_line(i: int, kinds: list[str], raw: list[str | None], keys: list[str | None],
+                  episode_of: list[int]) -> str | None:
+    """The text typed and entered right before action ``i`` in the same episode (type, then Enter), if any."""
+    if i >= 2 and kinds[i - 1] == "key" and keys[i - 1] == "enter" and kinds[i - 2] == "type" \
+            and episode_of[i - 2] == episode_of[i] and raw[i - 2]:
+        return raw[i - 2]
+    return None
 
 
 def _finish(parts: list[_Part], out: Path, options: BuildOptions, *, pseudonymizer: _Pseudonymizer,
