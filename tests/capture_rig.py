@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import httpx
+import pytest
 
 from deskcorder._xsession import XSession
 from deskcorder.capture import CREDENTIAL_FILE, Agent, AgentConfig, Spool
@@ -23,6 +24,7 @@ from deskcorder.store import EventStore, NotFound
 from .helpers import READ, TEST_ACTOR
 
 FLUSH_S = 0.1
+ALLOW_ALL = '[[apps]]\ntitle_include = [".*"]\n'  # a policy body: every application, any time
 
 
 @contextlib.contextmanager
@@ -38,6 +40,12 @@ def x_display() -> Iterator[XSession]:
                 os.environ.pop("DISPLAY", None)
             else:
                 os.environ["DISPLAY"] = before
+
+
+@pytest.fixture(scope="module")
+def xs() -> Iterator[XSession]:
+    with x_display() as session:
+        yield session
 
 
 def terminal(xs: XSession, wm_class: str, title: str, geometry: str = "60x10+0+0") -> int:

@@ -13,7 +13,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import MetaData, select
@@ -23,7 +23,7 @@ from deskcorder.store import EventStore
 from deskcorder.wire import MSGPACK, decode_batch, encode_batch
 
 from .helpers import TEST_ACTOR, enrol
-from .test_store_event_store import _postgres_factory
+from .test_store_event_store import database_url  # noqa: F401  (a fixture: SQLite, and PostgreSQL)
 
 ZEBRA, OKAPI = "zebra-person", "okapi-person"
 TYPED = {ZEBRA: "ZEBRAFROG-TITLE-123", OKAPI: "OKAPIMOTH-TITLE-456"}
@@ -137,15 +137,3 @@ def clean_error(result: subprocess.CompletedProcess, *words: str) -> None:
 sqlite_only = pytest.mark.parametrize("database_url", [None], ids=["sqlite"])
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
-    """None: the default SQLite control.db in the data dir; else a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        yield None
-        return
-    gen = _postgres_factory()
-    factory = next(gen)
-    try:
-        yield factory()
-    finally:
-        gen.close()

@@ -22,19 +22,11 @@ from deskcorder._xsession import XSession
 from deskcorder.capture import Agent, AgentConfig, AgentError, Spool
 from deskcorder.store import EventStore
 
-from .capture_rig import FLUSH_S, Desk, spool_bytes, story, terminal, typed, wait_for, x_display
+from .capture_rig import ALLOW_ALL, FLUSH_S, Desk, spool_bytes, story, terminal, typed, wait_for
+from .capture_rig import xs  # noqa: F401  (a fixture)
 from .helpers import TEST_ACTOR, start_collector
 
 pytestmark = pytest.mark.x11
-
-ALLOW_ALL = '[[apps]]\ntitle_include = [".*"]\n'
-
-
-@pytest.fixture(scope="module")
-def xs() -> Iterator[XSession]:
-    with x_display() as session:
-        yield session
-
 
 @pytest.fixture(scope="module")
 def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desk]:

@@ -24,19 +24,11 @@ from deskcorder.capture._status import RecordingStatus
 from deskcorder.events import EventKind
 from deskcorder.policy import parse_policy
 
-from .capture_rig import FLUSH_S, Desk, leaks, spool_bytes, story, terminal, wait_for, x_display
+from .capture_rig import ALLOW_ALL, FLUSH_S, Desk, leaks, spool_bytes, story, terminal, wait_for
+from .capture_rig import xs  # noqa: F401  (a fixture)
 from .helpers import start_collector
 
 pytestmark = pytest.mark.x11
-
-ALLOW_ALL = '[[apps]]\ntitle_include = [".*"]\n'
-
-
-@pytest.fixture(scope="module")
-def xs() -> Iterator[XSession]:
-    with x_display() as session:
-        yield session
-
 
 @pytest.fixture(scope="module")
 def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desk]:

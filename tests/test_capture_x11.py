@@ -21,25 +21,12 @@ from deskcorder._xsession import XSession
 from deskcorder.capture import Agent, AgentConfig, FixedStatus, Spool
 from deskcorder.capture._x11_focus import FocusTracker
 
+from .capture_rig import xs  # noqa: F401  (a fixture: Xvfb + openbox, $DISPLAY set for pynput)
 from .helpers import ALLOW_ALL_POLICY
 
 pytestmark = pytest.mark.x11
 
 FLUSH_S = 0.2
-
-
-@pytest.fixture(scope="module")
-def xs() -> Iterator[XSession]:
-    with XSession() as session:
-        before = os.environ.get("DISPLAY")
-        os.environ["DISPLAY"] = session.display or ""  # pynput reads the display from the environment only
-        try:
-            yield session
-        finally:
-            if before is None:
-                os.environ.pop("DISPLAY", None)
-            else:
-                os.environ["DISPLAY"] = before
 
 
 def closed_port_url() -> str:

@@ -103,22 +103,9 @@ def build_dataset(events: pa.Table, out: Path | str, options: BuildOptions = Bui
     employee ids for ``person_id`` and the split; ``known_identifiers`` (hostnames, logins) are scrubbed
     from window titles; ``provenance`` (policy and consent versions, who built it) goes to the card.
     """
-    from ..privacy import Pseudonymizer, Redactor
-
     out = Path(out)
-    _check_out(out, overwrite)
-    if events.num_rows == 0:
-        raise DatasetError("there are no events to build a dataset from (nothing recorded yet, or every "
-                           "event was filtered out)")
-    redactor = redactor if redactor is not None else Redactor()
-    pseudonymizer = pseudonymizer if pseudonymizer is not None else Pseudonymizer.generate()
-    known = tuple(k for k in known_identifiers if k)
-    task = progress.add_task("sorting events into episodes", total=4) if progress is not None else None
-
-    def step(description: str) -> None:
-        if progress is not None and task is not None:
-            progress.update(task, description=description, advance=1)
-
+    redactor, pseudonymizer, known, step = _begin(events, out, overwrite, redactor, pseudonymizer,
+                                                  known_identifiers, progress, "sorting events into episodes")
     part = _compute(events, options, redactor, known, step)
     step("redacting and pseudonymising")
     stats = _finish([part], out, options, pseudonymizer=pseudonymizer, redactor=redactor,
@@ -126,6 +113,28 @@ def build_dataset(events: pa.Table, out: Path | str, options: BuildOptions = Bui
                     overwrite=overwrite, step=step)
     step("done")
     return stats
+
+
+def _begin(events: pa.Table, out: Path, overwrite: bool, redactor: _Redactor | None,
+           pseudonymizer: _Pseudonymizer | None, known_identifiers: Iterable[str], progress: Progress | None,
+           first_step: str) -> tuple[_Redactor, _Pseudonymizer, tuple[str, ...], Callable[[str], None]]:
+    """What every build checks and sets up first: the output folder, some events, the privacy defaults,
+    and ``step``, which advances the progress bar (4 steps) to the stage it names."""
+    from ..privacy import Pseudonymizer, Redactor
+
+    _check_out(out, overwrite)
+    if events.num_rows == 0:
+        raise DatasetError("there are no events to build a dataset from (nothing recorded yet, or every "
+                           "event was filtered out)")
+    task = progress.add_task(first_step, total=4) if progress is not None else None
+
+    def step(description: str) -> None:
+        if progress is not None and task is not None:
+            progress.update(task, description=description, advance=1)
+
+    return (redactor if redactor is not None else Redactor(),
+            pseudonymizer if pseudonymizer is not None else Pseudonymizer.generate(),
+            tuple(k for k in known_identifiers if k), step)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,25 +172,27 @@ def _compute(events: pa.Table, options: BuildOptions, redactor: _Redactor, known
     episodes = episodes_frame(prepared, per_episode)
     redactions: Counter[str] = Counter()
     texts: list[str | None] = []
+    alone: dict[int, dict[str, int]] = {}  # action -> what redacting its text without context found
     kinds, raw, keys = actions["kind"].to_list(), actions["text"].to_list(), actions["keys"].to_list()
     episode_of = actions["episode"].to_list()
     for i, (kind, text, app_class, window) in enumerate(zip(
             kinds, raw, actions["app_class"].to_list(), actions["window_title"].to_list())):
         if kind == "type" and text:
-            context = _entered_line(i, kinds, raw, keys, episode_of)
-            if context is None:
-                text, counts = redactor.redact(text, app_class=app_class, window_title=window,
-                                               known_identifiers=known)
+            def redact(t: str) -> tuple[str, dict[str, int]]:
+                return redactor.redact(t, app_class=app_class, window_title=window, known_identifiers=known)
+
+            entered = _entered_line(i, kinds, raw, keys, episode_of)
+            if entered is None:
+                text, counts = redact(text)
+                alone[i] = counts
             else:
                 # The line entered just before ("sudo apt install ...") tells the redactor that this run
-                # answers a password prompt, which a terminal's title does not say. Its own redactions
-                # are counted when it is redacted itself, so they are taken off here.
-                both, counts = redactor.redact(context + "\n" + text, app_class=app_class, window_title=window,
-                                               known_identifiers=known)
-                counts = Counter(counts)
-                counts.subtract(redactor.redact(context, app_class=app_class, window_title=window,
-                                                known_identifiers=known)[1])
+                # answers a password prompt, which a terminal's title does not say. That line's own
+                # redactions were counted when it was redacted itself, so they are taken off here.
+                both, both_counts = redact(raw[entered] + "\n" + text)  # type: ignore[operator]
                 text = both.split("\n", 1)[1]
+                counts = Counter(both_counts)
+                counts.subtract(alone[entered] if entered in alone else redact(raw[entered])[1])  # type: ignore[arg-type]
             redactions.update({k: n for k, n in counts.items() if n > 0})
         texts.append(text)
     actions = actions.with_columns(pl.Series("text", texts, dtype=pl.String))
@@ -194,11 +205,11 @@ def _compute(events: pa.Table, options: BuildOptions, redactor: _Redactor, known
 
 
 def _entered_line(i: int, kinds: list[str], raw: list[str | None], keys: list[str | None],
-                  episode_of: list[int]) -> str | None:
-    """The text typed and entered right before action ``i`` in the same episode (type, then Enter), if any."""
+                  episode_of: list[int]) -> int | None:
+    """The action typed and entered right before action ``i`` in the same episode (type, then Enter), if any."""
     if i >= 2 and kinds[i - 1] == "key" and keys[i - 1] == "enter" and kinds[i - 2] == "type" \
             and episode_of[i - 2] == episode_of[i] and raw[i - 2]:
-        return raw[i - 2]
+        return i - 2
     return None
 
 

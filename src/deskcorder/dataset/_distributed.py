@@ -36,7 +36,7 @@ import polars as pl
 import pyarrow as pa
 from rich.progress import Progress
 
-from ._build import DatasetError, DatasetStats, _check_out, _compute, _finish, _Pseudonymizer, _Redactor
+from ._build import DatasetError, DatasetStats, _begin, _compute, _finish, _Pseudonymizer, _Redactor
 from ._episodes import prepare
 from ._options import BuildOptions
 
@@ -66,13 +66,9 @@ def build_dataset_distributed(events: pa.Table, out: Path | str, options: BuildO
     and stopped here. ``partitions`` (default: 4 per worker) is how many groups of whole sessions the events
     are cut into; a session is never split, so a build has at most one partition per session.
     """
-    from ..privacy import Pseudonymizer, Redactor
-
     out = Path(out)
-    _check_out(out, overwrite)
-    if events.num_rows == 0:
-        raise DatasetError("there are no events to build a dataset from (nothing recorded yet, or every "
-                           "event was filtered out)")
+    redactor, pseudonymizer, known, step = _begin(events, out, overwrite, redactor, pseudonymizer,
+                                                  known_identifiers, progress, "starting the cluster")
     try:
         prepare(events.slice(0, 0), options)  # missing columns fail here, not on a worker
     except ValueError as exc:
@@ -83,15 +79,6 @@ def build_dataset_distributed(events: pa.Table, out: Path | str, options: BuildO
         raise DatasetError(f"workers must be at least 1, not {workers}")
     if workers is not None and (client is not None or scheduler_address is not None):
         raise DatasetError("workers sizes the local cluster; a given client or scheduler has its own workers")
-    redactor = redactor if redactor is not None else Redactor()
-    pseudonymizer = pseudonymizer if pseudonymizer is not None else Pseudonymizer.generate()
-    known = tuple(k for k in known_identifiers if k)
-    task = progress.add_task("starting the cluster", total=4) if progress is not None else None
-
-    def step(description: str) -> None:
-        if progress is not None and task is not None:
-            progress.update(task, description=description, advance=1)
-
     with _connect(client, scheduler_address, workers) as dask:
         n_workers = max(1, len(dask.scheduler_info(n_workers=-1)["workers"]))
         groups = _session_groups(events, partitions or 4 * n_workers)
