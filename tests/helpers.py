@@ -216,7 +216,7 @@ def decrypted_file(store: "EventStore", rel_path: str) -> bytes:
     device_id = rel_path.split("/")[2].removeprefix("device=")
     with store._engine.connect() as conn:
         key = select_files(conn, device_id=device_id).keys[device_id]
-    return unseal((store.data_dir / rel_path).read_bytes(), unwrap_key(store._wrapper, key), key.key_id, rel_path)
+    return unseal(store.files.get(rel_path), unwrap_key(store._wrapper, key), key.key_id, rel_path)
 
 
 def next_utc_midnight_ns() -> int:

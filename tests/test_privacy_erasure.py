@@ -321,6 +321,7 @@ def test_erasure_while_the_collector_has_the_database_open(data_dir: Path) -> No
 _KILLED_ERASURE = textwrap.dedent("""
     import os, signal, sys
     from deskcorder.store import EventStore, _erasure
+    from deskcorder.store._event_files import LocalEventFiles
 
     def die(*_args, **_kwargs):
         os.kill(os.getpid(), signal.SIGKILL)
@@ -329,8 +330,8 @@ _KILLED_ERASURE = textwrap.dedent("""
     if point == "key-destroyed":  # the key's transaction committed, nothing else done
         _erasure._vacuum = die
     elif point == "some-files-deleted":
-        real_delete = _erasure.delete_durably
-        _erasure.delete_durably = lambda root, paths: (real_delete(root, paths[:1]), die())
+        real_delete = LocalEventFiles.delete
+        LocalEventFiles.delete = lambda files, keys: (real_delete(files, keys[:1]), die())
     elif point == "rows-deleted-uncommitted":
         real_append = _erasure._audit.append
         _erasure._audit.append = lambda conn, **kw: die() if kw["action"] == "erasure.complete" else real_append(

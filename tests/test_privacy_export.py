@@ -134,12 +134,12 @@ def test_an_unknown_person_is_a_clear_error_and_writes_nothing(store: EventStore
 @sqlite_only
 def test_a_person_being_erased_cannot_be_exported(store: EventStore, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    from deskcorder.store import _erasure
+    from deskcorder.store._event_files import LocalEventFiles
 
-    def disk_fails(root: Path, paths: list[Path]) -> int:
+    def disk_fails(files: LocalEventFiles, keys: list[str]) -> int:
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(_erasure, "delete_durably", disk_fails)
+    monkeypatch.setattr(LocalEventFiles, "delete", disk_fails)
     with pytest.raises(StoreError, match="run the same `deskcorder erase` again"):
         store.erase_employee(ZEBRA, actor=TEST_ACTOR, reason="ticket 8")
     with pytest.raises(Conflict, match="being erased"):

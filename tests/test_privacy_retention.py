@@ -154,13 +154,13 @@ def test_time_must_be_timezone_aware(store: EventStore) -> None:
 
 def test_files_left_by_a_crash_mid_deletion_are_never_read_and_go_on_a_later_run(
         store: EventStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    from deskcorder.store import _retention
+    from deskcorder.store._event_files import LocalEventFiles
 
-    def disk_fails(root: Path, paths: list[Path]) -> int:
+    def disk_fails(files: LocalEventFiles, keys: list[str]) -> int:
         raise OSError(5, "Input/output error")
 
     with monkeypatch.context() as patched:
-        patched.setattr(_retention, "delete_durably", disk_fails)
+        patched.setattr(LocalEventFiles, "delete", disk_fails)
         with pytest.raises(StoreError, match="run `deskcorder retention apply` again"):
             store.apply_retention(midnight(day(2)), TEST_ACTOR)
     # The manifest no longer lists the partition: its file is still there, but nobody reads it.

@@ -36,7 +36,8 @@ def test_store_open_migrates_a_fresh_database_to_head(tmp_path: Path) -> None:
         tables = {r[0] for r in db.execute("select name from sqlite_master where type='table'")}
     assert tables == {"alembic_version", "devices", "sessions", "batches", "file_sessions", "employees",
                       "employee_keys", "consents", "policies", "audit_log", "audit_head", "portal_accounts",
-                      "portal_logins", "recording_pauses", "device_credentials", "enrolment_tokens"}
+                      "portal_logins", "recording_pauses", "device_credentials", "enrolment_tokens",
+                      "store_settings", "device_rate_limits"}
 
 
 def test_migrated_schema_matches_the_models(tmp_path: Path, database_url: str | None) -> None:  # noqa: F811

@@ -10,7 +10,8 @@ again after a crash finishes the job):
    checkpointed and truncated and ``secure_delete`` has zeroed the old row, so
    the wrapped key is gone from the disk files too.
 2. Their event files are deleted: every file the manifest lists for their
-   devices, and every other file in their device folders (crash leftovers).
+   devices, and every other file in their device folders (crash leftovers),
+   on local disk or in the object store (``_event_files.py``).
 3. One transaction deletes their manifest rows, sessions, devices (their
    credentials and enrolment tokens go with them, ON DELETE CASCADE), consents and
    the employee row, and logs ``erasure.complete``. The employee row goes last,
@@ -29,15 +30,14 @@ also taken with those segments (see docs on backups).
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
-
 from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import _audit
 from ._control import manifest_files, truncate_wal
 from ._errors import NotFound, StoreError
-from ._files import delete_durably, device_folders
+from ._event_files import EventFiles
+from ._files import EVENTS_DIR
 from ._people import get_employee
 from ._records import ErasureReport
 from ._tables import batches, consents, devices, employee_keys, employees, file_sessions, sessions
@@ -49,9 +49,9 @@ _VACUUMED = ("employee_keys", "employees", "consents", "devices", "portal_accoun
              "recording_pauses", "device_credentials", "enrolment_tokens")
 
 
-def erase_employee(engine: Engine, data_dir: Path, handle: str, actor: str, reason: str) -> ErasureReport:
+def erase_employee(engine: Engine, files: EventFiles, handle: str, actor: str, reason: str) -> ErasureReport:
     try:
-        return _erase(engine, data_dir, handle, actor, reason)
+        return _erase(engine, files, handle, actor, reason)
     except SQLAlchemyError as exc:
         raise StoreError(f"control database error while erasing {handle!r}: {exc}; run the same `deskcorder erase` "
                          f"again: it resumes where this one stopped") from exc
@@ -60,7 +60,7 @@ def erase_employee(engine: Engine, data_dir: Path, handle: str, actor: str, reas
                          f"again once that is fixed: it resumes where this one stopped") from exc
 
 
-def _erase(engine: Engine, data_dir: Path, handle: str, actor: str, reason: str) -> ErasureReport:
+def _erase(engine: Engine, files: EventFiles, handle: str, actor: str, reason: str) -> ErasureReport:
     with engine.begin() as conn:
         _audit.lock_chain(conn)
         try:
@@ -84,8 +84,11 @@ def _erase(engine: Engine, data_dir: Path, handle: str, actor: str, reason: str)
         device_ids = list(conn.execute(select(devices.c.device_id).where(devices.c.employee_id == employee_id))
                           .scalars())
         listed = [p for paths in (manifest_files(conn, device_ids) if device_ids else {}).values() for p in paths]
-    folders = [f for d in device_ids for f in device_folders(data_dir, d)]
-    files_deleted = delete_durably(data_dir, [data_dir / p for p in listed] + folders)
+    leftovers = [key for d in device_ids for key in files.device_files(d)]
+    files_deleted = files.delete(sorted(set(listed) | set(leftovers)))
+    for date in files.partition_dates():  # device folders emptied before, by retention or a crash
+        for device_id in device_ids:
+            files.prune(f"{EVENTS_DIR}/date={date.isoformat()}/device={device_id}")
 
     with engine.begin() as conn:
         _audit.lock_chain(conn)

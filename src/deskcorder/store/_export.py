@@ -38,6 +38,7 @@ from . import _audit
 from ._consent import consent_history, current_policy
 from ._control import as_utc
 from ._errors import Conflict, NotFound, StoreError
+from ._event_files import EventFiles
 from ._keys import KeyWrapper
 from ._people import get_employee, list_devices
 from ._reader import load_events, select_files
@@ -99,16 +100,16 @@ deskcorder {version}
 """
 
 
-def export_employee(engine: Engine, data_dir: Path, wrapper: KeyWrapper, handle: str, out: Path, actor: str,
+def export_employee(engine: Engine, event_files: EventFiles, wrapper: KeyWrapper, handle: str, out: Path, actor: str,
                     reason: str) -> Path:
     try:
-        return _export(engine, data_dir, wrapper, handle, out.expanduser(), actor, reason)
+        return _export(engine, event_files, wrapper, handle, out.expanduser(), actor, reason)
     except SQLAlchemyError as exc:
         raise StoreError(f"control database error while exporting {handle!r}: {exc}; nothing was written, "
                          f"retry") from exc
 
 
-def _export(engine: Engine, data_dir: Path, wrapper: KeyWrapper, handle: str, out: Path, actor: str,
+def _export(engine: Engine, event_files: EventFiles, wrapper: KeyWrapper, handle: str, out: Path, actor: str,
             reason: str) -> Path:
     if not out.parent.is_dir():
         raise StoreError(f"cannot write the export {out}: the folder {out.parent} does not exist; create it or "
@@ -130,7 +131,7 @@ def _export(engine: Engine, data_dir: Path, wrapper: KeyWrapper, handle: str, ou
             select(policies.c.version, policies.c.body).where(policies.c.version.in_(agreed)))} if agreed else {}
         selection = select_files(conn, employee_id=employee.employee_id)
     # Decrypt before auditing: a wrong master key fails here, and nothing claims an export happened.
-    events = load_events(data_dir, wrapper, selection)
+    events = load_events(event_files, wrapper, selection)
     target = _audit.employee_target(employee.employee_id)
     with engine.begin() as conn:
         _audit.append(conn, actor=actor, action="employee.export", target=target, reason=reason,

@@ -1,12 +1,12 @@
-"""Event files on disk: one Parquet file per (batch, UTC date), written so a crash never leaves a torn one.
+"""Event files: one Parquet file per (batch, UTC date), their names and their bytes.
 
-Layout::
+Layout, relative to the events root (``_event_files.py``: the data dir, or an object store)::
 
-    <data_dir>/events/date=YYYY-MM-DD/device=<device_id>/<batch_id>-<hash16>.parquet
+    events/date=YYYY-MM-DD/device=<device_id>/<batch_id>-<hash16>.parquet
 
 Each file's bytes are Parquet encrypted whole (``_sealed.py``); this module
-turns tables into Parquet bytes and back, and writes and deletes files
-durably, without knowing about keys.
+names the files and turns tables into Parquet bytes and back, without knowing
+about keys or where the bytes are kept.
 
 The date comes from each event's ``t_wall_ns`` in UTC, so a batch that
 straddles midnight becomes one file in each date folder (same file name, no
@@ -20,10 +20,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import os
-import re
-import uuid
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -32,8 +28,7 @@ import pyarrow.parquet as pq
 from ..events import EVENT_SCHEMA
 from ..wire import Batch
 
-__all__ = ["EVENTS_DIR", "split_by_date", "relative_path", "write_durably", "sort_events", "parquet_bytes",
-           "read_parquet", "delete_durably", "partition_dates", "date_of_path", "device_folders"]
+__all__ = ["EVENTS_DIR", "split_by_date", "relative_path", "sort_events", "parquet_bytes", "read_parquet"]
 
 EVENTS_DIR = "events"
 _NS_PER_DAY = 86_400_000_000_000
@@ -83,101 +78,3 @@ def parquet_bytes(table: pa.Table) -> bytes:
 def read_parquet(data: bytes) -> pa.Table:
     return pq.read_table(pa.BufferReader(data), schema=EVENT_SCHEMA)
 
-
-def write_durably(root: Path, rel_path: str, data: bytes) -> None:
-    """Write a file so that, once this returns, it survives a crash or power loss whole.
-
-    Temp file in the target folder -> fsync -> atomic rename over the final
-    name -> fsync the folder (the rename itself is a directory entry). A crash
-    at any point leaves either no file, a stray temp file, or the complete file.
-    """
-    final = root / rel_path
-    _make_dirs_durably(final.parent)
-    tmp = final.with_name(f".{final.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(final.parent)
-
-
-def _make_dirs_durably(path: Path) -> None:
-    missing = []
-    probe = path
-    while not probe.exists():
-        missing.append(probe)
-        probe = probe.parent
-    for folder in reversed(missing):
-        folder.mkdir(exist_ok=True)  # a concurrent writer may create it first
-        _fsync_dir(folder.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-_DATE_DIR = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
-
-
-def date_of_path(rel_path: str) -> dt.date:
-    return dt.date.fromisoformat(rel_path.split("/")[1].removeprefix("date="))
-
-
-def partition_dates(root: Path) -> list[dt.date]:
-    """Every date folder under events/, whatever the manifest says (crash leftovers included)."""
-    base = root / EVENTS_DIR
-    if not base.is_dir():
-        return []
-    return sorted(dt.date.fromisoformat(m.group(1)) for p in base.iterdir() if (m := _DATE_DIR.match(p.name)))
-
-
-def device_folders(root: Path, device_id: str) -> list[Path]:
-    """Every folder holding files of this device, one per date."""
-    base = root / EVENTS_DIR
-    if not base.is_dir():
-        return []
-    return sorted(p / f"device={device_id}" for p in base.iterdir()
-                  if _DATE_DIR.match(p.name) and (p / f"device={device_id}").is_dir())
-
-
-def delete_durably(root: Path, paths: list[Path]) -> int:
-    """Delete files and folders (with everything inside), fsync what held them, drop emptied date folders.
-
-    Missing paths are fine (a re-run after a crash). Returns the number of files deleted.
-    """
-    deleted = 0
-    touched: set[Path] = set()
-    for path in paths:
-        if path.is_dir():
-            for child in sorted(path.rglob("*"), reverse=True):
-                if child.is_dir():
-                    child.rmdir()
-                else:
-                    child.unlink(missing_ok=True)
-                    deleted += 1
-            path.rmdir()
-        elif path.exists():
-            path.unlink()
-            deleted += 1
-        else:
-            continue
-        touched.add(path.parent)
-    events = root / EVENTS_DIR
-    for folder in sorted(touched, key=lambda p: len(p.parts), reverse=True):
-        while folder != events and folder.is_relative_to(events) and folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()
-            touched.add(folder.parent)
-            folder = folder.parent
-    for folder in touched:
-        if folder.is_dir():
-            _fsync_dir(folder)
-    return deleted

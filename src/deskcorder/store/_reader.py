@@ -8,8 +8,6 @@ readable, so an erasure hides their events from its first step on.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
-
 import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import Connection, select
@@ -17,6 +15,7 @@ from sqlalchemy import Connection, select
 from ..events import EVENT_SCHEMA
 from ._control import manifest_files, session_device
 from ._errors import StoreError, TamperedData
+from ._event_files import EventFiles
 from ._files import read_parquet, sort_events
 from ._keys import KeyWrapper
 from ._people import DataKey, unwrap_key
@@ -64,15 +63,14 @@ def select_files(conn: Connection, *, device_id: str | None = None, session_id: 
     return Selection({d: f for d, f in files.items() if f}, keys, session_id)
 
 
-def read_file(data_dir: Path, rel_path: str, key: bytes, key_id: str) -> pa.Table:
-    path = data_dir / rel_path
+def read_file(files: EventFiles, rel_path: str, key: bytes, key_id: str) -> pa.Table:
     try:
-        data = path.read_bytes()
+        data = files.get(rel_path)
     except FileNotFoundError as exc:
-        raise StoreError(f"cannot read stored events: {path} is listed in the manifest but missing; restore it "
-                         f"from a backup") from exc
+        raise StoreError(f"cannot read stored events: {files.describe(rel_path)} is listed in the manifest but "
+                         f"missing; restore it from a backup") from exc
     except OSError as exc:
-        raise StoreError(f"cannot read stored events: {path}: {exc.strerror or exc}") from exc
+        raise StoreError(f"cannot read stored events: {files.describe(rel_path)}: {exc.strerror or exc}") from exc
     plain = unseal(data, key, key_id, rel_path)
     try:
         return read_parquet(plain)
@@ -80,13 +78,13 @@ def read_file(data_dir: Path, rel_path: str, key: bytes, key_id: str) -> pa.Tabl
         raise TamperedData(f"{rel_path} decrypted but is not a valid event file ({exc})") from exc
 
 
-def load_events(data_dir: Path, wrapper: KeyWrapper, selection: Selection) -> pa.Table:
+def load_events(files: EventFiles, wrapper: KeyWrapper, selection: Selection) -> pa.Table:
     """Decrypt and read the selected files: EVENT_SCHEMA columns + device_id, sorted by (session_id, seq)."""
     parts = []
     for device, rel_paths in selection.files.items():
         data_key = selection.keys[device]
         key = unwrap_key(wrapper, data_key)
-        tables = [read_file(data_dir, rel, key, data_key.key_id) for rel in rel_paths]
+        tables = [read_file(files, rel, key, data_key.key_id) for rel in rel_paths]
         table = pa.concat_tables(tables)
         if selection.session_id is not None:
             table = table.filter(pc.equal(table.column("session_id"), selection.session_id))

@@ -25,7 +25,6 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections import defaultdict
-from pathlib import Path
 
 from sqlalchemy import Connection, Engine, delete, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -33,7 +32,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from . import _audit
 from ._consent import current_policy
 from ._errors import StoreError
-from ._files import EVENTS_DIR, delete_durably, partition_dates
+from ._event_files import EventFiles
+from ._files import EVENTS_DIR
 from ._records import RetentionDeletion
 from ._tables import batches, devices, file_sessions, sessions
 
@@ -43,10 +43,10 @@ _ORPHAN_AGE_S = 3600
 _DATE_IN_PATH = func.substr(file_sessions.c.path, len(f"{EVENTS_DIR}/date=") + 1, 10)
 
 
-def apply_retention(engine: Engine, data_dir: Path, now: dt.datetime, actor: str, *,
+def apply_retention(engine: Engine, files: EventFiles, now: dt.datetime, actor: str, *,
                     dry_run: bool = False) -> list[RetentionDeletion]:
     try:
-        return _apply(engine, data_dir, now, actor, dry_run)
+        return _apply(engine, files, now, actor, dry_run)
     except SQLAlchemyError as exc:
         raise StoreError(f"control database error while applying retention: {exc}; what was deleted is in the "
                          f"audit log (retention.delete), run it again to finish") from exc
@@ -55,7 +55,7 @@ def apply_retention(engine: Engine, data_dir: Path, now: dt.datetime, actor: str
                          f"`deskcorder retention apply` again to finish") from exc
 
 
-def _apply(engine: Engine, data_dir: Path, now: dt.datetime, actor: str, dry_run: bool) -> list[RetentionDeletion]:
+def _apply(engine: Engine, files: EventFiles, now: dt.datetime, actor: str, dry_run: bool) -> list[RetentionDeletion]:
     with engine.connect() as conn:
         policy = current_policy(conn)
         if policy.policy is None:
@@ -64,26 +64,26 @@ def _apply(engine: Engine, data_dir: Path, now: dt.datetime, actor: str, dry_run
         limit = (now - dt.timedelta(days=days)).date()
         in_manifest = {dt.date.fromisoformat(d) for d in conn.execute(
             select(_DATE_IN_PATH).distinct().where(_DATE_IN_PATH < limit.isoformat())).scalars()}
-    expired = sorted(in_manifest | {d for d in partition_dates(data_dir) if d < limit})
+    expired = sorted(in_manifest | {d for d in files.partition_dates() if d < limit})
     reason = f"older than retention_days={days} of policy version {policy.version}"
     out = []
     for date in expired:
-        folder = data_dir / EVENTS_DIR / f"date={date.isoformat()}"
+        folder = f"{EVENTS_DIR}/date={date.isoformat()}"
         if dry_run:
             with engine.connect() as conn:
                 paths, events, touched, _ = _partition(conn, date)
-            n_files = len(paths) + len(_orphans(folder, paths))
+            n_files = len(paths) + len(_orphans(files, folder, paths))
             if n_files:
                 out.append(RetentionDeletion(date, n_files, events, sorted(touched)))
             continue
         with engine.begin() as conn:
             _audit.lock_chain(conn)
             paths, events, touched, employee_ids = _partition(conn, date)
-            orphans = _orphans(folder, paths)
+            orphans = _orphans(files, folder, paths)
             if not paths and not orphans:
                 # Nothing to delete (an empty folder, or only files young enough to be mid-write):
                 # no audit entry, or every hourly run would log the same empty deletion again.
-                _remove_if_empty(folder)
+                files.prune(folder)
                 continue
             _unlist(conn, date, paths)
             _audit.append(conn, actor=actor, action="retention.delete", target=f"partition:date={date.isoformat()}",
@@ -92,7 +92,7 @@ def _apply(engine: Engine, data_dir: Path, now: dt.datetime, actor: str, dry_run
                                                   "sessions": len(touched), "employee_ids": employee_ids,
                                                   "retention_days": days, "policy_version": policy.version,
                                                   "as_of": _audit.iso_utc(now)})
-        delete_durably(data_dir, [data_dir / p for p in sorted(paths)] + sorted(orphans))
+        files.delete(sorted(paths | orphans))
         out.append(RetentionDeletion(date, len(paths) + len(orphans), events, sorted(touched)))
     return out
 
@@ -108,21 +108,9 @@ def _partition(conn: Connection, date: dt.date) -> tuple[set[str], int, set[str]
             sorted({r.employee_id for r in rows}))
 
 
-def _remove_if_empty(folder: Path) -> None:
-    for sub in sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
-        if not any(sub.iterdir()):
-            sub.rmdir()
-    if folder.is_dir() and not any(folder.iterdir()):
-        folder.rmdir()
-
-
-def _orphans(folder: Path, listed: set[str]) -> set[Path]:
-    if not folder.is_dir():
-        return set()
+def _orphans(files: EventFiles, folder: str, listed: set[str]) -> set[str]:
     cutoff = time.time() - _ORPHAN_AGE_S
-    root = folder.parent.parent
-    return {p for p in folder.rglob("*") if p.is_file() and p.relative_to(root).as_posix() not in listed
-            and p.stat().st_mtime < cutoff}
+    return {f.key for f in files.list(folder) if f.key not in listed and f.mtime < cutoff}
 
 
 def _unlist(conn: Connection, date: dt.date, paths: set[str]) -> None:

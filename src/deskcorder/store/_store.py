@@ -5,9 +5,9 @@ Durability (what a 200 from the collector promises)
 ``write_batch`` returns only after, in this order:
 
 1. each date's part of the batch is encrypted under its employee's data key
-   (``_sealed.py``), written to a temp file next to its final path, fsynced,
-   atomically renamed to the final path, and the folder fsynced
-   (``_files.write_durably``);
+   (``_sealed.py``) and written durably (``_event_files.py``: on local disk a
+   temp file next to its final path, fsynced, atomically renamed, the folder
+   fsynced; in an object store a PUT the store acknowledged);
 2. one control-database transaction has inserted the batch's manifest row
    (``batches``: batch_id, device_id, content_hash, n_events, received_at,
    files, plus per-file session counts in ``file_sessions``) and updated the
@@ -68,7 +68,8 @@ from ._accounts import PortalRecords
 from ._audit import AuditEntry
 from ._control import FilePart, ManifestEntry, as_utc, check_sessions_owned, commit_batch, lookup_batch, make_engine
 from ._errors import BatchConflict, InvalidInput, NotPermitted, StoreError
-from ._files import delete_durably, parquet_bytes, relative_path, split_by_date, write_durably
+from ._event_files import EventFiles, open_event_files
+from ._files import parquet_bytes, relative_path, split_by_date
 from ._keys import KeyWrapper, default_key_wrapper
 from ._migrate import upgrade_to_head
 from ._reader import READ_SCHEMA, load_events, select_files
@@ -85,6 +86,7 @@ from ._records import (
     WriteResult,
 )
 from ._sealed import seal
+from ._settings import resolve_events_url
 from ._tables import devices, employee_keys, sessions
 
 __all__ = ["EventStore", "READ_SCHEMA"]
@@ -98,10 +100,12 @@ class EventStore:
 
     Thread-safe: the collector calls ``write_batch`` from many worker threads.
     ``key_wrapper`` defaults to ``DESKCORDER_MASTER_KEY`` or ``<data_dir>/master.key``.
+    ``events_url`` puts the event files elsewhere than ``<data_dir>/events`` (``s3://BUCKET/PREFIX?...``,
+    ``file:///PATH``, see ``_event_files.py``); given once, it is recorded in the control database.
     """
 
     def __init__(self, data_dir: Path | str, *, database_url: str | None = None,
-                 key_wrapper: KeyWrapper | None = None):
+                 key_wrapper: KeyWrapper | None = None, events_url: str | None = None):
         self.data_dir = Path(data_dir).expanduser()
         try:
             self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -120,6 +124,11 @@ class EventStore:
             # A new master key only for a store without data keys (see _keys.py).
             self._wrapper = key_wrapper or default_key_wrapper(self.data_dir,
                                                                create=not _holds_data_keys(self._engine))
+            # Opened before it is recorded, so a url pyarrow cannot use is never recorded.
+            requested = open_event_files(events_url, self.data_dir) if events_url is not None else None
+            with self._engine.begin() as conn:
+                self.events_url = resolve_events_url(conn, events_url, str(self.data_dir / "events"))
+            self.files: EventFiles = requested or open_event_files(self.events_url, self.data_dir)
         except BaseException:
             self._engine.dispose()
             raise
@@ -249,9 +258,9 @@ class EventStore:
         for date, events in split_by_date(batch.events):
             rel = relative_path(batch, date)
             try:
-                write_durably(self.data_dir, rel, seal(parquet_bytes(events), key, key_id, rel))
+                self.files.put(rel, seal(parquet_bytes(events), key, key_id, rel))
             except OSError as exc:
-                raise StoreError(f"cannot write {self.data_dir / rel}: {exc}") from exc
+                raise StoreError(f"cannot write {self.files.describe(rel)}: {exc}") from exc
             parts.append(FilePart(rel, events))
         received_at = dt.datetime.now(dt.timezone.utc)
         try:
@@ -261,7 +270,7 @@ class EventStore:
                              received_at=received_at)
         except NotPermitted:
             # Erased while we wrote: the files are under a destroyed key; remove them anyway.
-            delete_durably(self.data_dir, [self.data_dir / p.path for p in parts])
+            self.files.delete([p.path for p in parts])
             raise
         except IntegrityError:
             # Another process registered this batch id between our lookup and our insert.
@@ -286,7 +295,7 @@ class EventStore:
         with self._db("finding events to read", write=False) as conn:
             employee_id = _people.get_employee(conn, employee).employee_id if employee is not None else None
             selection = select_files(conn, device_id=device_id, session_id=session_id, employee_id=employee_id)
-        table = load_events(self.data_dir, self._wrapper, selection)
+        table = load_events(self.files, self._wrapper, selection)
         ids = selection.employee_ids
         target = _audit.employee_target(ids[0]) if len(ids) == 1 else "events"
         details: dict[str, Any] = {"employee_ids": ids, "n_events": table.num_rows,
@@ -340,7 +349,7 @@ class EventStore:
         """Erase an employee and everything recorded of them; safe to re-run after a crash (see _erasure.py)."""
         _require(actor=actor, reason=reason)
         self._check_open()
-        return _erasure.erase_employee(self._engine, self.data_dir, handle, actor, reason)
+        return _erasure.erase_employee(self._engine, self.files, handle, actor, reason)
 
     def apply_retention(self, now: dt.datetime, actor: str, *, dry_run: bool = False) -> list[RetentionDeletion]:
         """Delete whole date partitions older than the current policy's ``retention_days`` (see _retention.py)."""
@@ -348,14 +357,14 @@ class EventStore:
         self._check_open()
         if now.tzinfo is None:
             raise InvalidInput("now must be timezone-aware (UTC), e.g. datetime.now(timezone.utc)", field="now")
-        return _retention.apply_retention(self._engine, self.data_dir, as_utc(now), actor, dry_run=dry_run)
+        return _retention.apply_retention(self._engine, self.files, as_utc(now), actor, dry_run=dry_run)
 
     def export_employee(self, handle: str, out: Path | str, *, actor: str,
                         reason: str = "subject access request") -> Path:
         """Write everything stored about an employee to a readable zip (GDPR Art. 15/20); audited."""
         _require(actor=actor, reason=reason)
         self._check_open()
-        return _export.export_employee(self._engine, self.data_dir, self._wrapper, handle, Path(out), actor, reason)
+        return _export.export_employee(self._engine, self.files, self._wrapper, handle, Path(out), actor, reason)
 
     def _check_open(self) -> None:
         if self._closed:

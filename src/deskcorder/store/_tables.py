@@ -19,6 +19,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     JSON,
@@ -31,7 +32,7 @@ from sqlalchemy import (
 
 __all__ = ["metadata", "employees", "employee_keys", "devices", "sessions", "batches", "file_sessions",
            "consents", "policies", "audit_log", "audit_head", "portal_accounts", "portal_logins",
-           "recording_pauses", "device_credentials", "enrolment_tokens"]
+           "recording_pauses", "device_credentials", "enrolment_tokens", "store_settings", "device_rate_limits"]
 
 metadata = MetaData(naming_convention={
     "ix": "ix_%(table_name)s_%(column_0_name)s",
@@ -215,4 +216,24 @@ enrolment_tokens = Table(
     Column("used_at", DateTime(timezone=True), nullable=True),
     Column("used_by_device", String(128), nullable=True),
     Column("created_by", String(256), nullable=False),
+)
+
+
+# Settings of the store as a whole, written once and read by every process that opens it.
+# ``events_url``: where the event files live (absent: ``<data_dir>/events``), so that a
+# command started without --events-url can never look for (or "erase") files in the wrong place.
+store_settings = Table(
+    "store_settings", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("set_at", DateTime(timezone=True), nullable=False),
+)
+
+# Fleet collectors' shared per-device token buckets (``collect/_device_auth.py``): one row per
+# device, so a device is limited across all collectors, not per collector behind a balancer.
+device_rate_limits = Table(
+    "device_rate_limits", metadata,
+    Column("device_id", String(128), ForeignKey("devices.device_id", ondelete="CASCADE"), primary_key=True),
+    Column("tokens", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),  # collector wall clock, seconds since the epoch
 )
