@@ -132,7 +132,9 @@ def test_a_flood_of_moves_is_coalesced_to_move_hz_and_every_click_survives(xs: X
         took = time.monotonic() - start
         time.sleep(FLUSH_S * 2)
         stats = agent.stats()
-    assert took < 1.0, f"xdotool needed {took:.2f} s for 2000 moves; the flood is not a flood"
+    # The flood must outrun move_hz many times over for coalescing to be what is tested (a loaded
+    # 2-core machine delivers 2000 moves in ~1 s, i.e. ~30x the 60 Hz slots).
+    assert 2000 / took >= 10 * 60, f"xdotool needed {took:.2f} s for 2000 moves; the flood is not a flood"
     events = spooled(tmp_path)
     assert_well_formed(events)
     moves = [e for e in events if e["kind"] == "move"]
