@@ -43,7 +43,8 @@ from starlette.concurrency import run_in_threadpool
 from .. import __version__
 from ..store import BatchConflict, EventStore, NotPermitted, StoreError
 from ..wire import JSON, MSGPACK, InvalidBatch, UnreadableBatch, decode_batch
-from ._device_auth import DEVICE_BURST, DEVICE_RATE_PER_S, RateLimiter, authenticate_request, check_sender
+from ._device_auth import (DEVICE_BURST, DEVICE_RATE_PER_S, RateLimiter, SharedRateLimiter, authenticate_request,
+                           check_sender)
 from ._people_api import people_router
 from ._portal import mount_portal
 from ._problems import Problem, install_handlers
@@ -66,7 +67,10 @@ def create_app(store: EventStore, *, max_body_bytes: int = MAX_BODY_BYTES,
                device_rate_per_s: float = DEVICE_RATE_PER_S, device_burst: int = DEVICE_BURST) -> FastAPI:
     # publisher: fleet mode (``_jetstream.py``), batches go to JetStream instead of the store.
     # device_rate_per_s: batches per second per device (0: no limit), device_burst: at once.
-    limiter = RateLimiter(device_rate_per_s, device_burst)
+    # A fleet's collectors share each device's bucket in the control database, or a device
+    # behind the balancer would get the limit once per collector.
+    limiter = (RateLimiter(device_rate_per_s, device_burst) if publisher is None
+               else SharedRateLimiter(store, device_rate_per_s, device_burst))
     app = FastAPI(title="deskcorder collector", version=__version__,
                   lifespan=None if publisher is None else publisher.lifespan)
     install_handlers(app)
@@ -85,7 +89,7 @@ def create_app(store: EventStore, *, max_body_bytes: int = MAX_BODY_BYTES,
         nonlocal inflight
         # Who is sending comes first: a stranger learns nothing else about the collector.
         device = await authenticate_request(store, request)
-        limiter.check(device.device_id)
+        await limiter.admit(device.device_id)  # after authentication: only enrolled devices have buckets
         content_type = request.headers.get("content-type", "")
         if content_type.split(";")[0].strip().lower() not in _ACCEPTED:
             raise Problem(415, f"unsupported Content-Type {content_type!r}; send {MSGPACK} or {JSON}",

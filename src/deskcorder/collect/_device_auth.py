@@ -11,15 +11,28 @@ from ``POST /v1/devices/enrol`` (see ``deskcorder.store._enrolment``). Answers:
     429  (``Retry-After``) the device sent more batches than its rate limit
 
 All of them are decided before the body is read, except the batch's
-``device_id`` check, which needs the decoded batch; none stores anything.
+``device_id`` check, which needs the decoded batch; none stores any event
+(a fleet collector's rate check does update the device's bucket row).
 
 The rate limit is a token bucket per device (``rate_per_s`` batches per
-second, ``burst`` at once), kept in this collector's memory: behind a load
-balancer each collector enforces it on its own share, which bounds what one
-device can do to each of them. An agent sends one batch per upload interval
-(0.5 s) and drains a backlog back to back, so the default of 20/s with a
-burst of 40 never slows an honest agent and stops a runaway or hostile one
-from starving the others. ``rate_per_s=0`` turns the limit off (benchmarks).
+second, ``burst`` at once). An agent sends one batch per upload interval (0.5 s)
+and drains a backlog back to back, so the default of 20/s with a burst of 40
+never slows an honest agent and stops a runaway or hostile one from starving the
+others. ``rate_per_s=0`` turns the limit off (benchmarks). Where the bucket lives:
+
+embedded collector (``RateLimiter``)
+    in the process's memory: it is the only collector, so its buckets are the whole truth.
+fleet collectors (``SharedRateLimiter``, ``serve --nats``)
+    in the control database, one row per device in ``device_rate_limits``, so a
+    device gets its limit once however many collectors the balancer spreads it
+    over. Each batch costs one ``INSERT ... ON CONFLICT DO UPDATE`` on that row
+    (plus a read when refused, for Retry-After), in a worker thread; collectors
+    racing on a device queue on the row lock (``deskcorder.store._rate_limits``).
+    Those transactions commit with ``synchronous_commit = off``: a database crash
+    can lose the last fraction of a second of bucket updates, which only gives
+    devices back tokens they had spent, and nothing is acknowledged on their
+    strength, so they need not wait for a WAL flush. A database failure answers
+    503 with Retry-After: no batch passes unchecked.
 """
 
 from __future__ import annotations
@@ -34,9 +47,11 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from ..store import DeviceCredential, EventStore, NotAuthenticated, NotPermitted, StoreError
+from ..store._rate_limits import take_token
 from ._problems import Problem, store_problem
 
-__all__ = ["authenticate_request", "check_sender", "RateLimiter", "DEVICE_RATE_PER_S", "DEVICE_BURST", "bearer"]
+__all__ = ["authenticate_request", "check_sender", "RateLimiter", "SharedRateLimiter", "DEVICE_RATE_PER_S",
+           "DEVICE_BURST", "bearer"]
 
 DEVICE_RATE_PER_S = 20.0
 DEVICE_BURST = 40
@@ -73,8 +88,21 @@ async def authenticate_request(store: EventStore, request: Request) -> DeviceCre
                       headers={"Retry-After": "1"}) from exc
 
 
+def _check_limits(rate_per_s: float, burst: int) -> None:
+    if rate_per_s < 0 or burst < 1:
+        raise ValueError(f"rate must be >= 0 (0: no limit) and burst >= 1, got {rate_per_s}, {burst}")
+
+
+def _over_limit(device_id: str, rate_per_s: float, burst: int, tokens: float) -> Problem:
+    """The 429 for a refused batch; ``tokens``: what the bucket holds now (< 1)."""
+    wait = max(1, math.ceil((1.0 - tokens) / rate_per_s))
+    return Problem(429, f"device {device_id!r} sent more than {rate_per_s:g} batches per second (burst "
+                        f"{burst}); retry after {wait} s with the same batch_id",
+                   headers={"Retry-After": str(wait)})
+
+
 class RateLimiter:
-    """Token buckets per device: ``check(device_id)`` passes or raises a 429 Problem with Retry-After.
+    """Token buckets per device in this process: ``check(device_id)`` passes or raises a 429 Problem with Retry-After.
 
     Buckets of devices not heard from are dropped oldest first beyond ``max_devices``;
     a dropped bucket restarts full, which only ever errs towards letting a device through.
@@ -82,8 +110,7 @@ class RateLimiter:
 
     def __init__(self, rate_per_s: float = DEVICE_RATE_PER_S, burst: int = DEVICE_BURST, *,
                  max_devices: int = 200_000, clock: Callable[[], float] = time.monotonic):
-        if rate_per_s < 0 or burst < 1:
-            raise ValueError(f"rate must be >= 0 (0: no limit) and burst >= 1, got {rate_per_s}, {burst}")
+        _check_limits(rate_per_s, burst)
         self.rate, self.burst = rate_per_s, burst
         self._max = max_devices
         self._clock = clock
@@ -104,10 +131,46 @@ class RateLimiter:
             while len(self._buckets) > self._max:
                 self._buckets.popitem(last=False)
         if not allowed:
-            wait = max(1, math.ceil((1.0 - tokens) / self.rate))
-            raise Problem(429, f"device {device_id!r} sent more than {self.rate:g} batches per second (burst "
-                               f"{self.burst}); retry after {wait} s with the same batch_id",
-                          headers={"Retry-After": str(wait)})
+            raise _over_limit(device_id, self.rate, self.burst, tokens)
+
+    async def admit(self, device_id: str) -> None:
+        """``check`` from the event loop: a few dict operations, so in place."""
+        self.check(device_id)
+
+
+class SharedRateLimiter:
+    """The same buckets, kept in the store's control database for every collector of the fleet.
+
+    ``check`` blocks on the database (``admit`` runs it in a worker thread); it
+    raises the same 429 as ``RateLimiter``, or a 503 with Retry-After when the
+    database fails. Call it only for an authenticated device: the bucket row
+    references ``devices``.
+    """
+
+    def __init__(self, store: EventStore, rate_per_s: float = DEVICE_RATE_PER_S, burst: int = DEVICE_BURST, *,
+                 clock: Callable[[], float] = time.time):
+        _check_limits(rate_per_s, burst)
+        self.rate, self.burst = rate_per_s, burst
+        self._store = store
+        self._clock = clock  # wall clock: the buckets' timestamps are compared across machines
+
+    def check(self, device_id: str) -> None:
+        if self.rate == 0:
+            return
+        try:
+            # The store's own engine (as check_batch uses it): its pool, its SQLite pragmas.
+            decision = take_token(self._store._engine, device_id, rate_per_s=self.rate, burst=self.burst,
+                                  now=self._clock())
+        except StoreError as exc:
+            raise Problem(503, f"the collector could not check the device's rate limit: {exc}",
+                          headers={"Retry-After": "1"}) from exc
+        if not decision.allowed:
+            raise _over_limit(device_id, self.rate, self.burst, decision.tokens)
+
+    async def admit(self, device_id: str) -> None:
+        """``check`` off the event loop, which must not wait on the database."""
+        if self.rate != 0:
+            await run_in_threadpool(self.check, device_id)
 
 
 def check_sender(batch_device_id: str, authenticated: str) -> None:
