@@ -25,6 +25,7 @@ from .helpers import READ, TEST_ACTOR
 
 FLUSH_S = 0.1
 ALLOW_ALL = '[[apps]]\ntitle_include = [".*"]\n'  # a policy body: every application, any time
+_PORTAL_PASSWORD = "a long portal password for capture tests"
 
 
 @contextlib.contextmanager
@@ -67,16 +68,18 @@ class Desk:
         return version
 
     def add_employee(self, handle: str) -> None:
+        """An employee with a portal account (consent over HTTP is the person's own act, with their password)."""
         with EventStore(self.data_dir) as store:
             try:
                 store.employee(handle)
             except NotFound:
                 store.add_employee(handle, actor=TEST_ACTOR)
+                store.portal.set_password(handle, _PORTAL_PASSWORD, role="employee", actor=TEST_ACTOR)
 
     def consent(self, handle: str, action: str) -> None:
         version = httpx.get(f"{self.url}/v1/policy", timeout=5).json()["version"]
-        r = httpx.post(f"{self.url}/v1/employees/{handle}/consent",
-                       json={"action": action, "policy_version": version, "method": "api"}, timeout=5)
+        r = httpx.post(f"{self.url}/v1/employees/{handle}/consent", json={"action": action, "policy_version": version},
+                       auth=(handle, _PORTAL_PASSWORD), timeout=5)
         assert r.status_code == 200, r.text
 
     def stored(self, device_id: str) -> list[dict[str, Any]]:

@@ -47,14 +47,25 @@ def _auth(url: str, device_id: str) -> dict[str, str]:
         return {}
 
 
-def give(url: str, handle: str, version: int = 1) -> httpx.Response:
-    return httpx.post(f"{url}/v1/employees/{handle}/consent",
-                      json={"action": "give", "policy_version": version, "method": "portal"}, timeout=10)
+def password(handle: str) -> str:
+    return f"{handle} has a long portal password"
+
+
+def add_person(store: EventStore, handle: str) -> None:
+    """An employee with a portal account: consent over HTTP is given by the person, with their password."""
+    store.add_employee(handle, actor=TEST_ACTOR)
+    store.portal.set_password(handle, password(handle), role="employee", actor=TEST_ACTOR)
+
+
+def give(url: str, handle: str, version: int = 1, *, as_login: str | None = None) -> httpx.Response:
+    login = as_login or handle
+    return httpx.post(f"{url}/v1/employees/{handle}/consent", json={"action": "give", "policy_version": version},
+                      auth=(login, password(login)), timeout=10)
 
 
 def withdraw(url: str, handle: str) -> httpx.Response:
-    return httpx.post(f"{url}/v1/employees/{handle}/consent", json={"action": "withdraw", "method": "portal"},
-                      timeout=10)
+    return httpx.post(f"{url}/v1/employees/{handle}/consent", json={"action": "withdraw"},
+                      auth=(handle, password(handle)), timeout=10)
 
 
 def status(url: str, device_id: str) -> dict[str, Any]:
@@ -82,8 +93,9 @@ def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, P
     data_dir = tmp_path_factory.mktemp("consent") / "data"
     with EventStore(data_dir) as store:
         store.set_policy(ALLOW_ALL_POLICY, actor=TEST_ACTOR)
-        for handle in ("carol", "dave", "erin", "frank"):
-            store.add_employee(handle, actor=TEST_ACTOR)
+        for handle in ("carol", "dave", "erin", "frank", "hana"):
+            add_person(store, handle)
+        store.portal.set_password("root-admin", password("root-admin"), role="admin", actor=TEST_ACTOR)
     with start_collector(data_dir) as url:
         yield url, data_dir
 
@@ -187,7 +199,7 @@ def test_consent_history_is_append_only(collector: tuple[str, Path]) -> None:
     with EventStore(data_dir) as store:
         first = store.consent_history("frank")
         assert [c.action for c in first] == ["give", "withdraw", "give", "withdraw"]
-        assert all(c.scope_text == "Tests: every application, any time." and c.method == "portal" for c in first)
+        assert all(c.scope_text == "Tests: every application, any time." and c.method == "api" for c in first)
         assert [c.recorded_at for c in first] == sorted(c.recorded_at for c in first)
         assert give(url, "frank").status_code == 200
         again = store.consent_history("frank")
@@ -199,7 +211,7 @@ def test_consent_history_is_append_only(collector: tuple[str, Path]) -> None:
 def test_a_new_policy_version_needs_fresh_consent(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     with EventStore(data_dir) as store:
-        store.add_employee("gina", actor=TEST_ACTOR)
+        add_person(store, "gina")
     with start_collector(data_dir) as url:
         assert httpx.get(f"{url}/v1/policy").json() == {"version": 0, "policy": None, "created_at": None}
         assert enrol_over_http(url, data_dir, "device-gina-001", "gina").status_code == 200
@@ -268,3 +280,38 @@ def test_consent_periods_follow_gives_withdrawals_and_policy_replacements() -> N
     assert "withdrawal" in periods[0].ended_by and "policy version 1 was replaced" in periods[1].ended_by
     still_open = _consent_periods([_consent("give", 100, version=2)], replaced_at={1: 50 * NS})
     assert still_open[0].end_ns == 2**63 - 1
+
+
+@pytest.mark.parametrize("auth, status_code, words", [
+    (None, 401, "only the person can give or withdraw it"),
+    (("hana", "not her password"), 401, "wrong login or password"),
+    (("carol", password("carol")), 403, "'carol' cannot give or withdraw it for 'hana'"),
+    (("root-admin", password("root-admin")), 403, "deskcorder consent give --employee hana"),
+])
+def test_nobody_but_the_person_can_give_or_withdraw_their_consent_over_http(
+        collector: tuple[str, Path], auth: tuple[str, str] | None, status_code: int, words: str) -> None:
+    url, data_dir = collector
+    before = snapshot(data_dir)
+    for action in ("give", "withdraw"):
+        response = httpx.post(f"{url}/v1/employees/hana/consent", json={"action": action, "policy_version": 1},
+                              auth=auth, timeout=10)
+        assert response.status_code == status_code, response.text
+        assert words in response.json()["error"] and response.json()["field"] == "Authorization"
+        if status_code == 401:
+            assert response.headers["WWW-Authenticate"].startswith("Basic")
+    assert snapshot(data_dir) == before  # no consent act, no audit entry
+    with EventStore(data_dir) as store:
+        assert store.consent_history("hana") == []
+
+
+def test_a_consent_given_over_http_is_recorded_as_the_api_and_audited_by_employee_id(
+        collector: tuple[str, Path]) -> None:
+    url, data_dir = collector
+    assert give(url, "hana").json()["method"] == "api"
+    claimed = httpx.post(f"{url}/v1/employees/hana/consent", auth=("hana", password("hana")), timeout=10,
+                         json={"action": "withdraw", "method": "portal"})
+    assert claimed.status_code == 422 and claimed.json()["field"] == "body.method"  # the API cannot claim the portal
+    with EventStore(data_dir) as store:
+        entry = store.audit_entries(action="consent.give", employee="hana")[-1]
+        assert entry.actor == f"employee:{store.employee('hana').employee_id}"
+    assert withdraw(url, "hana").status_code == 200

@@ -14,21 +14,28 @@
                                "method", "recorded_at", "scope_text"} or null)}``. The agent polls it
                                every 0.5 s, so it only reads (four indexed lookups) and is not audited.
 ``POST /v1/employees/{handle}/consent``
-                               body ``{"action": "give"|"withdraw", "policy_version", "method":
-                               "cli"|"portal"|"api"}`` -> 200 the recorded act (as in ``consent`` above).
-                               ``give`` must name the current policy version (409 otherwise).
+                               needs the person's own portal login as HTTP Basic credentials
+                               (``Authorization: Basic base64(handle:password)``; 401 without or when
+                               wrong, 403 for anyone else's account, admins included); body
+                               ``{"action": "give"|"withdraw", "policy_version"}`` -> 200 the recorded act
+                               (as in ``consent`` above, ``method: "api"``). ``give`` must name the current
+                               policy version (409 otherwise).
 ``GET /v1/policy``             -> 200 ``{"version", "policy" (TOML or null), "created_at"}``; version 0
                                with ``policy: null`` until an admin sets one: nothing may be recorded.
 
-Devices authenticate; ``POST /v1/employees/{handle}/consent`` does not (yet):
-it is the API behind ``deskcorder consent`` scripts, while people give and
-withdraw consent themselves through the portal's logged-in pages (``_portal``).
-Keep this endpoint on a trusted network (or behind the reverse proxy's auth).
-Every change is audited, with the caller's address as the actor.
+Consent is personal: only the person can give or withdraw it over HTTP, with
+the password of their portal account (``deskcorder portal set-password``),
+exactly as on the portal's logged-in pages (``_portal``), so nobody on the
+network can consent on someone's behalf. An operator recording a consent
+given on paper uses ``deskcorder consent give`` on the server, audited as
+the operating-system user. Every change is audited, naming the person only
+by employee_id.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
@@ -55,7 +62,36 @@ class EnrolDevice(_Strict):
 class ConsentAct(_Strict):
     action: Literal["give", "withdraw"]
     policy_version: int | None = None
-    method: Literal["cli", "portal", "api"] = "api"
+    # Recorded as the fact it is: this endpoint is the API; the portal and the CLI record their own.
+    method: Literal["api"] = "api"
+
+
+_BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="deskcorder consent"'}
+
+
+async def _the_person_themself(store: EventStore, request: Request, handle: str) -> str:
+    """The employee_id of ``handle`` when the request carries their own portal login, else a 401/403 Problem."""
+    fix = (f"send Authorization: Basic with {handle!r} and their portal password (set with "
+           f"`deskcorder portal set-password {handle}`)")
+    scheme, _, encoded = (request.headers.get("authorization") or "").strip().partition(" ")
+    try:
+        login, sep, password = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        sep = ""
+    if scheme.lower() != "basic" or not sep:
+        raise Problem(401, f"consent is personal: only the person can give or withdraw it; {fix}",
+                      field="Authorization", headers=_BASIC_CHALLENGE)
+    try:
+        account = await run_in_threadpool(store.portal.authenticate, login, password)
+    except StoreError as exc:
+        raise store_problem(exc) from exc
+    if account is None:
+        raise Problem(401, f"wrong login or password; {fix}", field="Authorization", headers=_BASIC_CHALLENGE)
+    if account.role != "employee" or account.login != handle or account.employee_id is None:
+        raise Problem(403, f"consent is personal: {account.login!r} cannot give or withdraw it for {handle!r}, "
+                           f"only {handle!r} can (an operator recording a written consent runs `deskcorder "
+                           f"consent give --employee {handle}` on the server)", field="Authorization")
+    return account.employee_id
 
 
 def _actor(request: Request) -> str:
@@ -86,10 +122,12 @@ def people_router(store: EventStore) -> APIRouter:
             raise store_problem(exc) from exc
 
     @router.post("/v1/employees/{handle}/consent")
-    def record_consent(handle: str, body: ConsentAct, request: Request) -> dict[str, Any]:
+    async def record_consent(handle: str, body: ConsentAct, request: Request) -> dict[str, Any]:
+        employee_id = await _the_person_themself(store, request, handle)
         try:
-            consent = store.record_consent(handle, body.action, policy_version=body.policy_version,
-                                           method=body.method, actor=_actor(request))
+            consent = await run_in_threadpool(store.record_consent, handle, body.action,
+                                              policy_version=body.policy_version, method=body.method,
+                                              actor=f"employee:{employee_id}")
         except StoreError as exc:
             raise store_problem(exc) from exc
         return consent.as_json()
