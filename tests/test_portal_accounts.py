@@ -11,7 +11,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from deskcorder.store import Conflict, EventStore, InvalidInput, NotFound
 from deskcorder.store._tables import portal_accounts, portal_logins, recording_pauses
@@ -105,3 +105,34 @@ def test_consent_coverage_and_the_audit_search(store: EventStore) -> None:
     assert len(store.portal.search_audit(day=today, limit=2)) == 2
     assert "consent.withdraw" in store.portal.audit_actions()
     assert [p.version for p in store.portal.policy_history()] == [1]
+
+
+def test_a_lock_out_ends_by_itself_and_old_failures_are_forgotten(store: EventStore) -> None:
+    from deskcorder.store import TooManyLogins
+    from deskcorder.store._login_throttle import FREE_FAILURES
+    from deskcorder.store._tables import login_failures
+
+    account = store.portal.set_password("alice", PASSWORD, role="employee", actor="tests")
+    for _ in range(FREE_FAILURES):
+        assert store.portal.authenticate("alice", "wrong password") is None
+    with pytest.raises(TooManyLogins, match="locked for (2[5-9]|30) s more") as locked:
+        store.portal.authenticate("alice", PASSWORD)
+    assert locked.value.retry_after_s <= 30
+    with store._engine.begin() as conn:  # the lock's time passes
+        conn.execute(update(login_failures).values(locked_until=dt.datetime.now(dt.timezone.utc)))
+    # One more failure doubles the lock (60 s); a right password after it ends would clear everything.
+    assert store.portal.authenticate("alice", "wrong again") is None
+    with pytest.raises(TooManyLogins, match="locked for (5[5-9]|60) s more"):
+        store.portal.authenticate("alice", PASSWORD)
+    with store._engine.begin() as conn:
+        conn.execute(update(login_failures).values(locked_until=None))
+    assert store.portal.authenticate("alice", PASSWORD) == account
+    with store._engine.connect() as conn:
+        assert conn.execute(select(login_failures)).all() == []
+    # Failures an hour apart never add up to a lock.
+    for _ in range(FREE_FAILURES * 2):
+        assert store.portal.authenticate("alice", "slow guess") is None
+        with store._engine.begin() as conn:
+            conn.execute(update(login_failures).values(
+                last_failure_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=2)))
+    assert store.portal.authenticate("alice", PASSWORD) == account

@@ -24,6 +24,7 @@ import pytest
 
 from deskcorder.events import Event, EventKind, events_to_columns
 from deskcorder.store import EventStore
+from deskcorder.store._login_throttle import FREE_FAILURES
 
 from .helpers import auth_headers, enrol, start_collector
 
@@ -170,6 +171,32 @@ def test_wrong_password_and_unknown_login_get_the_same_refusal(portal: dict[str,
         answers.append(re.search(r'role="alert">([^<]*)<', r.text).group(1))
         assert client.get("/me").status_code == 303
     assert set(answers) == {"Wrong login or password."}
+
+
+def _login_attempt(url: str, login: str, password: str) -> httpx.Response:
+    client = httpx.Client(base_url=url, headers=HTML, timeout=15)
+    return client.post("/login", data={"login": login, "password": password,
+                                       "csrf_token": csrf_of(client.get("/login").text)})
+
+
+def test_repeated_wrong_passwords_lock_a_login_for_a_while_known_or_not(portal: dict[str, Any]) -> None:
+    url, data_dir = portal["url"], portal["data_dir"]
+    assert portal_cli(data_dir, "set-password", "dave", password="dave-first-password").returncode == 0
+    statuses = {}
+    for login in ("dave", "nobody-at-all"):
+        statuses[login] = [_login_attempt(url, login, f"guess-{i}").status_code for i in range(FREE_FAILURES)]
+        locked = _login_attempt(url, login, "dave-first-password")  # even the right password waits
+        assert locked.status_code == 429 and 25 <= int(locked.headers["Retry-After"]) <= 30, locked.text
+        assert "Too many wrong passwords" in locked.text and "deskcorder_login=" not in locked.headers.get(
+            "set-cookie", "")
+    assert statuses["dave"] == statuses["nobody-at-all"] == [401] * FREE_FAILURES  # no hint who exists
+    # The consent API checks the same password, so it is locked too.
+    consent = httpx.post(f"{url}/v1/employees/dave/consent", json={"action": "withdraw"},
+                         auth=("dave", "dave-first-password"), timeout=10)
+    assert consent.status_code == 429 and consent.headers["Retry-After"].isdigit(), consent.text
+    # An admin setting a new password ends the lock-out.
+    assert portal_cli(data_dir, "set-password", "dave", password="dave-second-password").returncode == 0
+    assert _login_attempt(url, "dave", "dave-second-password").status_code == 303
 
 
 def test_logging_out_ends_the_login_on_the_server(portal: dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..store import Conflict, InvalidInput, NotAuthenticated, NotFound, NotPermitted, StoreError
+from ..store import Conflict, InvalidInput, NotAuthenticated, NotFound, NotPermitted, StoreError, TooManyLogins
 
 _RETRY_AFTER_S = "1"
 
@@ -49,6 +49,8 @@ def store_problem(exc: StoreError) -> Problem:
         return Problem(409, str(exc), field=field)
     if isinstance(exc, InvalidInput):
         return Problem(422, str(exc), field=field)
+    if isinstance(exc, TooManyLogins):
+        return Problem(429, str(exc), field="Authorization", headers={"Retry-After": str(exc.retry_after_s)})
     log.error("store failure: %s", exc)
     return Problem(503, f"the collector's store failed: {exc}", headers={"Retry-After": _RETRY_AFTER_S})
 

@@ -25,6 +25,7 @@ from ._errors import (
     NotPermitted,
     StoreError,
     TamperedData,
+    TooManyLogins,
 )
 from ._keys import MASTER_KEY_ENV, FileMasterKey, KeyWrapper, StaticMasterKey
 from ._records import (
@@ -48,5 +49,5 @@ __all__ = [
     "PortalRecords", "Account", "PortalLogin", "ConsentCoverage",
     "KeyWrapper", "StaticMasterKey", "FileMasterKey", "MASTER_KEY_ENV",
     "StoreError", "NotFound", "InvalidInput", "Conflict", "BatchConflict", "NotPermitted", "TamperedData",
-    "NotAuthenticated", "DeviceRevoked",
+    "NotAuthenticated", "DeviceRevoked", "TooManyLogins",
 ]

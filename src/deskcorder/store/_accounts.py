@@ -30,10 +30,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Connection, delete, or_, select, update
 
 from ..policy import PolicyError, parse_policy
-from . import _audit
+from . import _audit, _login_throttle
 from ._consent import current_policy
 from ._control import as_utc
-from ._errors import Conflict, InvalidInput, NotFound
+from ._errors import Conflict, InvalidInput, NotFound, TooManyLogins
 from ._people import check_handle, get_employee
 from ._records import PolicyRecord
 from ._tables import audit_log, consents, employees, policies, portal_accounts, portal_logins, recording_pauses
@@ -135,6 +135,7 @@ def set_password(conn: Connection, login: str, password: str, role: str, actor: 
                        f"(e.g. admin-{login}), so that admin rights never open anyone's own data")
     now = _now()
     hashed = _hasher().hash(password)
+    _login_throttle.clear_failures(conn, login)  # a new password ends a lock-out
     if existing is None:
         conn.execute(portal_accounts.insert(), {"login": login, "role": role, "employee_id": employee_id,
                                                 "password_hash": hashed, "created_at": now, "password_set_at": now})
@@ -166,19 +167,36 @@ _ACCOUNT_AND_EMPLOYEE = (select(portal_accounts, employees.c.erasure_started_at)
 
 
 def authenticate(conn: Connection, login: str, password: str) -> Account | None:
-    """The account when the password is right; None otherwise (unknown login, wrong password, being erased)."""
-    row = None
-    if isinstance(login, str) and 0 < len(login) <= 128:
-        row = conn.execute(_ACCOUNT_AND_EMPLOYEE.where(portal_accounts.c.login == login)).first()
-    if not isinstance(password, str) or len(password) > _MAX_PASSWORD_LENGTH:
+    """The account when the password is right; None otherwise (unknown login, wrong password, being erased).
+
+    Raises ``TooManyLogins`` while the login name is locked after repeated failures (``_login_throttle.py``).
+    """
+    if not isinstance(login, str) or not 0 < len(login) <= 128:
         return None
-    try:
-        _hasher().verify(row.password_hash if row is not None else _dummy_hash(), password)
-    except (VerificationError, InvalidHashError):
+    now = _now()
+    locked = _login_throttle.check_not_locked(conn, login, now)
+    if locked is not None:
+        raise _too_many(login, locked, now)
+    row = conn.execute(_ACCOUNT_AND_EMPLOYEE.where(portal_accounts.c.login == login)).first()
+    right = isinstance(password, str) and len(password) <= _MAX_PASSWORD_LENGTH
+    if right:
+        try:
+            _hasher().verify(row.password_hash if row is not None else _dummy_hash(), password)
+        except (VerificationError, InvalidHashError):
+            right = False
+    if not right or row is None:
+        _login_throttle.record_failure(conn, login, now)
         return None
-    if row is None or row.erasure_started_at is not None:
+    _login_throttle.clear_failures(conn, login)
+    if row.erasure_started_at is not None:
         return None
     return _account(row)
+
+
+def _too_many(login: str, locked: _login_throttle.LockedOut, now: dt.datetime) -> TooManyLogins:
+    wait = locked.retry_after_s(now)
+    return TooManyLogins(f"too many wrong passwords for {login!r}: this login is locked for {wait} s more; an admin "
+                         f"can reset the password with `deskcorder portal set-password {login}`", retry_after_s=wait)
 
 
 def open_login(conn: Connection, account: Account, actor: str) -> tuple[str, PortalLogin]:
@@ -323,7 +341,11 @@ class PortalRecords:
             return list_accounts(conn)
 
     def authenticate(self, login: str, password: str) -> Account | None:
-        with self._db("checking a password", write=False) as conn:
+        """The account, None for a wrong login or password, or TooManyLogins while the login is locked.
+
+        A lock is raised only before a password is checked; the failure that starts one returns None
+        (and is committed: a write transaction either way)."""
+        with self._db("checking a password", write=True) as conn:
             return authenticate(conn, login, password)
 
     def open_login(self, account: Account, *, actor: str) -> tuple[str, PortalLogin]:

@@ -13,9 +13,10 @@ again after a crash finishes the job):
    devices, and every other file in their device folders (crash leftovers),
    on local disk or in the object store (``_event_files.py``).
 3. One transaction deletes their manifest rows, sessions, devices (their
-   credentials and enrolment tokens go with them, ON DELETE CASCADE), consents and
-   the employee row, and logs ``erasure.complete``. The employee row goes last,
-   so an interrupted run can still be found by handle and resumed.
+   credentials, enrolment tokens and rate-limit buckets go with them, ON DELETE
+   CASCADE), consents, failed-login counts and the employee row, and logs
+   ``erasure.complete``. The employee row goes last, so an interrupted run can
+   still be found by handle and resumed.
 
 The audit log keeps both entries, which name the employee only by the opaque
 ``employee_id``; with the employee row gone, nothing maps it back to a person.
@@ -38,6 +39,7 @@ from ._control import manifest_files, truncate_wal
 from ._errors import NotFound, StoreError
 from ._event_files import EventFiles
 from ._files import EVENTS_DIR
+from ._login_throttle import clear_failures
 from ._people import get_employee
 from ._records import ErasureReport
 from ._tables import batches, consents, devices, employee_keys, employees, file_sessions, sessions
@@ -46,7 +48,7 @@ __all__ = ["erase_employee"]
 
 # Small tables that held personal data or the key: rewritten on PostgreSQL so dead rows go.
 _VACUUMED = ("employee_keys", "employees", "consents", "devices", "portal_accounts", "portal_logins",
-             "recording_pauses", "device_credentials", "enrolment_tokens")
+             "recording_pauses", "device_credentials", "enrolment_tokens", "login_failures")
 
 
 def erase_employee(engine: Engine, files: EventFiles, handle: str, actor: str, reason: str) -> ErasureReport:
@@ -99,6 +101,7 @@ def _erase(engine: Engine, files: EventFiles, handle: str, actor: str, reason: s
         n_devices = conn.execute(delete(devices).where(devices.c.employee_id == employee_id)).rowcount
         n_consents = conn.execute(delete(consents).where(consents.c.employee_id == employee_id)).rowcount
         conn.execute(delete(employee_keys).where(employee_keys.c.employee_id == employee_id))
+        clear_failures(conn, handle)  # their portal login is their handle
         conn.execute(delete(employees).where(employees.c.employee_id == employee_id))
         _audit.append(conn, actor=actor, action="erasure.complete", target=target, reason=reason,
                       details={"files_deleted": files_deleted, "batches": n_batches, "sessions": n_sessions,

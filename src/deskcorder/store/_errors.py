@@ -9,16 +9,17 @@
     ├── NotAuthenticated a device's credential or an enrolment token is wrong, unknown, used or expired
     ├── NotPermitted     recording is not allowed for this device, employee or time; nothing was stored
     │   └── DeviceRevoked  the device's credential was revoked by an admin
-    └── TamperedData     an event file fails authentication (altered, truncated, moved, wrong key)
+    ├── TamperedData     an event file fails authentication (altered, truncated, moved, wrong key)
+    └── TooManyLogins    a portal login name is locked for a while after repeated wrong passwords
 
-The collector maps them to 404, 422, 409, 409, 401, 403, 403 and 503; the CLI prints the
+The collector maps them to 404, 422, 409, 409, 401, 403, 403, 503 and 429 (with Retry-After); the CLI prints the
 message on one line and exits with status 2.
 """
 
 from __future__ import annotations
 
 __all__ = ["StoreError", "NotFound", "InvalidInput", "Conflict", "BatchConflict", "NotAuthenticated", "NotPermitted",
-           "DeviceRevoked", "TamperedData"]
+           "DeviceRevoked", "TamperedData", "TooManyLogins"]
 
 
 class StoreError(Exception):
@@ -80,3 +81,11 @@ class DeviceRevoked(NotPermitted):
 
 class TamperedData(StoreError):
     """A stored event file is not what the store wrote: altered, truncated, moved or under another key."""
+
+
+class TooManyLogins(StoreError):
+    """A portal login name is locked for a while after repeated wrong passwords (``_login_throttle.py``)."""
+
+    def __init__(self, message: str, *, retry_after_s: int):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

@@ -32,7 +32,7 @@ from sqlalchemy import (
 
 __all__ = ["metadata", "employees", "employee_keys", "devices", "sessions", "batches", "file_sessions",
            "consents", "policies", "audit_log", "audit_head", "portal_accounts", "portal_logins",
-           "recording_pauses", "device_credentials", "enrolment_tokens", "store_settings", "device_rate_limits"]
+           "recording_pauses", "device_credentials", "enrolment_tokens", "store_settings", "device_rate_limits", "login_failures"]
 
 metadata = MetaData(naming_convention={
     "ix": "ix_%(table_name)s_%(column_0_name)s",
@@ -236,4 +236,14 @@ device_rate_limits = Table(
     Column("device_id", String(128), ForeignKey("devices.device_id", ondelete="CASCADE"), primary_key=True),
     Column("tokens", Float, nullable=False),
     Column("updated_at", Float, nullable=False),  # collector wall clock, seconds since the epoch
+)
+
+# Failed portal logins per login name (``_login_throttle.py``); names need not be accounts, and
+# are kept only as a SHA-256, so a mistyped name or an erased person's handle is not stored.
+login_failures = Table(
+    "login_failures", metadata,
+    Column("login_hash", String(64), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("last_failure_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("locked_until", DateTime(timezone=True), nullable=True),
 )

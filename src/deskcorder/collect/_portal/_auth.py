@@ -36,7 +36,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from ...store import EventStore, PortalLogin, StoreError
+from ...store import EventStore, PortalLogin, StoreError, TooManyLogins
 from ...store._accounts import LOGIN_TTL
 from .._problems import Problem, store_problem
 from ._pages import CsrfRefused, Forbidden, LoginRequired, redirect, render
@@ -235,6 +235,13 @@ class Auth:
                                             error="Wrong login or password.")
                 actor = f"employee:{account.employee_id}" if account.employee_id else f"admin:{account.login}"
                 token, _ = await run_in_threadpool(store.portal.open_login, account, actor=actor)
+            except TooManyLogins as exc:
+                locked = self._login_form(request, next_, status=429, login=login_name,
+                                          error=f"Too many wrong passwords: this login is locked for "
+                                                f"{exc.retry_after_s} s. Try again then, or ask an admin "
+                                                f"to reset your password.")
+                locked.headers["Retry-After"] = str(exc.retry_after_s)
+                return locked
             except StoreError as exc:
                 raise store_problem(exc) from exc
             response = redirect(next_ or ("/admin" if account.role == "admin" else "/me"))
