@@ -8,6 +8,7 @@ Each benchmark is its own script (run them alone for more options):
     dataset_build.py      dataset build events/s and actions/s
     redaction_quality.py  redaction recall/precision on the labelled corpus, strings/s
     load_generator.py     simulated devices, embedded and fleet (NATS JetStream + PostgreSQL) modes
+    fleet_ingest.py       fleet collector and writer events/s per core at 1,000-10,000 events per batch
 They run sequentially, never side by side, so one does not steal the other's cores.
 """
 
@@ -34,6 +35,7 @@ def main() -> None:
         ("dataset build", ["dataset_build.py", "--events", "200000" if quick else "1000000"]),
         ("redaction quality", ["redaction_quality.py", "--seconds", "1" if quick else "3"]),
         ("fleet load", ["load_generator.py", "--duration", "10" if quick else "30"]),
+        ("fleet batch mode", ["fleet_ingest.py", "--rounds", "1" if quick else "3"]),
     ]
     failed = []
     for title, argv in runs:

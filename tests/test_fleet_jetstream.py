@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import os
 import re
 import signal
@@ -124,11 +125,12 @@ def stream_state(url: str, name: str) -> dict[str, int]:
 class Writer:
     """A `deskcorder writer` process; ``stop`` ends it with SIGTERM and returns its closing line."""
 
-    def __init__(self, data_dir: Path, pg_url: str, nats_url: str, stream: str, *extra: str):
+    def __init__(self, data_dir: Path, pg_url: str, nats_url: str, stream: str, *extra: str,
+                 env: dict[str, str] | None = None):
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "deskcorder", "writer", "--nats", nats_url, "--data-dir", str(data_dir),
              "--database-url", pg_url, "--stream", stream, "--log-level", "warning", *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})})
         self.lines: list[str] = []
         ready = threading.Event()
 
@@ -367,3 +369,191 @@ def test_fleet_collector_answers_503_and_acknowledges_nothing_while_nats_is_unre
         assert store.sessions() == []
         assert store.read_events(**READ).num_rows == 0
     assert not list(data_dir.glob("events/**/*.parquet"))
+
+
+# -- the stream's replicas -------------------------------------------------------------------------
+
+def stream_replicas(url: str, name: str) -> int:
+    async def query() -> int:
+        import nats
+
+        nc = await nats.connect(url, connect_timeout=2, allow_reconnect=False)
+        try:
+            return (await nc.jetstream().stream_info(name)).config.num_replicas
+        finally:
+            await nc.close()
+
+    return asyncio.run(query())
+
+
+def test_replicas_set_the_stream_a_collector_creates_and_an_existing_stream_keeps_its_own_with_a_warning(
+        tmp_path: Path, nats_url: str, stream: str, pg_url: str) -> None:
+    # The test server is a single NATS node, which takes only 1 replica: a 3-replica stream (what
+    # production runs on a 3-node cluster) cannot be created here, only asked for and refused.
+    data_dir = tmp_path / "data"
+    with EventStore(data_dir, database_url=pg_url) as store:
+        enrol(store, "alice", "fleet-device-a")
+    proc, url = start_fleet_collector(data_dir, nats_url, stream, "--database-url", pg_url, "--replicas", "1")
+    writer = None
+    try:
+        assert stream_replicas(nats_url, stream) == 1
+        writer = Writer(data_dir, pg_url, nats_url, stream, "--replicas", "3")  # starts, and says what it found
+        warning = next((line for line in writer.lines if "replica" in line), "")
+        assert "has 1 replica(s), not the 3 asked for" in warning and "keeping it" in warning, writer.lines
+        assert stream_replicas(nats_url, stream) == 1
+        with httpx.Client(timeout=10) as client:
+            assert post(client, url, body("batch-replicas-1", "fleet-device-a",
+                                          make_events("session-r", 0, 20))).status_code == 200
+        with EventStore(data_dir, database_url=pg_url) as store:
+            deadline = time.monotonic() + 20
+            while not store.sessions() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert [s.n_events for s in store.sessions()] == [20]
+    finally:
+        _stop(proc)
+        if writer is not None:
+            writer.stop()
+
+    fresh = f"{stream}_NEW"
+    try:
+        refused = subprocess.run(
+            [sys.executable, "-m", "deskcorder", "writer", "--nats", nats_url, "--data-dir", str(data_dir),
+             "--database-url", pg_url, "--stream", fresh, "--replicas", "3", "--log-level", "warning"],
+            capture_output=True, text=True, timeout=60)
+    finally:
+        asyncio.run(_delete_stream(nats_url, fresh))
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "with 3 replica(s)" in refused.stderr and "takes only --replicas 1" in refused.stderr, refused.stderr
+
+
+# -- what travels on the stream ----------------------------------------------------------------------
+
+def stream_messages(url: str, name: str) -> list[tuple[str, bytes]]:
+    """(Content-Type header, data) of every message in the stream, oldest first."""
+    async def query() -> list[tuple[str, bytes]]:
+        import nats
+
+        nc = await nats.connect(url, connect_timeout=2, allow_reconnect=False)
+        try:
+            js = nc.jetstream()
+            state = (await js.stream_info(name)).state
+            out = []
+            for seq in range(state.first_seq, state.last_seq + 1):
+                msg = await js.get_msg(name, seq)
+                out.append(((msg.headers or {}).get("Content-Type", ""), msg.data))
+            return out
+        finally:
+            await nc.close()
+
+    return asyncio.run(query())
+
+
+def publish_raw(url: str, name: str, device_id: str, payload: bytes, content_type: str) -> None:
+    """Publish to the stream directly, as something other than a collector could."""
+    async def send() -> None:
+        import nats
+
+        nc = await nats.connect(url, connect_timeout=2, allow_reconnect=False)
+        try:
+            await nc.jetstream().publish(f"{name}.{device_id}", payload, stream=name,
+                                         headers={"Content-Type": content_type})
+        finally:
+            await nc.close()
+
+    asyncio.run(send())
+
+
+def test_the_collector_publishes_checked_batches_as_arrow_compressed_when_big_and_the_writer_stores_them(
+        tmp_path: Path, nats_url: str, stream: str, pg_url: str) -> None:
+    import pyarrow as pa
+
+    from deskcorder.wire import ARROW_STREAM, decode_checked
+
+    data_dir = tmp_path / "data"
+    with EventStore(data_dir, database_url=pg_url) as store:
+        enrol(store, "alice", "fleet-device-a")
+    proc, url = start_fleet_collector(data_dir, nats_url, stream, "--database-url", pg_url)
+    writer = None
+    small, big = make_events("session-a", 0, 50), make_events("session-a", 50, 12_000)
+    try:
+        with httpx.Client(timeout=30) as client:
+            for batch_id, events in (("batch-small-1", small), ("batch-big-01", big)):
+                payload = body(batch_id, "fleet-device-a", events)
+                answer = post(client, url, payload)
+                assert answer.status_code == 200 and answer.json()["stored"] == len(events), answer.text
+        # The big one's plain Arrow form (~1.2 MB) is over NATS' 1 MiB max_payload; its body (~630 kB) is not.
+        assert len(payload) < 1024 * 1024 - 1024
+        messages = stream_messages(nats_url, stream)
+        assert [media for media, _ in messages] == [ARROW_STREAM, ARROW_STREAM]
+        assert [decode_checked(data).batch_id for _, data in messages] == ["batch-small-1", "batch-big-01"]
+        readable = [pa.ipc.open_stream(data).read_all() for _, data in messages]  # plain Arrow, any reader
+        assert [t.num_rows for t in readable] == [50, 12_000]
+        assert len(messages[1][1]) < len(payload)  # compressed: smaller than the MessagePack body
+
+        # A message in the body's own encoding (an older collector's, during an upgrade) is stored too.
+        publish_raw(nats_url, stream, "fleet-device-a",
+                    body("batch-older-1", "fleet-device-a", make_events("session-a", 12_050, 30)), MSGPACK)
+        writer = Writer(data_dir, pg_url, nats_url, stream)
+        deadline = time.monotonic() + 30
+        while stream_state(nats_url, stream)["messages"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        with EventStore(data_dir, database_url=pg_url) as store:
+            assert store.read_events(**READ)["seq"].to_pylist() == list(range(12_080))
+    finally:
+        _stop(proc)
+        if writer is not None:
+            assert "3 batches (12080 events) stored" in writer.stop()
+
+
+def test_a_writer_checks_every_value_of_an_arrow_message_again_and_refuses_a_bad_one(
+        tmp_path: Path, nats_url: str, stream: str, pg_url: str) -> None:
+    import pyarrow as pa
+
+    from deskcorder.wire import ARROW_STREAM, Batch, decode_batch, encode_checked
+
+    data_dir = tmp_path / "data"
+    with EventStore(data_dir, database_url=pg_url) as store:
+        enrol(store, "alice", "fleet-device-a")
+    good = decode_batch(body("batch-forged-1", "fleet-device-a", make_events("session-f", 0, 10)), MSGPACK)
+    # Not from a collector: a title far over the 1,024-character limit, on an otherwise valid batch.
+    titles = pa.array(["x" * 5000] + [None] * 9, pa.string())
+    forged = good.events.set_column(good.events.schema.get_field_index("window_title"), "window_title", titles)
+    writer = Writer(data_dir, pg_url, nats_url, stream)  # creates the stream
+    try:
+        publish_raw(nats_url, stream, "fleet-device-a",
+                    encode_checked(Batch(good.batch_id, good.device_id, forged, good.content_hash)), ARROW_STREAM)
+        deadline = time.monotonic() + 20
+        while stream_state(nats_url, stream)["messages"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert stream_state(nats_url, stream)["messages"] == 0  # terminated, not retried forever
+    finally:
+        closing = writer.stop()
+    assert "1 refused" in closing, closing
+    assert any("window_title" in line and "longer than 1024" in line for line in writer.lines), writer.lines
+    with EventStore(data_dir, database_url=pg_url) as store:
+        assert store.sessions() == []
+
+
+def test_decode_checked_reads_back_what_encode_checked_wrote_and_refuses_anything_else() -> None:
+    from deskcorder.wire import InvalidBatch, UnreadableBatch, decode_batch, decode_checked, encode_checked
+
+    batch = decode_batch(body("batch-roundtrip", "fleet-device-a", make_events("session-x", 0, 100)), MSGPACK)
+    for compress in (False, True):
+        back = decode_checked(encode_checked(batch, compress=compress))
+        assert (back.batch_id, back.device_id, back.content_hash) == (batch.batch_id, batch.device_id,
+                                                                     batch.content_hash)
+        assert back.events.equals(batch.events) and back.events.schema.metadata is None
+    encoded = encode_checked(batch)
+    for junk in (b"", b"not arrow", encoded[: len(encoded) // 2]):
+        with pytest.raises(UnreadableBatch):
+            decode_checked(junk)
+    renamed = dataclasses.replace(batch, batch_id="no")
+    with pytest.raises(InvalidBatch) as refused:
+        decode_checked(encode_checked(renamed))
+    assert refused.value.field == "batch_id"
+    with pytest.raises(InvalidBatch) as refused:
+        decode_checked(encode_checked(dataclasses.replace(batch, content_hash="abc")))
+    assert refused.value.field == "content_hash"
+    with pytest.raises(InvalidBatch) as refused:
+        decode_checked(encode_checked(dataclasses.replace(batch, events=batch.events.drop_columns(["reason"]))))
+    assert refused.value.field == "events"

@@ -9,21 +9,27 @@ control database is SQLite in the data dir (and PostgreSQL where the
 from __future__ import annotations
 
 import datetime as dt
+import json
 import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import select
 
 from deskcorder.store import Conflict, EventStore, InvalidInput, StoreError
 from deskcorder.store._tables import batches
 
-from .helpers import READ, TEST_ACTOR, decrypted_file
-from .privacy_rig import DEVICES, OKAPI, TYPED, ZEBRA, populate, traces, typed_text, write_typing
+from .helpers import READ, TEST_ACTOR, _stop, decrypted_file, enrol, enrol_in, start_collector
+from .privacy_rig import DEVICES, OKAPI, TYPED, ZEBRA, clean_error, cli, populate, traces, typed_text, write_typing
 from .s3_rig import bucket_objects, s3_bucket_url, s3_endpoint  # noqa: F401  (fixtures)
+from .test_collect_http import batch, columns, packed, post
+from .test_fleet_jetstream import Writer, make_events, nats_url, pg_url, start_fleet_collector, stream  # noqa: F401
+from .test_fleet_jetstream import body as fleet_body
+from .test_fleet_jetstream import post as fleet_post
 from .test_store_event_store import database_url  # noqa: F401  (fixture: SQLite, and PostgreSQL)
 
 NS_PER_DAY = 86_400 * 10**9
@@ -153,3 +159,63 @@ def test_a_file_copied_to_another_key_in_the_bucket_fails_authentication(tmp_pat
         store.files.put(okapi_key, store.files.get(zebra_key))  # zebra's bytes under okapi's name
         with pytest.raises(StoreError, match="restore it from a backup"):
             store.read_events(**READ)
+
+
+# -- through the collector and the CLI, as a deployment runs it ----------------------------------------
+
+
+def test_a_collector_stores_uploads_in_the_bucket_and_every_command_finds_them_there(
+        tmp_path: Path, s3_bucket_url: str) -> None:
+    data_dir = tmp_path / "data"
+    enrol_in(data_dir, "alice", "device-s3")
+    with start_collector(data_dir, "--events-url", s3_bucket_url, "--retention-interval", "0") as url:
+        for i in range(3):
+            r = post(url, packed(batch(f"s3-batch-{i:04d}", columns("sess-s3", 200, 200 * i), "device-s3")),
+                     device="device-s3")
+            assert r.status_code == 200 and r.json()["stored"] == 200, r.text
+        again = post(url, packed(batch("s3-batch-0000", columns("sess-s3", 200, 0), "device-s3")), device="device-s3")
+        assert again.json() == {"batch_id": "s3-batch-0000", "stored": 0, "duplicate": True}
+    assert len(bucket_objects(s3_bucket_url)) == 3 and not (data_dir / "events").exists()
+
+    # Commands without --events-url: the control database tells them where the files are.
+    built = cli(data_dir, "dataset", "build", "--out", str(tmp_path / "ds"))
+    assert built.returncode == 0, built.stderr
+    assert json.loads((tmp_path / "ds" / "stats.json").read_text())["events"] == 600
+    erased = cli(data_dir, "erase", "--employee", "alice", "--reason", "ticket DPO-32", "--yes")
+    assert erased.returncode == 0, erased.stderr
+    assert bucket_objects(s3_bucket_url) == {}
+    refused = cli(data_dir, "serve", "--events-url", f"file://{tmp_path / 'other'}", "--port", "0")
+    clean_error(refused, "event files are at s3://")
+
+
+def test_fleet_writers_on_other_data_dirs_store_into_the_shared_bucket(
+        tmp_path: Path, s3_bucket_url: str, nats_url: str, stream: str, pg_url: str) -> None:  # noqa: F811
+    """Fleet mode with nothing shared on disk: PostgreSQL, NATS and the bucket are the whole state."""
+    collector_dir, writer_dirs = tmp_path / "collector", [tmp_path / f"writer-{i}" for i in range(2)]
+    with EventStore(collector_dir, database_url=pg_url, events_url=s3_bucket_url) as store:
+        enrol(store, "fleet-s3-person", "fleet-s3-desk")
+    master_key = (collector_dir / "master.key").read_text()
+    proc, url = start_fleet_collector(collector_dir, nats_url, stream, "--database-url", pg_url)
+    # Each writer has its own data dir (the master key comes from the environment, as from a secret store)
+    # and no --events-url: the control database tells it where the files go.
+    env = {"DESKCORDER_MASTER_KEY": master_key}
+    writers = [Writer(d, pg_url, nats_url, stream, env=env) for d in writer_dirs]
+    try:
+        with httpx.Client(timeout=30) as client:
+            for i in range(6):
+                r = fleet_post(client, url, fleet_body(f"fleet-s3-{i:04d}", "fleet-s3-desk",
+                                                       make_events("sess-fleet-s3", 300 * i, 300)))
+                assert r.status_code == 200 and r.json()["queued"], r.text
+        deadline = time.monotonic() + 30
+        with EventStore(collector_dir, database_url=pg_url) as store:
+            while len(store.read_events(**READ)) < 1800 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            table = store.read_events(**READ)
+    finally:
+        for writer in writers:
+            writer.stop()
+        _stop(proc)
+    assert table.column("seq").to_pylist() == list(range(1800))  # every acknowledged event, once
+    assert len(bucket_objects(s3_bucket_url)) == 6
+    for d in [collector_dir, *writer_dirs]:
+        assert not (d / "events").exists()

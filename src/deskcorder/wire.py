@@ -14,6 +14,13 @@ Encodings: MessagePack (``Content-Type: application/msgpack``, what the agent
 sends) or JSON (``application/json``, handy with curl). Both carry the same
 structure. The batch id makes uploads idempotent: the collector stores a
 batch id once and acknowledges repeats without storing them again.
+
+Inside a fleet (collector -> NATS JetStream -> writer, never from an agent) a
+batch the collector has decoded and checked travels as an Arrow IPC stream
+(``ARROW_STREAM``, ``encode_checked`` / ``decode_checked``): the events table
+with the ids and the content hash in its schema metadata. The writer reads it
+back at memory speed instead of unpacking MessagePack, rebuilding every column
+and re-packing it for the hash; it still checks every value again.
 """
 
 from __future__ import annotations
@@ -27,14 +34,17 @@ from typing import Any, Mapping
 import msgpack
 import pyarrow as pa
 
-from .events import InvalidEvents, columns_to_table
+from .events import EVENT_SCHEMA, MAX_EVENTS_PER_BATCH, InvalidEvents, _check_values, columns_to_table
 
-__all__ = ["Batch", "InvalidBatch", "UnreadableBatch", "MSGPACK", "JSON", "WIRE_VERSION", "batch_json_schema", "decode_batch", "encode_batch"]
+__all__ = ["Batch", "InvalidBatch", "UnreadableBatch", "MSGPACK", "JSON", "ARROW_STREAM", "WIRE_VERSION",
+           "batch_json_schema", "decode_batch", "encode_batch", "encode_checked", "decode_checked"]
 
 WIRE_VERSION = 1
 MSGPACK = "application/msgpack"
 JSON = "application/json"
+ARROW_STREAM = "application/vnd.apache.arrow.stream"  # fleet-internal only: the HTTP API does not take it
 _ID = re.compile(r"^[A-Za-z0-9_.:\-]{8,128}$")
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
 class InvalidBatch(ValueError):
@@ -104,6 +114,62 @@ def decode_batch(body: bytes, content_type: str) -> Batch:
     # batch retried in the other encoding is still recognised as the same batch.
     content_hash = hashlib.sha256(msgpack.packb(events, use_bin_type=True)).hexdigest()
     return Batch(obj["batch_id"], obj["device_id"], table, content_hash)
+
+
+def encode_checked(batch: Batch, *, compress: bool = False) -> bytes:
+    """A decoded and checked batch as one Arrow IPC stream (``ARROW_STREAM``), for ``decode_checked``.
+
+    Uncompressed it is about 1.7 times the MessagePack size and costs next to
+    nothing to write and read. ``compress`` (LZ4, ~0.6 times the MessagePack
+    size, ~0.3 us per event on each side) is for a batch that would not fit in
+    a message otherwise; the reader needs no flag, the stream says it.
+    """
+    meta = {b"v": str(WIRE_VERSION).encode(), b"batch_id": batch.batch_id.encode(),
+            b"device_id": batch.device_id.encode(), b"content_hash": batch.content_hash.encode()}
+    table = batch.events.replace_schema_metadata(meta)
+    options = pa.ipc.IpcWriteOptions(compression="lz4" if compress else None)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def decode_checked(body: bytes) -> Batch:
+    """Read ``encode_checked``'s stream back, checking it as ``decode_batch`` checks a body.
+
+    Every event value is checked again (a message on the stream need not come
+    from a collector). The content hash is taken from the message, not
+    recomputed: it can only be recomputed from the MessagePack form, and
+    whoever can publish to the stream can name any device anyway.
+    """
+    try:
+        table = pa.ipc.open_stream(body).read_all()
+        table.validate(full=True)  # offsets and UTF-8 before any kernel touches them
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise UnreadableBatch(f"message is not a valid Arrow IPC stream: {exc}", field="body") from exc
+    meta = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in (table.schema.metadata or {}).items()}
+    if meta.get("v") != str(WIRE_VERSION):
+        raise InvalidBatch(f"unsupported wire version {meta.get('v')!r} in the Arrow metadata; this writer "
+                           f"reads v={WIRE_VERSION}", field="v")
+    for name in ("batch_id", "device_id"):
+        if not _ID.match(meta.get(name, "")):
+            raise InvalidBatch(f"{name} must be 8-128 characters of A-Z a-z 0-9 _ . : -, got {meta.get(name)!r}",
+                               field=name)
+    if not _SHA256_HEX.match(meta.get("content_hash", "")):
+        raise InvalidBatch(f"content_hash must be 64 lowercase hex digits, got {meta.get('content_hash')!r}",
+                           field="content_hash")
+    table = table.replace_schema_metadata(None)
+    if not table.schema.equals(EVENT_SCHEMA):
+        raise InvalidBatch(f"events: the Arrow schema is not the event schema: {table.schema}", field="events")
+    if not 1 <= table.num_rows <= MAX_EVENTS_PER_BATCH:
+        raise InvalidBatch(f"events: {table.num_rows} events; a batch holds 1 to {MAX_EVENTS_PER_BATCH}",
+                           field="events")
+    try:
+        _check_values(table)
+    except InvalidEvents as exc:
+        field = f"events.{exc.field}" if exc.field else "events"
+        raise InvalidBatch(f"events: {exc}", field=field, row=exc.row) from exc
+    return Batch(meta["batch_id"], meta["device_id"], table, meta["content_hash"])
 
 
 _JSON_TYPES = {"string": "string", "int64": "integer", "int32": "integer"}

@@ -17,6 +17,12 @@ DATA_DIR = typer.Option(Path("deskcorder-data"), "--data-dir",
                         help="The collector's data dir (events/, control.db, master.key).")
 DATABASE_URL = typer.Option(None, "--database-url",
                             help="Control database URL (default: sqlite:///DATA_DIR/control.db).")
+# Only where a store is set up (serve, writer): the first use records it, every other command reads it.
+EVENTS_URL = typer.Option(None, "--events-url",
+                          help="Where the event files go, recorded in the control database on first use "
+                               "(default: DATA_DIR/events): s3://BUCKET/PREFIX, with "
+                               "?endpoint_override=HOST:PORT&scheme=http for MinIO and the like (credentials from "
+                               "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), or file:///PATH.")
 
 
 def fail(message: str) -> typer.Exit:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from ._store_options import EVENTS_URL
+
 
 class LogLevel(str, enum.Enum):
     critical = "critical"
@@ -25,6 +27,7 @@ def serve(
                                        help="Server log level; debug also logs every request."),
     database_url: str | None = typer.Option(None, "--database-url",
                                      help="Control database URL (default: sqlite:///DATA_DIR/control.db)."),
+    events_url: str | None = EVENTS_URL,
     retention_interval: float = typer.Option(3600.0, "--retention-interval", min=0,
                                              help="Seconds between retention runs (deleting data older than the "
                                                   "policy's retention_days); 0 turns it off."),
@@ -32,6 +35,10 @@ def serve(
                                     "server (nats://HOST:4222) for `deskcorder writer` to store, instead of "
                                     "storing them here."),
     stream: str = typer.Option("DESKCORDER_BATCHES", "--stream", help="Fleet mode: the JetStream stream name."),
+    replicas: int = typer.Option(1, "--replicas", min=1, max=5,
+                                 help="Fleet mode: JetStream replicas of the stream, when this process creates it "
+                                      "(an existing stream is kept; a different count is logged). Production "
+                                      "wants 3 on a 3-node NATS cluster; a single NATS server takes only 1."),
     device_rate: float = typer.Option(20.0, "--device-rate", min=0,
                                       help="Batches per second each device may send (more get 429); 0: no limit."),
     device_burst: int = typer.Option(40, "--device-burst", min=1,
@@ -46,8 +53,8 @@ def serve(
 
     try:
         run_server(data_dir, host, port, log_level=log_level.value, database_url=database_url,
-                   retention_interval_s=retention_interval or None, nats_url=nats, stream=stream,
-                   device_rate_per_s=device_rate, device_burst=device_burst)
+                   events_url=events_url, retention_interval_s=retention_interval or None, nats_url=nats, stream=stream,
+                   replicas=replicas, device_rate_per_s=device_rate, device_burst=device_burst)
     except OSError as exc:
         typer.echo(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}; "
                    f"pick another --port (0 picks a free one)", err=True)

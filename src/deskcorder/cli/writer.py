@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from ._store_options import DATA_DIR, DATABASE_URL, fail
+from ._store_options import DATA_DIR, DATABASE_URL, EVENTS_URL, fail
 from .serve import LogLevel
 
 
@@ -21,8 +21,13 @@ def writer(
                                                  "(nats://HOST:4222)."),
     data_dir: Path = DATA_DIR,
     database_url: str | None = DATABASE_URL,
+    events_url: str | None = EVENTS_URL,
     stream: str = typer.Option("DESKCORDER_BATCHES", "--stream", help="The JetStream stream the collectors "
                                                                       "publish to (their --stream)."),
+    replicas: int = typer.Option(1, "--replicas", min=1, max=5,
+                                 help="JetStream replicas of the stream, when this process creates it (an existing "
+                                      "stream is kept; a different count is logged). Production wants 3 on a "
+                                      "3-node NATS cluster; a single NATS server takes only 1."),
     concurrency: int = typer.Option(4, "--concurrency", min=1, max=64, help="Batches written at once."),
     ack_wait: float = typer.Option(30.0, "--ack-wait", min=1.0,
                                    help="Seconds before a batch taken by a writer that died is given to another "
@@ -45,10 +50,11 @@ def writer(
     name = f"writer@{socket.gethostname()}:{os.getpid()}"
     try:
         check_stream_name(stream)
-        store = EventStore(data_dir, database_url=database_url)
+        store = EventStore(data_dir, database_url=database_url, events_url=events_url)
     except StoreError as exc:
         raise fail(str(exc)) from exc
-    worker = IngestWorker(store, nats, stream=stream, ack_wait_s=ack_wait, concurrency=concurrency, name=name)
+    worker = IngestWorker(store, nats, stream=stream, ack_wait_s=ack_wait, concurrency=concurrency, name=name,
+                          replicas=replicas)
 
     def ready(stream_name: str, consumer: str) -> None:
         # Tests and scripts wait for this exact line; keep its wording.

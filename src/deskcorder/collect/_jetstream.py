@@ -31,6 +31,15 @@ NATS is unreachable, so a load balancer sends agents to another collector.
 
 The collector is stateless: it keeps no batch after answering, so any number
 of them run side by side behind a load balancer.
+
+What is published: the batch as the collector decoded and checked it, as an
+Arrow IPC stream (``wire.encode_checked``), so that a writer does not decode,
+rebuild and re-hash it a second time. Uncompressed Arrow is ~1.7 times the
+MessagePack size, so a batch whose Arrow form would be over ``max_payload``
+(above ~8,000 events of desk work) goes LZ4-compressed, and in the unlikely
+case that this does not fit either, as the request body itself. The writer
+reads all three (the ``Content-Type`` header says Arrow or the body's type);
+writers older than this cannot read Arrow, so upgrade writers before collectors.
 """
 
 from __future__ import annotations
@@ -45,8 +54,9 @@ from typing import TYPE_CHECKING, Any, AsyncIterator
 from starlette.concurrency import run_in_threadpool
 
 from ..store import BatchConflict, EventStore, NotPermitted, StoreError
-from ..store._ingest_worker import STREAM, check_batch, check_stream_name, connect_nats, ensure_stream, message_id, subject_for
-from ..wire import InvalidBatch, UnreadableBatch, decode_batch
+from ..store._ingest_worker import (STREAM, check_batch, check_replicas, check_stream_name, connect_nats,
+                                    ensure_stream, message_id, subject_for)
+from ..wire import ARROW_STREAM, InvalidBatch, UnreadableBatch, decode_batch, encode_checked
 from ._device_auth import check_sender
 from ._problems import Problem
 
@@ -71,10 +81,11 @@ class JetStreamPublisher:
     """The fleet collector's batch path; ``lifespan`` connects (and keeps reconnecting) to NATS."""
 
     def __init__(self, store: EventStore, nats_url: str, *, stream: str | None = None,
-                 publish_timeout_s: float = PUBLISH_TIMEOUT_S):
+                 publish_timeout_s: float = PUBLISH_TIMEOUT_S, replicas: int = 1):
         self._store = store
         self._url = nats_url
         self._stream = check_stream_name(stream or STREAM)
+        self._replicas = check_replicas(replicas)
         self._timeout = publish_timeout_s
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
@@ -107,7 +118,7 @@ class JetStreamPublisher:
         self._nc = nc
         while True:
             try:
-                await ensure_stream(nc.jetstream(), self._stream)
+                await ensure_stream(nc.jetstream(), self._stream, replicas=self._replicas, who=self._name)
                 break
             except Exception as exc:  # JetStream not enabled, or a stream of the wrong kind: keep telling
                 log.error("%s: cannot set up the JetStream stream %r: %s", self._name, self._stream, exc)
@@ -129,13 +140,16 @@ class JetStreamPublisher:
         if len(body) > limit:
             raise Problem(413, f"body is {len(body)} bytes; this fleet collector's buffer (NATS max_payload) takes "
                                f"at most {limit} bytes per batch (send fewer events per batch)", field="body")
-        batch, known = await run_in_threadpool(self._check, body, content_type, device_id)
+        batch, known, checked = await run_in_threadpool(self._check, body, content_type, device_id, limit)
         if known is not None:  # already stored: answered like the embedded collector does
             return {"batch_id": batch.batch_id, "stored": 0, "duplicate": True, "queued": False}
-        media = content_type.split(";")[0].strip().lower()
+        if checked is not None:
+            payload, media = checked, ARROW_STREAM
+        else:  # even compressed Arrow is over the limit: the writer decodes the body instead
+            payload, media = body, content_type.split(";")[0].strip().lower()
         headers = {"Nats-Msg-Id": message_id(batch), "Content-Type": media}
         try:
-            ack = await self._js.publish(subject_for(self._stream, batch.device_id), body, stream=self._stream,
+            ack = await self._js.publish(subject_for(self._stream, batch.device_id), payload, stream=self._stream,
                                          headers=headers)
         except Exception as exc:  # nats errors, timeouts, a full stream: none acknowledged anything
             log.error("%s: publishing batch %s to %r failed: %s", self._name, batch.batch_id, self._stream,
@@ -144,8 +158,13 @@ class JetStreamPublisher:
         return {"batch_id": batch.batch_id, "stored": 0 if ack.duplicate else batch.events.num_rows,
                 "duplicate": bool(ack.duplicate), "queued": True}
 
-    def _check(self, body: bytes, content_type: str, device_id: str) -> tuple[Batch, Any]:
-        """Decode and check in a worker thread: the same answers as the embedded collector's ``_ingest``."""
+    def _check(self, body: bytes, content_type: str, device_id: str,
+               limit: int) -> tuple[Batch, Any, bytes | None]:
+        """Decode and check in a worker thread: the same answers as the embedded collector's ``_ingest``.
+
+        Returns the batch, its stored duplicate (or None), and its Arrow form to
+        publish (None when it is stored already or would be over ``limit`` bytes).
+        """
         try:
             batch = decode_batch(body, content_type)
         except InvalidBatch as exc:
@@ -153,7 +172,7 @@ class JetStreamPublisher:
                           row=exc.row) from exc
         check_sender(batch.device_id, device_id)
         try:
-            return batch, check_batch(self._store, batch)
+            known = check_batch(self._store, batch)
         except NotPermitted as exc:
             raise Problem(403, str(exc), field=exc.field, row=exc.row) from exc
         except BatchConflict as exc:
@@ -162,8 +181,20 @@ class JetStreamPublisher:
             log.error("checking batch %s failed: %s", batch.batch_id, exc)
             raise Problem(503, f"the collector could not check the batch: {exc}",
                           headers={"Retry-After": _RETRY_AFTER_S}) from exc
+        if known is not None:
+            return batch, known, None
+        return batch, None, _fitting(batch, limit)
 
     def _unavailable(self, what: str) -> Problem:
         return Problem(503, f"this collector {what} its NATS JetStream buffer at {self._url}; nothing was "
                             f"acknowledged: retry after {_RETRY_AFTER_S} s with the same batch_id",
                        headers={"Retry-After": _RETRY_AFTER_S})
+
+
+def _fitting(batch: Batch, limit: int) -> bytes | None:
+    """The batch's Arrow form within ``limit`` bytes: plain, else compressed, else None."""
+    for compress in (False, True):
+        encoded = encode_checked(batch, compress=compress)
+        if len(encoded) <= limit:
+            return encoded
+    return None

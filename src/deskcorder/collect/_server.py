@@ -37,10 +37,11 @@ class _Server(uvicorn.Server):
 
 
 def run_server(data_dir: Path | str, host: str = "127.0.0.1", port: int = 8765, *, log_level: str = "info",
-               database_url: str | None = None, max_body_bytes: int = MAX_BODY_BYTES,
-               max_inflight: int = MAX_INFLIGHT, on_ready: Callable[[str], None] = announce,
-               retention_interval_s: float | None = RETENTION_INTERVAL_S, nats_url: str | None = None,
-               stream: str | None = None, device_rate_per_s: float = DEVICE_RATE_PER_S,
+               database_url: str | None = None, events_url: str | None = None,
+               max_body_bytes: int = MAX_BODY_BYTES, max_inflight: int = MAX_INFLIGHT,
+               on_ready: Callable[[str], None] = announce, retention_interval_s: float | None = RETENTION_INTERVAL_S,
+               nats_url: str | None = None, stream: str | None = None, replicas: int = 1,
+               device_rate_per_s: float = DEVICE_RATE_PER_S,
                device_burst: int = DEVICE_BURST) -> None:
     """Serve the collector until SIGINT/SIGTERM; in-flight batches finish before it returns.
 
@@ -48,7 +49,9 @@ def run_server(data_dir: Path | str, host: str = "127.0.0.1", port: int = 8765, 
     Retention (the policy's ``retention_days``) runs at start and every
     ``retention_interval_s`` seconds; None or 0 turns it off.
     ``nats_url``: fleet mode, batches are published to the JetStream ``stream``
-    for ``deskcorder writer`` processes to store (see ``_jetstream.py``).
+    for ``deskcorder writer`` processes to store (see ``_jetstream.py``), created
+    with ``replicas`` JetStream replicas if it does not exist yet.
+    ``events_url``: where event files go (see ``EventStore``), recorded on first use.
     ``device_rate_per_s`` / ``device_burst``: each device's batch rate limit (0: none; see ``_device_auth.py``).
     Raises OSError when the address cannot be bound, StoreError when the store cannot open.
     """
@@ -56,7 +59,7 @@ def run_server(data_dir: Path | str, host: str = "127.0.0.1", port: int = 8765, 
         raise ValueError(f"log level {log_level!r}; choose one of {', '.join(LOG_LEVELS)}")
     sock = _bind(host, port)  # bound here so port 0 resolves before anyone needs the URL
     try:
-        store = EventStore(data_dir, database_url=database_url)
+        store = EventStore(data_dir, database_url=database_url, events_url=events_url)
     except BaseException:
         sock.close()
         raise
@@ -70,7 +73,7 @@ def run_server(data_dir: Path | str, host: str = "127.0.0.1", port: int = 8765, 
         if nats_url is not None:
             from ._jetstream import JetStreamPublisher  # nats-py is only needed in fleet mode
 
-            publisher = JetStreamPublisher(store, nats_url, stream=stream)
+            publisher = JetStreamPublisher(store, nats_url, stream=stream, replicas=replicas)
         config = uvicorn.Config(create_app(store, max_body_bytes=max_body_bytes, max_inflight=max_inflight,
                                            publisher=publisher, device_rate_per_s=device_rate_per_s,
                                            device_burst=device_burst),

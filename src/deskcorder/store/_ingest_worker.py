@@ -9,10 +9,18 @@ so that collectors and writers can each be scaled and killed independently::
 The collector (``deskcorder.collect._jetstream``) decodes and validates a
 batch, runs ``check_batch`` (what ``write_batch`` would refuse, answered
 synchronously: 403, 409, or 200 duplicate for a batch already stored), then
-publishes the request body and answers 200 only after JetStream's PubAck.
-A writer (``IngestWorker``, run by ``deskcorder writer``) fetches from the
-stream's one durable pull consumer, calls ``EventStore.write_batch`` and acks
-the message only after it returned.
+publishes the checked batch as an Arrow IPC stream (``wire.encode_checked``;
+LZ4-compressed, or as a last resort the request body itself, when that would
+not fit in a NATS message) and answers 200 only after JetStream's PubAck. A
+writer (``IngestWorker``, run by ``deskcorder writer``) fetches from the
+stream's one durable pull consumer, reads the batch back
+(``wire.decode_checked``: no MessagePack unpacking, column building or
+re-hashing a second time, every value checked again), calls
+``EventStore.write_batch`` and acks the message only after it returned.
+Writers read both kinds of message. Upgrading a fleet from a version whose
+collectors published only the body: upgrade the writers first, then the
+collectors; an old writer cannot read Arrow and would drop (term, with an
+error in its log) the acknowledged batches a new collector published.
 
 Why killing any one process loses nothing acknowledged
 ------------------------------------------------------
@@ -43,8 +51,12 @@ Stream ``DESKCORDER_BATCHES`` (``--stream`` picks another name), subjects
 deleted once a writer acked it and the stream only ever holds the backlog;
 ``discard=new`` with ``max_bytes`` (unlimited by default), so a full buffer
 refuses new batches (the collector answers 503, the agent keeps them in its
-spool) instead of dropping acknowledged ones. Created idempotently by
-whichever collector or writer starts first.
+spool) instead of dropping acknowledged ones; ``num_replicas`` from
+``--replicas`` (1 by default; production runs 3 on a 3-node NATS cluster, so
+that an acknowledged batch survives the loss of a NATS node: with 1, it is
+on one server's disk only). Created idempotently by whichever collector or
+writer starts first; an existing stream is kept as it is (a different replica
+count is logged as a warning: change it with ``nats stream edit``).
 
 Consumer ``writers`` (durable, pull, shared by every writer): explicit acks;
 ``ack_wait`` 30 s by default: a dead writer's batches come back after that
@@ -72,7 +84,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..wire import MSGPACK, Batch, InvalidBatch, decode_batch
+from ..wire import ARROW_STREAM, MSGPACK, Batch, InvalidBatch, decode_batch, decode_checked
 from . import _audit, _consent
 from ._control import check_sessions_owned, lookup_batch
 from ._errors import BatchConflict, InvalidInput, NotPermitted, StoreError
@@ -86,7 +98,8 @@ if TYPE_CHECKING:
     from ._store import EventStore
 
 __all__ = ["STREAM", "CONSUMER", "ACK_WAIT_S", "DUPLICATE_WINDOW_S", "IngestWorker", "WorkerStats",
-           "check_batch", "check_stream_name", "connect_nats", "ensure_stream", "message_id", "subject_for"]
+           "check_batch", "check_replicas", "check_stream_name", "connect_nats", "ensure_stream", "message_id",
+           "subject_for"]
 
 log = logging.getLogger("deskcorder.writer")
 
@@ -108,6 +121,14 @@ def check_stream_name(stream: str) -> str:
         raise InvalidInput(f"JetStream stream name {stream!r} must be 1-64 characters of A-Z a-z 0-9 _ - "
                            f"(no dots: the name is also the subject prefix)", field="stream")
     return stream
+
+
+def check_replicas(replicas: int) -> int:
+    # JetStream's own limit: a stream is kept on 1 to 5 servers.
+    if not 1 <= replicas <= 5:
+        raise InvalidInput(f"JetStream stream replicas must be 1 to 5, got {replicas} (production: 3, on a "
+                           f"3-node NATS cluster)", field="replicas")
+    return replicas
 
 
 def subject_for(stream: str, device_id: str) -> str:
@@ -147,10 +168,11 @@ async def connect_nats(url: str, *, name: str, on_error_log_every_s: float = 30.
                               reconnected_cb=on_reconnected)
 
 
-async def ensure_stream(js: JetStreamContext, stream: str, *, max_bytes: int = -1, replicas: int = 1) -> None:
+async def ensure_stream(js: JetStreamContext, stream: str, *, max_bytes: int = -1, replicas: int = 1,
+                        who: str = "deskcorder") -> None:
     """Create the batch stream, or accept the one there (idempotent: every collector and writer calls it)."""
     from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
-    from nats.js.errors import BadRequestError, NotFoundError
+    from nats.js.errors import APIError, NotFoundError
 
     config = StreamConfig(name=stream, subjects=[f"{stream}.>"], retention=RetentionPolicy.WORK_QUEUE,
                           storage=StorageType.FILE, discard=DiscardPolicy.NEW, max_bytes=max_bytes,
@@ -159,16 +181,23 @@ async def ensure_stream(js: JetStreamContext, stream: str, *, max_bytes: int = -
     try:
         await js.add_stream(config)
         return
-    except BadRequestError:
-        pass  # exists with other settings (an operator raised max_bytes, say): keep them
+    except APIError as exc:  # it exists with other settings (an operator raised max_bytes, say): keep them
+        refused = exc
     try:
         info = await js.stream_info(stream)
-    except NotFoundError as exc:
-        raise StoreError(f"cannot create the JetStream stream {stream!r}") from exc
+    except NotFoundError:
+        hint = "; a single NATS server (not a cluster) takes only --replicas 1" if replicas > 1 else ""
+        raise StoreError(f"cannot create the JetStream stream {stream!r} with {replicas} replica(s): "
+                         f"{refused.description or refused}{hint}") from refused
     if info.config.retention != RetentionPolicy.WORK_QUEUE:
         raise StoreError(f"the JetStream stream {stream!r} exists with {info.config.retention} retention; "
                          f"fleet mode needs workqueue retention (delete it with `nats stream rm {stream}` "
                          f"once it is empty, or pick another --stream)")
+    existing = info.config.num_replicas or 1
+    if existing != replicas:
+        log.warning("%s: the JetStream stream %r has %d replica(s), not the %d asked for (--replicas); keeping "
+                    "it as it is (change it with `nats stream edit %s --replicas %d`)", who, stream, existing,
+                    replicas, stream, replicas)
 
 
 async def ensure_consumer(js: JetStreamContext, stream: str, ack_wait_s: float) -> float:
@@ -247,9 +276,10 @@ class IngestWorker:
     """
 
     def __init__(self, store: EventStore, nats_url: str, *, stream: str = STREAM, ack_wait_s: float = ACK_WAIT_S,
-                 concurrency: int = 4, name: str = "writer"):
+                 concurrency: int = 4, name: str = "writer", replicas: int = 1):
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        self._replicas = check_replicas(replicas)
         self._store = store
         self._url = nats_url
         self._stream = check_stream_name(stream)
@@ -267,7 +297,7 @@ class IngestWorker:
         inflight: set[asyncio.Task[None]] = set()
         try:
             js = nc.jetstream()
-            await ensure_stream(js, self._stream)
+            await ensure_stream(js, self._stream, replicas=self._replicas, who=self._name)
             ack_wait = await ensure_consumer(js, self._stream, self._ack_wait_s)
             sub = await js.pull_subscribe_bind(durable=CONSUMER, stream=self._stream)
             if on_ready is not None:
@@ -330,7 +360,8 @@ class IngestWorker:
     def _store_one(self, body: bytes, content_type: str) -> tuple[Outcome, str]:
         """Decode and store one message's batch (in a worker thread); never raises."""
         try:
-            batch = decode_batch(body, content_type)
+            # A collector publishes its checked batch as Arrow; the body only when even LZ4 Arrow is too big.
+            batch = decode_checked(body) if content_type == ARROW_STREAM else decode_batch(body, content_type)
         except InvalidBatch as exc:  # the collector validated it, so this is a bug or a foreign publisher
             self.stats.count(refused=1)
             log.error("%s: dropping an undecodable message from %s: %s", self._name, self._stream, exc)
