@@ -112,6 +112,45 @@ def test_withdrawing_consent_stops_capture_within_a_second(xs: XSession, desk: D
     assert typed(events) == "".join(typist.alphabet[i % 26] for i in range(len(keys)))  # every key up to then
 
 
+def test_the_collector_sets_every_agents_upload_and_status_cadence(xs: XSession, tmp_path: Path) -> None:
+    """A fleet's collectors tell agents how often to upload and to ask (the agent's own settings differ)."""
+    data_dir = tmp_path / "data"
+    with start_collector(data_dir, "--agent-upload-interval", "1.5", "--agent-status-interval", "0.25") as url:
+        desk = Desk(data_dir, url)
+        desk.set_policy(ALLOW_ALL)
+        desk.add_employee("cadence-person")
+        desk.consent("cadence-person", "give")
+        xs.activate(terminal(xs, "CadenceTerm", "cadence"))
+        with desk.agent(tmp_path / "agent", "cadence-person", status_poll_s=2.0, upload_interval_s=0.2) as agent:
+            assert (agent.poller.interval_s, agent.uploader.interval_s) == (0.25, 1.5)
+            wait_for(lambda: agent.stats()["recording"], "recording did not start")
+            typist = Typist(xs)
+            typist.start()
+            try:
+                uploads = []  # when the uploaded count moved: one batch each time, every ~1.5 s
+                start = time.monotonic()
+                last = agent.stats()["uploaded"]
+                while time.monotonic() - start < 4.0:
+                    now = agent.stats()["uploaded"]
+                    if now != last:
+                        uploads.append(time.monotonic() - start)
+                        last = now
+                    time.sleep(0.01)
+                withdrawn_at = time.monotonic()
+                desk.consent("cadence-person", "withdraw")
+                # The collector's 0.25 s poll, not the agent's own 2 s, decides how soon capture stops.
+                took = wait_for(lambda: not agent.stats()["recording"], "recording did not stop", 1.5)
+            finally:
+                typist.finish()
+    # An upload drains the spool back to back (a chunk spooled meanwhile goes in the same round).
+    rounds = [u for i, u in enumerate(uploads) if i == 0 or u - uploads[i - 1] > 0.5]
+    gaps = [b - a for a, b in zip(rounds, rounds[1:])]
+    print(f"\nuploads at {[round(u, 2) for u in uploads]} s; withdrawal heard after {took * 1000:.0f} ms "
+          f"(request sent {(withdrawn_at - start) * 1000:.0f} ms in)")
+    assert 2 <= len(rounds) <= 4 and all(g >= 1.3 for g in gaps), uploads  # not every 0.2 s
+    assert took < 0.25 + 0.5
+
+
 def test_an_unreachable_collector_at_start_means_nothing_is_recorded(xs: XSession, tmp_path: Path) -> None:
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from deskcorder.capture import HttpTransport, Spool
 from deskcorder.capture._uploader import Uploader
 from deskcorder.events import Event, EventKind, events_to_columns
@@ -40,3 +42,22 @@ def test_a_batch_from_before_consent_is_dead_lettered_and_the_backlog_behind_it_
     with EventStore(data_dir) as store:
         stored = store.read_events(**READ).column("seq").to_pylist()
     assert stored == [0, 1, 2, 3, 8, 9, 10, 11]
+
+
+@pytest.mark.parametrize("hints, upload, poll", [
+    ({"upload_interval_s": 60, "status_poll_s": 5}, 60.0, 5.0),
+    ({"upload_interval_s": 86400, "status_poll_s": 3600}, 3600.0, 60.0),  # a poll is never more than a minute apart
+    ({"upload_interval_s": 0, "status_poll_s": -1}, 0.1, 0.1),
+    ({"upload_interval_s": "60", "status_poll_s": True}, None, None),  # malformed: the agent's own settings
+    ({"status_poll_s": float("nan")}, None, None),
+    ("every minute", None, None),
+    (None, None, None),
+])
+def test_the_collectors_cadence_hints_are_clamped_or_ignored(hints: object, upload: float | None,
+                                                             poll: float | None) -> None:
+    from deskcorder.capture._status import status_from_json
+
+    body = {"recording_allowed": True, "policy_version": 1, "reason": "ok", "agent": hints,
+            "policy": 'version = 1\nretention_days = 30\nscope_text = "t"\n[[apps]]\ntitle_include = [".*"]\n'}
+    status = status_from_json(body)
+    assert status.allowed and (status.upload_interval_s, status.status_poll_s) == (upload, poll)

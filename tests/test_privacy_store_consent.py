@@ -143,6 +143,7 @@ def test_employee_without_consent_is_refused_then_stored_after_consent(collector
     assert snapshot(data_dir) == before
     not_yet = status(url, "device-dave-001")
     assert not_yet["recording_allowed"] is False and not_yet["consent"] is None
+    assert "agent" not in not_yet  # no cadence set on this collector: agents keep their own
     assert "not agreed" in not_yet["reason"]
 
     given = give(url, "dave")

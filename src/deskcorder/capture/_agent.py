@@ -11,7 +11,10 @@ Enrolment and consent first: ``start`` enrols the device with
 decides whose device this is) and asks for the recording status before the
 first input listener is attached. Until an answer says recording_allowed nothing is recorded, not
 even into the spool; a withdrawal stops recording at the next poll, within
-``status_poll_s`` plus one request (well under a second).
+``status_poll_s`` plus one request (well under a second by default). A fleet's
+collectors may set the cadence for every agent in their status answers
+(``upload_interval_s``, ``status_poll_s``, the latter at most 60 s); the
+agent's own settings stand until one does.
 
 What a crash loses: a ``kill -9`` or power cut loses the events still in
 memory, i.e. those captured since the start of the writer's last completed
@@ -159,8 +162,10 @@ class Agent:
             raise
         self.writer = Writer(self.queue, self.spool, self.session_id, move_hz=cfg.move_hz,
                              flush_interval_s=cfg.flush_interval_s, flush_max_events=cfg.flush_max_events)
+        first = self.poller.last_status
         self.uploader = Uploader(self.spool, transport, self.device_id, max_events=cfg.upload_max_events,
-                                 interval_s=cfg.upload_interval_s)
+                                 interval_s=first.upload_interval_s if first and first.upload_interval_s
+                                 else cfg.upload_interval_s)
         self.writer.start()
         self.uploader.start()
         try:
@@ -252,6 +257,8 @@ class Agent:
     # -- status poller and control socket callbacks ------------------------------------
     def _on_status(self, status: RecordingStatus) -> None:
         self.queue.apply(lambda t_mono, t_wall, out: self.gate.set_status(status, t_mono, t_wall, out))
+        if status.upload_interval_s is not None and hasattr(self, "uploader"):
+            self.uploader.interval_s = status.upload_interval_s
 
     def _on_tick(self) -> None:
         self.queue.apply(self.gate.tick)

@@ -1,4 +1,5 @@
-"""May this device record now, and under which policy: the collector's answer, asked again every 0.5 s.
+"""May this device record now, and under which policy: the collector's answer, asked again every 0.5 s
+(or at the cadence the collector asks for, see ``RecordingStatus``).
 
 ``CollectorStatus`` enrols the device once when it has no credential yet
 (``POST /v1/devices/enrol`` with the admin's one-time token, see
@@ -40,9 +41,16 @@ from ._credential import Credential
 from ._errors import AgentError
 from ._transport import TransportError
 
-__all__ = ["CollectorStatus", "FixedStatus", "RecordingStatus", "StatusPoller", "StatusSource", "status_from_json"]
+__all__ = ["CollectorStatus", "FixedStatus", "RecordingStatus", "StatusPoller", "StatusSource", "status_from_json",
+           "UPLOAD_INTERVAL_RANGE_S", "STATUS_POLL_RANGE_S"]
 
 log = logging.getLogger("deskcorder.capture")
+
+
+# What a collector may ask of an agent's cadence (its ``"agent"`` hints). The poll is capped at a
+# minute: no collector setting can leave an agent deaf to a withdrawal of consent for longer.
+UPLOAD_INTERVAL_RANGE_S = (0.1, 3600.0)
+STATUS_POLL_RANGE_S = (0.1, 60.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,10 +60,30 @@ class RecordingStatus:
     detail: str  # the collector's plain words, for the person at the desk
     policy: Policy | None
     policy_version: int
+    # The fleet's cadence, when the collector sets one (``deskcorder serve --agent-upload-interval``,
+    # ``--agent-status-interval``); None: the agent's own settings stand.
+    upload_interval_s: float | None = None
+    status_poll_s: float | None = None
 
 
 def status_from_json(body: dict[str, Any]) -> RecordingStatus:
     """A ``GET /v1/devices/{id}/status`` answer as the gate needs it."""
+    return dataclasses.replace(_recording_status(body), **_cadence(body.get("agent")))
+
+
+def _cadence(hints: Any) -> dict[str, float | None]:
+    """The collector's cadence hints, clamped to what an agent accepts; malformed ones are ignored."""
+    out: dict[str, float | None] = {"upload_interval_s": None, "status_poll_s": None}
+    if not isinstance(hints, dict):
+        return out
+    for name, (low, high) in (("upload_interval_s", UPLOAD_INTERVAL_RANGE_S), ("status_poll_s", STATUS_POLL_RANGE_S)):
+        value = hints.get(name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:  # not NaN
+            out[name] = min(high, max(low, float(value)))
+    return out
+
+
+def _recording_status(body: dict[str, Any]) -> RecordingStatus:
     detail = str(body.get("reason") or "")
     version = int(body.get("policy_version") or 0)
     policy: Policy | None = None
@@ -222,8 +250,14 @@ class StatusPoller:
             log.warning("collector: %s: %s", "recording allowed" if status.allowed else f"not recording "
                         f"({status.reason})", status.detail)
         self.last_status = status
+        if status.status_poll_s is not None:
+            self._interval_s = status.status_poll_s  # the fleet's cadence; the next wait uses it
         self._on_status(status)
         return True
+
+    @property
+    def interval_s(self) -> float:
+        return self._interval_s
 
     def start(self) -> None:
         self._thread.start()

@@ -67,6 +67,15 @@ class Uploader:
         self.dead_lettered = 0
         self.last_error: str | None = None
 
+    @property
+    def interval_s(self) -> float:
+        return self._interval_s
+
+    @interval_s.setter
+    def interval_s(self, seconds: float) -> None:
+        # The collector's cadence (read by the loop before each wait; a wait already begun runs out).
+        self._interval_s = seconds
+
     def is_healthy(self) -> bool:
         return self._clock() >= self.disabled_until
 

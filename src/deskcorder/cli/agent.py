@@ -45,6 +45,12 @@ def agent(
                                   help="Most mouse moves recorded per second; the latest position of each slot is kept."),
     flush_interval: float = typer.Option(0.2, "--flush-interval", min=0.01,
                                          help="Seconds between spool writes: the most input a crash can lose."),
+    upload_interval: float = typer.Option(0.5, "--upload-interval", min=0.1, max=3600,
+                                          help="Seconds between uploads, until the collector sets its own "
+                                               "(serve --agent-upload-interval)."),
+    status_interval: float = typer.Option(0.5, "--status-interval", min=0.1, max=60,
+                                          help="Seconds between consent checks with the collector, until it sets "
+                                               "its own (serve --agent-status-interval)."),
 ) -> None:
     """Record keyboard, mouse, scroll and active-window events until SIGINT/SIGTERM, with consent.
 
@@ -52,7 +58,7 @@ def agent(
     `deskcorder device token --employee HANDLE`); later starts reuse the stored credential.
     Nothing is recorded until the collector confirms the employee's consent to the current policy.
     Only the applications and hours that policy allows are recorded; password prompts never are.
-    A withdrawal of consent stops recording within a second.
+    A withdrawal of consent stops recording within one status interval (0.5 s unless the collector sets another).
     Events are spooled on disk first, so a collector that is down loses nothing.
     The subcommands pause, resume and query the agent already running with that --state-dir.
     """
@@ -69,6 +75,7 @@ def agent(
         typer.echo(f"error: --server must be an http(s) URL such as http://collector:8765, got {server!r}", err=True)
         raise typer.Exit(2)
     config = AgentConfig(server_url=server, state_dir=state_dir, move_hz=move_hz, flush_interval_s=flush_interval,
+                         upload_interval_s=upload_interval, status_poll_s=status_interval,
                          enrol_token=enrol_token or None,
                          pause_hotkey=None if pause_hotkey.strip().lower() in ("", "off", "none") else pause_hotkey)
     recorder = Agent(config)

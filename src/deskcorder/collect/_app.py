@@ -45,7 +45,7 @@ from ..store import BatchConflict, EventStore, NotPermitted, StoreError
 from ..wire import JSON, MSGPACK, InvalidBatch, UnreadableBatch, decode_batch
 from ._device_auth import (DEVICE_BURST, DEVICE_RATE_PER_S, RateLimiter, SharedRateLimiter, authenticate_request,
                            check_sender)
-from ._people_api import people_router
+from ._people_api import AgentCadence, people_router
 from ._portal import mount_portal
 from ._problems import Problem, install_handlers
 
@@ -64,9 +64,11 @@ _ACCEPTED = (MSGPACK, "application/x-msgpack", JSON)
 
 def create_app(store: EventStore, *, max_body_bytes: int = MAX_BODY_BYTES,
                max_inflight: int = MAX_INFLIGHT, publisher: JetStreamPublisher | None = None,
-               device_rate_per_s: float = DEVICE_RATE_PER_S, device_burst: int = DEVICE_BURST) -> FastAPI:
+               device_rate_per_s: float = DEVICE_RATE_PER_S, device_burst: int = DEVICE_BURST,
+               cadence: AgentCadence = AgentCadence()) -> FastAPI:
     # publisher: fleet mode (``_jetstream.py``), batches go to JetStream instead of the store.
     # device_rate_per_s: batches per second per device (0: no limit), device_burst: at once.
+    # cadence: the upload and status intervals every agent is told to use (``_people_api.py``).
     # A fleet's collectors share each device's bucket in the control database, or a device
     # behind the balancer would get the limit once per collector.
     limiter = (RateLimiter(device_rate_per_s, device_burst) if publisher is None
@@ -74,7 +76,7 @@ def create_app(store: EventStore, *, max_body_bytes: int = MAX_BODY_BYTES,
     app = FastAPI(title="deskcorder collector", version=__version__,
                   lifespan=None if publisher is None else publisher.lifespan)
     install_handlers(app)
-    app.include_router(people_router(store))
+    app.include_router(people_router(store, cadence))
     mount_portal(app, store)  # the transparency portal and admin console: /login, /me, /admin
     inflight = 0  # only touched on the event loop thread, so no lock
 

@@ -11,8 +11,10 @@
                                see ``_device_auth.py``; 401 without, 403 when revoked or for another device)
                                -> 200 ``{"device_id", "recording_allowed", "reason", "policy_version",
                                "policy" (TOML text or null), "consent" ({"action", "policy_version",
-                               "method", "recorded_at", "scope_text"} or null)}``. The agent polls it
-                               every 0.5 s, so it only reads (four indexed lookups) and is not audited.
+                               "method", "recorded_at", "scope_text"} or null)}``, plus ``"agent":
+                               {"upload_interval_s", "status_poll_s"}`` when the collector sets the
+                               fleet's cadence (``AgentCadence``). The agent polls it every 0.5 s by
+                               default, so it only reads (four indexed lookups) and is not audited.
 ``POST /v1/employees/{handle}/consent``
                                needs the person's own portal login as HTTP Basic credentials
                                (``Authorization: Basic base64(handle:password)``; 401 without or when
@@ -36,6 +38,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
@@ -46,7 +49,7 @@ from ..store import EventStore, StoreError
 from ._device_auth import authenticate_request
 from ._problems import Problem, store_problem
 
-__all__ = ["people_router"]
+__all__ = ["people_router", "AgentCadence"]
 
 
 class _Strict(BaseModel):
@@ -98,8 +101,26 @@ def _actor(request: Request) -> str:
     return f"http:{request.client.host if request.client else 'unknown'}"
 
 
-def people_router(store: EventStore) -> APIRouter:
+@dataclasses.dataclass(frozen=True)
+class AgentCadence:
+    """How often every agent should upload and ask for its status (``deskcorder serve --agent-...``).
+
+    A fleet sets it centrally: 70,000 agents polling every 0.5 s are 140,000 requests/s, uploading
+    every 0.5 s they send ~7-event batches whose per-batch cost dominates (docs/benchmarks.md).
+    None leaves the agents' own settings. Agents cap the poll at 60 s whatever is asked.
+    """
+
+    upload_interval_s: float | None = None
+    status_poll_s: float | None = None
+
+    def as_json(self) -> dict[str, float] | None:
+        hints = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        return hints or None
+
+
+def people_router(store: EventStore, cadence: AgentCadence = AgentCadence()) -> APIRouter:
     router = APIRouter()
+    hints = cadence.as_json()
 
     @router.post("/v1/devices/enrol")
     def enrol_device(body: EnrolDevice, request: Request) -> dict[str, Any]:
@@ -117,9 +138,12 @@ def people_router(store: EventStore) -> APIRouter:
             raise Problem(403, f"this request is authenticated as device {device.device_id!r}; it may read only "
                                f"its own status, not {device_id!r}", field="device_id")
         try:
-            return (await run_in_threadpool(store.device_status, device_id)).as_json()
+            answer = (await run_in_threadpool(store.device_status, device_id)).as_json()
         except StoreError as exc:
             raise store_problem(exc) from exc
+        if hints is not None:
+            answer["agent"] = hints
+        return answer
 
     @router.post("/v1/employees/{handle}/consent")
     async def record_consent(handle: str, body: ConsentAct, request: Request) -> dict[str, Any]:

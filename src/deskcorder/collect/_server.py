@@ -13,6 +13,7 @@ from ..store import EventStore
 from ._app import MAX_BODY_BYTES, MAX_INFLIGHT, create_app
 from ._device_auth import DEVICE_BURST, DEVICE_RATE_PER_S
 from ._retention_timer import RETENTION_INTERVAL_S, RetentionTimer
+from ._people_api import AgentCadence
 
 __all__ = ["run_server", "announce"]
 
@@ -41,8 +42,8 @@ def run_server(data_dir: Path | str, host: str = "127.0.0.1", port: int = 8765, 
                max_body_bytes: int = MAX_BODY_BYTES, max_inflight: int = MAX_INFLIGHT,
                on_ready: Callable[[str], None] = announce, retention_interval_s: float | None = RETENTION_INTERVAL_S,
                nats_url: str | None = None, stream: str | None = None, replicas: int = 1,
-               device_rate_per_s: float = DEVICE_RATE_PER_S,
-               device_burst: int = DEVICE_BURST) -> None:
+               device_rate_per_s: float = DEVICE_RATE_PER_S, device_burst: int = DEVICE_BURST,
+               cadence: AgentCadence = AgentCadence()) -> None:
     """Serve the collector until SIGINT/SIGTERM; in-flight batches finish before it returns.
 
     ``port=0`` picks a free port; ``on_ready`` gets the URL once it accepts connections.
@@ -52,6 +53,7 @@ def run_server(data_dir: Path | str, host: str = "127.0.0.1", port: int = 8765, 
     for ``deskcorder writer`` processes to store (see ``_jetstream.py``), created
     with ``replicas`` JetStream replicas if it does not exist yet.
     ``events_url``: where event files go (see ``EventStore``), recorded on first use.
+    ``cadence``: the upload and status intervals every agent is told to use (None: their own).
     ``device_rate_per_s`` / ``device_burst``: each device's batch rate limit (0: none; see ``_device_auth.py``).
     Raises OSError when the address cannot be bound, StoreError when the store cannot open.
     """
@@ -76,7 +78,7 @@ def run_server(data_dir: Path | str, host: str = "127.0.0.1", port: int = 8765, 
             publisher = JetStreamPublisher(store, nats_url, stream=stream, replicas=replicas)
         config = uvicorn.Config(create_app(store, max_body_bytes=max_body_bytes, max_inflight=max_inflight,
                                            publisher=publisher, device_rate_per_s=device_rate_per_s,
-                                           device_burst=device_burst),
+                                           device_burst=device_burst, cadence=cadence),
                                 log_level=log_level, access_log=log_level == "debug",
                                 timeout_graceful_shutdown=30)
         _Server(config, url, on_ready).run(sockets=[sock])
