@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import time
 from pathlib import Path
 
@@ -38,7 +40,12 @@ def test_a_batch_from_before_consent_is_dead_lettered_and_the_backlog_behind_it_
         assert uploader.upload_once() is False  # nothing left
     assert (uploader.uploaded, uploader.dead_lettered) == (8, 4)
     assert spool.backlog() == 0 and spool.dead_letter_events() == 4
+    (refused,) = spool.dead_letters()
+    assert refused["status"] == 403 and "consent" in refused["error"]
     spool.close()
+    # Counted, but what was recorded outside consent is not kept on the desk either.
+    with contextlib.closing(sqlite3.connect(tmp_path / "spool.db")) as db:
+        assert db.execute("SELECT columns FROM dead_letter").fetchall() == [(b"",)]
     with EventStore(data_dir) as store:
         stored = store.read_events(**READ).column("seq").to_pylist()
     assert stored == [0, 1, 2, 3, 8, 9, 10, 11]

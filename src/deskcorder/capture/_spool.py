@@ -18,7 +18,13 @@ Tables
 ``uploads``      an upload in flight: batch_id, device_id, n_events. Created
                  *before* sending, deleted together with its chunks on ack.
 ``dead_letter``  batches the collector refused as invalid: kept for inspection,
-                 never retried.
+                 never retried. Batches it refused because their events fall outside
+                 the person's consent (``discard``) leave only their count and the
+                 collector's words here: what a person did not consent to is not kept,
+                 not even on their own disk.
+
+``secure_delete`` is on, so deleted rows (acknowledged chunks, discarded
+events) are overwritten in the file instead of lingering in free pages.
 """
 
 from __future__ import annotations
@@ -98,6 +104,7 @@ class Spool:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA secure_delete=ON")
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version not in (0, _SCHEMA_VERSION):
                 raise SpoolError(f"{self.path} has spool format {version}, this agent reads {_SCHEMA_VERSION}; "
@@ -176,9 +183,10 @@ class Spool:
             self._db.execute("UPDATE chunks SET upload_id = NULL WHERE upload_id = ?", (upload.upload_id,))
             self._db.execute("DELETE FROM uploads WHERE id = ?", (upload.upload_id,))
 
-    def dead_letter(self, upload: Upload, status: int | None, error: str) -> None:
-        """Move a batch the collector refused as invalid out of the queue, keeping its events."""
-        body = msgpack.packb(upload.columns, use_bin_type=True)
+    def dead_letter(self, upload: Upload, status: int | None, error: str, *, keep_events: bool = True) -> None:
+        """Move a batch the collector refused out of the queue: with its events (invalid, kept for
+        inspection), or without them (``keep_events=False``: outside consent, only counted)."""
+        body = msgpack.packb(upload.columns, use_bin_type=True) if keep_events else b""
         with self._lock, self._transaction():
             self._db.execute("INSERT OR REPLACE INTO dead_letter VALUES (?, ?, ?, ?, ?, ?, ?)",
                              (upload.batch_id, upload.device_id, upload.n_events, status, error, body,

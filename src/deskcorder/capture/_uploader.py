@@ -15,7 +15,8 @@ Answers and what they mean here:
     401, 403, 404, 405      the server refuses *every* batch (wrong URL, auth): a configuration
                             problem, not a bad batch, so back off and retry rather than dead-letter
                             the whole backlog; except a 403 naming a ``row``: those events fall
-                            outside the employee's consent and may never be stored -> dead letter
+                            outside the employee's consent and may never be stored -> deleted,
+                            only their count kept in the dead-letter table
     other 4xx               the batch itself is poisoned (400, 409, 415, 422): move it to the
                             dead-letter table, count it, go on with the next one
 """
@@ -145,14 +146,15 @@ class Uploader:
             return True
         # A 403 naming a row refuses this batch's events (recorded outside the employee's consent, e.g.
         # offline after a withdrawal), not every batch: storing them is never allowed, so retrying would
-        # only block the backlog behind them. They go to the dead-letter table like any poisoned batch.
+        # only block the backlog behind them. Keeping them would keep what the person did not consent
+        # to, so they are deleted; a poisoned batch (422...) keeps its events for inspection.
         refused_events = status == 403 and _problem_row(response) is not None
         if refused_events or (400 <= status < 500 and status not in (408, 429)
                               and status not in self._SERVER_REFUSES_ALL):
-            self._spool.dead_letter(upload, status, detail)
+            self._spool.dead_letter(upload, status, detail, keep_events=not refused_events)
             self.dead_lettered += upload.n_events
-            log.error("%s; moved its %d events to the dead-letter table in %s", detail, upload.n_events,
-                      self._spool.path)
+            log.error("%s; %s its %d events (dead-letter table in %s)", detail,
+                      "deleted" if refused_events else "set aside", upload.n_events, self._spool.path)
             return True
         retry_after = _retry_after(response.headers.get("retry-after")) if status in (429, 503) else None
         self._retry_later(detail, retry_after)
