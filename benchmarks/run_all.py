@@ -9,6 +9,7 @@ Each benchmark is its own script (run them alone for more options):
     redaction_quality.py  redaction recall/precision on the labelled corpus, strings/s
     load_generator.py     simulated devices, embedded and fleet (NATS JetStream + PostgreSQL) modes
     fleet_ingest.py       fleet collector and writer events/s per core at 1,000-10,000 events per batch
+    status_poll.py        what an agent's status poll costs a collector (and PostgreSQL), polls/s per core
 They run sequentially, never side by side, so one does not steal the other's cores.
 """
 
@@ -36,6 +37,7 @@ def main() -> None:
         ("redaction quality", ["redaction_quality.py", "--seconds", "1" if quick else "3"]),
         ("fleet load", ["load_generator.py", "--duration", "10" if quick else "30"]),
         ("fleet batch mode", ["fleet_ingest.py", "--rounds", "1" if quick else "3"]),
+        ("status polls", ["status_poll.py", "--seconds", "5" if quick else "10"]),
     ]
     failed = []
     for title, argv in runs:

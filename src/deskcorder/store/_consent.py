@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 from typing import Any
 
@@ -23,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import Connection, func, select
 
-from ..policy import PolicyError, parse_policy
+from ..policy import Policy, PolicyError, parse_policy
 from . import _audit
 from ._errors import Conflict, InvalidInput, NotPermitted
 from ._control import as_utc
@@ -42,8 +43,14 @@ _FOREVER = 2**63 - 1
 
 
 def _policy(row: Any) -> PolicyRecord:
-    return PolicyRecord(row.version, row.body, parse_policy(row.body), as_utc(row.created_at), row.created_by,
+    return PolicyRecord(row.version, row.body, _parsed(row.body), as_utc(row.created_at), row.created_by,
                         row.note)
+
+
+@functools.lru_cache(maxsize=32)
+def _parsed(text: str) -> Policy:
+    # Every status poll reads the current policy: parse each stored text once (Policy is frozen).
+    return parse_policy(text)
 
 
 def current_policy(conn: Connection) -> PolicyRecord:
