@@ -310,6 +310,10 @@ def test_fleet_collector_refuses_unconsented_devices_and_publishes_a_repeated_ba
             forged = post(client, url, body("batch-forged-1", "fleet-device-a", events), as_device="fleet-device-c")
             assert forged.status_code == 403 and forged.json()["field"] == "device_id"
             assert stream_state(nats_url, stream)["messages"] == 0  # refused before publishing
+            # A fleet collector tells its agents to upload every minute and ask every 10 s (status polls
+            # dominate a fleet's CPU at the agents' own 0.5 s: docs/benchmarks.md).
+            status = client.get(f"{url}/v1/devices/fleet-device-a/status", headers=auth_headers(url, "fleet-device-a"))
+            assert status.json()["agent"] == {"upload_interval_s": 60.0, "status_poll_s": 10.0}
 
             first = post(client, url, body("batch-alice-1", "fleet-device-a", events))
             again = post(client, url, body("batch-alice-1", "fleet-device-a", events))

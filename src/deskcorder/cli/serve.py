@@ -41,13 +41,13 @@ def serve(
                                       "wants 3 on a 3-node NATS cluster; a single NATS server takes only 1."),
     agent_upload_interval: float | None = typer.Option(
         None, "--agent-upload-interval", min=0.1, max=3600,
-        help="Seconds between every agent's uploads, sent to them with their status (default: each agent's own, "
-             "0.5 s). A fleet wants 60 or more: fewer, larger batches cost far less per event."),
+        help="Seconds between every agent's uploads, sent to them with their status (default: 60 with --nats, "
+             "else each agent's own, 0.5 s): fewer, larger batches cost far less per event."),
     agent_status_interval: float | None = typer.Option(
         None, "--agent-status-interval", min=0.1, max=60,
-        help="Seconds between every agent's status polls (default: each agent's own, 0.5 s): how long a "
-             "withdrawal of consent may take to stop recording at the desk. Events after it are refused here "
-             "whatever this says."),
+        help="Seconds between every agent's status polls (default: 10 with --nats, else each agent's own, "
+             "0.5 s): how long a withdrawal of consent may take to stop recording at the desk. Events after it "
+             "are refused here whatever this says."),
     device_rate: float = typer.Option(20.0, "--device-rate", min=0,
                                       help="Batches per second each device may send (more get 429); 0: no limit."),
     device_burst: int = typer.Option(40, "--device-burst", min=1,
@@ -60,11 +60,12 @@ def serve(
     from ..collect import AgentCadence, run_server
     from ..store import StoreError
 
+    make_cadence = AgentCadence.fleet_default if nats else AgentCadence
     try:
         run_server(data_dir, host, port, log_level=log_level.value, database_url=database_url,
                    events_url=events_url, retention_interval_s=retention_interval or None, nats_url=nats, stream=stream,
                    replicas=replicas, device_rate_per_s=device_rate, device_burst=device_burst,
-                   cadence=AgentCadence(agent_upload_interval, agent_status_interval))
+                   cadence=make_cadence(agent_upload_interval, agent_status_interval))
     except OSError as exc:
         typer.echo(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}; "
                    f"pick another --port (0 picks a free one)", err=True)
