@@ -155,6 +155,16 @@ def test_a_post_without_the_logins_csrf_token_is_refused_and_changes_nothing(por
                      headers=auth_headers(portal['url'], "device-bob")).json()["recording_allowed"] is True
 
 
+def test_the_pause_button_says_how_soon_recording_stops(portal: dict[str, Any]) -> None:
+    from deskcorder.collect import AgentCadence
+
+    page = log_in(portal["url"], "bob", PASSWORD["bob"]).get("/me").text
+    assert "Stops recording on all your devices within a second" in page  # agents poll every 0.5 s here
+    # A fleet's collectors promise what their cadence allows: one poll interval plus the request.
+    assert AgentCadence.fleet_default().stops_within() == "11 seconds"
+    assert AgentCadence(status_poll_s=0.25).stops_within() == "a second"
+
+
 def test_the_login_form_needs_its_own_token(portal: dict[str, Any]) -> None:
     r = httpx.post(portal["url"] + "/login", headers=HTML,
                    data={"login": "bob", "password": PASSWORD["bob"], "csrf_token": "made-up"})

@@ -46,7 +46,8 @@ def give(
 
 @app.command("withdraw")
 def withdraw(employee: str = EMPLOYEE, data_dir: Path = DATA_DIR, database_url: str | None = DATABASE_URL) -> None:
-    """Withdraw consent: recording on their devices stops within a second (the agent polls)."""
+    """Withdraw consent: recording on their devices stops at the agents' next status poll (within a second; on
+    a fleet within its --agent-status-interval, 10 s by default), and nothing stamped later is ever stored."""
     with open_store(data_dir, database_url) as store:
         record = store.record_consent(employee, "withdraw", policy_version=None, method="cli", actor=cli_actor())
     typer.echo(f"consent withdrawn by {employee} at {record.recorded_at:%Y-%m-%d %H:%M:%S} UTC; events recorded "

@@ -75,6 +75,8 @@ def create_app(store: EventStore, *, max_body_bytes: int = MAX_BODY_BYTES,
                else SharedRateLimiter(store, device_rate_per_s, device_burst))
     app = FastAPI(title="deskcorder collector", version=__version__,
                   lifespan=None if publisher is None else publisher.lifespan)
+    # What the portal promises about a pause: the agents hear of it at their next status poll.
+    app.state.recording_stops_within = cadence.stops_within()
     install_handlers(app)
     app.include_router(people_router(store, cadence))
     mount_portal(app, store)  # the transparency portal and admin console: /login, /me, /admin

@@ -126,6 +126,12 @@ class AgentCadence:
         return cls(60.0 if upload_interval_s is None else upload_interval_s,
                    10.0 if status_poll_s is None else status_poll_s)
 
+    def stops_within(self) -> str:
+        """How soon agents hear of a withdrawal or a pause, in words (the agents' default poll is 0.5 s)."""
+        if self.status_poll_s is None or self.status_poll_s < 1:
+            return "a second"
+        return f"{self.status_poll_s + 1:g} seconds"  # one poll interval plus the request
+
     def as_json(self) -> dict[str, float] | None:
         hints = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
         return hints or None
