@@ -106,7 +106,7 @@ def wait_stored(store: Any, expected: int, timeout: float = 600) -> None:
 def one_run(size: int, args: argparse.Namespace) -> dict[str, Any]:
     """One collector + one writer at one batch size; returns the figures."""
     import psycopg
-    from load_generator import Proc, _delete_stream, enrol, service_cpu
+    from load_generator import Proc, enrol, service_cpu, tear_down
 
     from deskcorder.store import EventStore
 
@@ -182,13 +182,7 @@ def one_run(size: int, args: argparse.Namespace) -> dict[str, Any]:
             if p.popen.poll() is None:
                 p.popen.send_signal(signal.SIGCONT)  # a frozen writer would not see the SIGTERM
             p.stop()
-        asyncio.run(_delete_stream(args.nats, stream))
-        admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-        admin.close()
-        if not args.keep:
-            import shutil
-
-            shutil.rmtree(work, ignore_errors=True)
+        tear_down(args.nats, stream, admin, db, work, keep=args.keep)
 
 
 def print_run(label: str, r: dict[str, Any]) -> None:

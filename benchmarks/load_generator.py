@@ -34,7 +34,7 @@ import dataclasses
 import os
 import random
 import re
-import statistics
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -372,15 +372,19 @@ def run(mode: str, args: argparse.Namespace) -> Result:
         for ps in procs.values():
             for p in ps:
                 p.stop()
-        if mode == "fleet":
-            asyncio.run(_delete_stream(args.nats, stream))
-        if admin is not None:
-            admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-            admin.close()
-        if not args.keep:
-            import shutil
+        tear_down(args.nats if mode == "fleet" else None, stream, admin, db, work, keep=args.keep)
 
-            shutil.rmtree(work, ignore_errors=True)
+
+def tear_down(nats_url: str | None, stream: str | None, admin: Any, db: str | None, work: Path, *,
+              keep: bool) -> None:
+    """Remove what a run made: its JetStream stream (``nats_url``), PostgreSQL database (``admin``), data dirs."""
+    if nats_url is not None and stream is not None:
+        asyncio.run(_delete_stream(nats_url, stream))
+    if admin is not None:
+        admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        admin.close()
+    if not keep:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def control_size(admin: Any, db: str | None, data_dir: Path) -> int:

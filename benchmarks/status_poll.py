@@ -67,7 +67,7 @@ import psutil
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from load_generator import ACTOR, POLICY, Proc, _delete_stream, enrol, service_cpu  # noqa: E402
+from load_generator import ACTOR, POLICY, Proc, enrol, service_cpu, tear_down  # noqa: E402
 
 from deskcorder.store import EventStore  # noqa: E402
 
@@ -372,13 +372,7 @@ def run(mode: str, args: argparse.Namespace) -> Result:
     finally:
         if collector is not None:
             collector.stop()
-        if mode == "fleet":
-            asyncio.run(_delete_stream(args.nats, stream))
-        if admin is not None:
-            admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-            admin.close()
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
+        tear_down(args.nats if mode == "fleet" else None, stream, admin, db, work, keep=args.keep)
 
 
 # -- where the collector's CPU goes -----------------------------------------------------------------------
