@@ -50,7 +50,7 @@ from ..store import DeviceCredential, EventStore, NotAuthenticated, NotPermitted
 from ..store._rate_limits import take_token
 from ._problems import Problem, store_problem
 
-__all__ = ["authenticate_request", "check_sender", "RateLimiter", "SharedRateLimiter", "DEVICE_RATE_PER_S",
+__all__ = ["authenticate_request", "authenticate", "check_sender", "RateLimiter", "SharedRateLimiter", "DEVICE_RATE_PER_S",
            "DEVICE_BURST", "bearer"]
 
 DEVICE_RATE_PER_S = 20.0
@@ -78,9 +78,16 @@ def _parse(header: str | None) -> tuple[str, str]:
 
 async def authenticate_request(store: EventStore, request: Request) -> DeviceCredential:
     """The authenticated device of this request, or the 401/403/503 Problem."""
-    device_id, secret = _parse(request.headers.get("authorization"))
+    header = request.headers.get("authorization")
+    _parse(header)  # a malformed header is answered without a trip to a worker thread
+    return await run_in_threadpool(authenticate, store, header)
+
+
+def authenticate(store: EventStore, header: str | None) -> DeviceCredential:
+    """``authenticate_request`` for code already in a worker thread (blocks on the control database)."""
+    device_id, secret = _parse(header)
     try:
-        return await run_in_threadpool(store.authenticate_device, device_id, secret)
+        return store.authenticate_device(device_id, secret)
     except (NotAuthenticated, NotPermitted) as exc:
         raise store_problem(exc) from exc
     except StoreError as exc:

@@ -46,7 +46,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
 from ..store import EventStore, StoreError
-from ._device_auth import authenticate_request
+from ._device_auth import authenticate
 from ._problems import Problem, store_problem
 
 __all__ = ["people_router", "AgentCadence"]
@@ -151,13 +151,16 @@ def people_router(store: EventStore, cadence: AgentCadence = AgentCadence()) -> 
         return {"device_id": body.device_id, "employee_id": employee_id, "secret": secret}
 
     @router.get("/v1/devices/{device_id}/status")
-    async def device_status(device_id: str, request: Request) -> dict[str, Any]:
-        device = await authenticate_request(store, request)
+    def device_status(device_id: str, request: Request) -> dict[str, Any]:
+        # A plain def: FastAPI runs it in one worker thread, credential check and status together.
+        # Every agent polls this all day, and each hop to a worker thread and back costs more CPU
+        # than the lookups (benchmarks/status_poll.py).
+        device = authenticate(store, request.headers.get("authorization"))
         if device.device_id != device_id:
             raise Problem(403, f"this request is authenticated as device {device.device_id!r}; it may read only "
                                f"its own status, not {device_id!r}", field="device_id")
         try:
-            answer = (await run_in_threadpool(store.device_status, device_id)).as_json()
+            answer = store.device_status(device_id).as_json()
         except StoreError as exc:
             raise store_problem(exc) from exc
         if hints is not None:
