@@ -219,6 +219,8 @@ def summary(results: dict[tuple[str, int], list[dict[str, Any]]]) -> None:
 
 
 def main() -> None:
+    from load_generator import add_server_options
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batch-sizes", default="1000,2000,5000", help="events per batch, comma-separated")
     parser.add_argument("--events", type=int, default=200_000, help="timed events per run (rounded up to batches)")
@@ -226,9 +228,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--src", action="append", default=[], metavar="LABEL=DIR",
                         help="compare source trees (DIR goes first on PYTHONPATH); default: the installed one")
-    parser.add_argument("--nats", default=os.environ.get("DESKCORDER_TEST_NATS", "nats://127.0.0.1:4222"))
-    parser.add_argument("--postgres", default=os.environ.get("DESKCORDER_TEST_POSTGRES",
-                                                             "postgresql://postgres@127.0.0.1:5432/postgres"))
+    add_server_options(parser)
     parser.add_argument("--overlap", action="store_true",
                         help="run the writer while the collector is posted to (default: posts first with the "
                              "writer frozen, then the writer drains them alone)")

@@ -375,6 +375,13 @@ def run(mode: str, args: argparse.Namespace) -> Result:
         tear_down(args.nats if mode == "fleet" else None, stream, admin, db, work, keep=args.keep)
 
 
+def add_server_options(parser: argparse.ArgumentParser) -> None:
+    """--nats and --postgres, the servers a fleet-mode benchmark runs against (tear_down removes what it made)."""
+    parser.add_argument("--nats", default=os.environ.get("DESKCORDER_TEST_NATS", "nats://127.0.0.1:4222"))
+    parser.add_argument("--postgres", default=os.environ.get("DESKCORDER_TEST_POSTGRES",
+                                                             "postgresql://postgres@127.0.0.1:5432/postgres"))
+
+
 def tear_down(nats_url: str | None, stream: str | None, admin: Any, db: str | None, work: Path, *,
               keep: bool) -> None:
     """Remove what a run made: its JetStream stream (``nats_url``), PostgreSQL database (``admin``), data dirs."""
@@ -448,9 +455,7 @@ def main() -> None:
     parser.add_argument("--speed", type=float, default=1.0, help="replay speed (2: each device is two people)")
     parser.add_argument("--collectors", type=int, default=1, help="fleet mode collectors")
     parser.add_argument("--writers", type=int, default=1, help="fleet mode writers")
-    parser.add_argument("--nats", default=os.environ.get("DESKCORDER_TEST_NATS", "nats://127.0.0.1:4222"))
-    parser.add_argument("--postgres", default=os.environ.get("DESKCORDER_TEST_POSTGRES",
-                                                             "postgresql://postgres@127.0.0.1:5432/postgres"))
+    add_server_options(parser)
     parser.add_argument("--fleet-devices", type=int, default=70_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep", action="store_true", help="keep the data dirs")

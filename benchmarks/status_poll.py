@@ -67,7 +67,7 @@ import psutil
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from load_generator import ACTOR, POLICY, Proc, enrol, service_cpu, tear_down  # noqa: E402
+from load_generator import ACTOR, POLICY, Proc, add_server_options, enrol, service_cpu, tear_down  # noqa: E402
 
 from deskcorder.store import EventStore  # noqa: E402
 
@@ -533,9 +533,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true",
                         help="py-spy (and perf, if installed) on the collector during the timed phase")
     parser.add_argument("--profile-rate", type=int, default=100, help="py-spy samples per second")
-    parser.add_argument("--nats", default=os.environ.get("DESKCORDER_TEST_NATS", "nats://127.0.0.1:4222"))
-    parser.add_argument("--postgres", default=os.environ.get("DESKCORDER_TEST_POSTGRES",
-                                                             "postgresql://postgres@127.0.0.1:5432/postgres"))
+    add_server_options(parser)
     parser.add_argument("--fleet-devices", type=int, default=70_000)
     parser.add_argument("--keep", action="store_true", help="keep the data dirs")
     parser.add_argument("--json", type=Path, help="also write the figures here")
