@@ -19,9 +19,9 @@ Tables
                  *before* sending, deleted together with its chunks on ack.
 ``dead_letter``  batches the collector refused as invalid: kept for inspection,
                  never retried. Batches it refused because their events fall outside
-                 the person's consent (``discard``) leave only their count and the
-                 collector's words here: what a person did not consent to is not kept,
-                 not even on their own disk.
+                 the person's consent (``dead_letter(keep_events=False)``) leave only
+                 their count and the collector's words here: what a person did not
+                 consent to is not kept, not even on their own disk.
 
 ``secure_delete`` is on, so deleted rows (acknowledged chunks, discarded
 events) are overwritten in the file instead of lingering in free pages.

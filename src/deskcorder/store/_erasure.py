@@ -86,11 +86,14 @@ def _erase(engine: Engine, files: EventFiles, handle: str, actor: str, reason: s
         device_ids = list(conn.execute(select(devices.c.device_id).where(devices.c.employee_id == employee_id))
                           .scalars())
         listed = [p for paths in (manifest_files(conn, device_ids) if device_ids else {}).values() for p in paths]
-    leftovers = [key for d in device_ids for key in files.device_files(d)]
+    # Their folders, one per date: whatever else is in them (a batch that crashed before its manifest
+    # commit) goes too, and so do the folders, even ones emptied earlier by retention or a crash.
+    folders = [f"{EVENTS_DIR}/date={date.isoformat()}/device={d}" for date in files.partition_dates()
+               for d in device_ids]
+    leftovers = [f.key for folder in folders for f in files.list(folder)]
     files_deleted = files.delete(sorted(set(listed) | set(leftovers)))
-    for date in files.partition_dates():  # device folders emptied before, by retention or a crash
-        for device_id in device_ids:
-            files.prune(f"{EVENTS_DIR}/date={date.isoformat()}/device={device_id}")
+    for folder in folders:
+        files.prune(folder)
 
     with engine.begin() as conn:
         _audit.lock_chain(conn)

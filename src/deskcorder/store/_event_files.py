@@ -101,11 +101,6 @@ class EventFiles(abc.ABC):
         return sorted(dt.date.fromisoformat(m.group(1)) for name in self.folders(EVENTS_DIR)
                       if (m := _DATE_DIR.match(name)))
 
-    def device_files(self, device_id: str) -> list[str]:
-        """Every file in this device's folders, one folder per date (listed or not in the manifest)."""
-        return [f.key for date in self.partition_dates()
-                for f in self.list(f"{EVENTS_DIR}/date={date.isoformat()}/device={device_id}")]
-
 
 class LocalEventFiles(EventFiles):
     """Event files under ``root`` on a local (or mounted) file system, written with fsync + rename."""
