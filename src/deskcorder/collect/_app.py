@@ -38,13 +38,11 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
-from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
-from ..store import BatchConflict, EventStore, NotPermitted, StoreError
-from ..wire import JSON, MSGPACK, InvalidBatch, UnreadableBatch, decode_batch
-from ._device_auth import (DEVICE_BURST, DEVICE_RATE_PER_S, RateLimiter, SharedRateLimiter, authenticate_request,
-                           check_sender)
+from ..store import EventStore, StoreError
+from ._device_auth import DEVICE_BURST, DEVICE_RATE_PER_S, RateLimiter, SharedRateLimiter, authenticate_request
+from ._ingest import MAX_BODY_BYTES, MAX_INFLIGHT, BatchIntake
 from ._people_api import AgentCadence, people_router
 from ._portal import mount_portal
 from ._problems import Problem, install_handlers
@@ -56,10 +54,7 @@ __all__ = ["create_app", "MAX_BODY_BYTES", "MAX_INFLIGHT"]
 
 log = logging.getLogger("deskcorder.collect")
 
-MAX_BODY_BYTES = 32 * 1024 * 1024  # a full 100k-event batch of typical events is a few MiB
-MAX_INFLIGHT = 8  # batches read, decoded and written at once (bounds memory); more get 429
 _RETRY_AFTER_S = "1"
-_ACCEPTED = (MSGPACK, "application/x-msgpack", JSON)
 
 
 def create_app(store: EventStore, *, max_body_bytes: int = MAX_BODY_BYTES,
@@ -80,7 +75,8 @@ def create_app(store: EventStore, *, max_body_bytes: int = MAX_BODY_BYTES,
     install_handlers(app)
     app.include_router(people_router(store, cadence))
     mount_portal(app, store)  # the transparency portal and admin console: /login, /me, /admin
-    inflight = 0  # only touched on the event loop thread, so no lock
+    # Body limits, decoding and storing: _ingest.py.
+    intake = BatchIntake(store, max_body_bytes=max_body_bytes, max_inflight=max_inflight, publisher=publisher)
 
     @app.get("/v1/health")
     def health() -> dict[str, str]:
@@ -90,27 +86,10 @@ def create_app(store: EventStore, *, max_body_bytes: int = MAX_BODY_BYTES,
 
     @app.post("/v1/batches")
     async def post_batch(request: Request) -> dict[str, Any]:
-        nonlocal inflight
         # Who is sending comes first: a stranger learns nothing else about the collector.
         device = await authenticate_request(store, request)
         await limiter.admit(device.device_id)  # after authentication: only enrolled devices have buckets
-        content_type = request.headers.get("content-type", "")
-        if content_type.split(";")[0].strip().lower() not in _ACCEPTED:
-            raise Problem(415, f"unsupported Content-Type {content_type!r}; send {MSGPACK} or {JSON}",
-                          field="Content-Type")
-        _check_declared_length(request, max_body_bytes)
-        if inflight >= max_inflight:
-            raise Problem(429, f"collector busy: {inflight} batches are being stored; retry after "
-                               f"{_RETRY_AFTER_S} s with the same batch_id", headers={"Retry-After": _RETRY_AFTER_S})
-        inflight += 1
-        try:
-            body = await _read_body(request, max_body_bytes)
-            if publisher is not None:
-                return await publisher.ingest(body, content_type, device.device_id)
-            # Decoding is CPU work and storing waits on fsync: both off the event loop.
-            return await run_in_threadpool(_ingest, store, body, content_type, device.device_id)
-        finally:
-            inflight -= 1
+        return await intake.receive(request, device.device_id)
 
     @app.get("/v1/sessions")
     def list_sessions() -> list[dict[str, Any]]:
@@ -135,47 +114,3 @@ def _listing(query: Any) -> list[Any]:
         return query()
     except StoreError as exc:
         raise Problem(503, str(exc), headers={"Retry-After": _RETRY_AFTER_S}) from exc
-
-
-def _check_declared_length(request: Request, limit: int) -> None:
-    declared = request.headers.get("content-length")
-    if declared is None:
-        return  # chunked: _read_body counts instead
-    if not declared.isdigit():
-        raise Problem(400, f"Content-Length {declared!r} is not a byte count", field="Content-Length")
-    if int(declared) > limit:
-        raise Problem(413, f"body is {int(declared)} bytes; the limit is {limit} bytes "
-                           f"(send fewer events per batch)", field="body",
-                      headers={"Connection": "close"})
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise Problem(413, f"body is over the limit of {limit} bytes (send fewer events per batch)",
-                          field="body", headers={"Connection": "close"})
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _ingest(store: EventStore, body: bytes, content_type: str, device_id: str) -> dict[str, Any]:
-    try:
-        batch = decode_batch(body, content_type)
-    except InvalidBatch as exc:
-        status = 400 if isinstance(exc, UnreadableBatch) else 422
-        raise Problem(status, str(exc), field=exc.field, row=exc.row) from exc
-    check_sender(batch.device_id, device_id)
-    try:
-        result = store.write_batch(batch)
-    except NotPermitted as exc:
-        raise Problem(403, str(exc), field=exc.field, row=exc.row) from exc
-    except BatchConflict as exc:
-        raise Problem(409, str(exc), field=exc.field) from exc
-    except StoreError as exc:
-        log.error("storing batch %s failed: %s", batch.batch_id, exc)
-        raise Problem(503, f"the collector could not store the batch: {exc}", field=None,
-                      headers={"Retry-After": _RETRY_AFTER_S}) from exc
-    return {"batch_id": result.batch_id, "stored": result.stored, "duplicate": result.duplicate}
