@@ -166,18 +166,22 @@ _ACCOUNT_AND_EMPLOYEE = (select(portal_accounts, employees.c.erasure_started_at)
                          .outerjoin(employees, employees.c.employee_id == portal_accounts.c.employee_id))
 
 
-def authenticate(conn: Connection, login: str, password: str) -> Account | None:
+def authenticate(db: Callable[..., ContextManager[Connection]], login: str, password: str) -> Account | None:
     """The account when the password is right; None otherwise (unknown login, wrong password, being erased).
 
-    Raises ``TooManyLogins`` while the login name is locked after repeated failures (``_login_throttle.py``).
+    Three steps, so that the slow password check runs outside any transaction and
+    after its attempt was counted (``_login_throttle.py``): reserve an attempt
+    (committed), check the password, forget the count when it was right.
+    Raises ``TooManyLogins`` while the login name is locked after repeated failures.
     """
     if not isinstance(login, str) or not 0 < len(login) <= 128:
         return None
     now = _now()
-    locked = _login_throttle.check_not_locked(conn, login, now)
-    if locked is not None:
-        raise _too_many(login, locked, now)
-    row = conn.execute(_ACCOUNT_AND_EMPLOYEE.where(portal_accounts.c.login == login)).first()
+    with db("checking a password", write=True) as conn:
+        locked = _login_throttle.reserve_attempt(conn, login, now)
+        if locked is not None:
+            raise _too_many(login, locked, now)
+        row = conn.execute(_ACCOUNT_AND_EMPLOYEE.where(portal_accounts.c.login == login)).first()
     right = isinstance(password, str) and len(password) <= _MAX_PASSWORD_LENGTH
     if right:
         try:
@@ -185,9 +189,11 @@ def authenticate(conn: Connection, login: str, password: str) -> Account | None:
         except (VerificationError, InvalidHashError):
             right = False
     if not right or row is None:
-        _login_throttle.record_failure(conn, login, now)
+        with db("counting a wrong password", write=True) as conn:
+            _login_throttle.purge_old(conn, now)  # its own transaction: it touches other names' rows
         return None
-    _login_throttle.clear_failures(conn, login)
+    with db("checking a password", write=True) as conn:
+        _login_throttle.clear_failures(conn, login)
     if row.erasure_started_at is not None:
         return None
     return _account(row)
@@ -344,9 +350,8 @@ class PortalRecords:
         """The account, None for a wrong login or password, or TooManyLogins while the login is locked.
 
         A lock is raised only before a password is checked; the failure that starts one returns None
-        (and is committed: a write transaction either way)."""
-        with self._db("checking a password", write=True) as conn:
-            return authenticate(conn, login, password)
+        (every attempt is counted, and committed, before its password is checked)."""
+        return authenticate(self._db, login, password)
 
     def open_login(self, account: Account, *, actor: str) -> tuple[str, PortalLogin]:
         with self._db("opening a portal login", write=True) as conn:
