@@ -25,7 +25,7 @@ from typing import Any
 
 from ._redact import Redactor, Span
 
-__all__ = ["CorpusScore", "load_corpus", "score_corpus"]
+__all__ = ["CategoryScore", "CorpusScore", "load_corpus", "score_corpus", "score_samples"]
 
 
 @dataclasses.dataclass
@@ -112,3 +112,60 @@ def score_corpus(redactor: Redactor, entries: Iterable[dict[str, Any]]) -> Corpu
                     f"{s.kind} {text[s.start:s.end]!r} by {s.detector} in {text!r} ({entry.get('note', '')})"
                 )
     return score
+
+
+# -- generated corpora (benchmarks/corpus) ---------------------------------------------------------
+
+
+@dataclasses.dataclass
+class CategoryScore:
+    """One category of a generated corpus: expected spans found, look-alikes left alone, extra redactions."""
+
+    samples: int = 0
+    expected: int = 0
+    found: int = 0  # expected spans covered by one redaction of the right kind
+    unchanged: int = 0  # look-alike samples with no redaction at all
+    look_alikes: int = 0
+    extra: int = 0  # redactions that overlap no expected span (in any sample of the category)
+    misses: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def recall(self) -> float | None:
+        return self.found / self.expected if self.expected else None
+
+    @property
+    def survival(self) -> float | None:
+        return self.unchanged / self.look_alikes if self.look_alikes else None
+
+
+def score_samples(redactor: Redactor, samples: Iterable[Any]) -> dict[str, CategoryScore]:
+    """Score `Sample`-like objects (``text``, ``spans`` as ``(start, end, kind)``, ``category``, ``context``).
+
+    Samples whose context is ``"title"`` go through `Redactor.find_title_spans`, the rest through
+    `Redactor.find_spans`. A sample without spans is a look-alike: it counts as unchanged when
+    nothing at all is redacted.
+    """
+    scores: dict[str, CategoryScore] = {}
+    for sample in samples:
+        text = sample.text
+        score = scores.setdefault(sample.category, CategoryScore())
+        score.samples += 1
+        if sample.context == "title":
+            spans = redactor.find_title_spans(text)
+        else:
+            spans = redactor.find_spans(text)
+        for a, b, kind in sample.spans:
+            score.expected += 1
+            if any(s.kind == kind and s.start <= a and b <= s.end for s in spans):
+                score.found += 1
+            else:
+                got = [f"{s.kind}:{text[s.start:s.end]!r}" for s in spans if s.start < b and a < s.end]
+                score.misses.append(f"{kind} {text[a:b]!r} not redacted (got {got or 'nothing'}) in {text!r}")
+        extra = [s for s in spans if not any(s.start < b and a < s.end for a, b, _ in sample.spans)]
+        score.extra += len(extra)
+        if not sample.spans:
+            score.look_alikes += 1
+            score.unchanged += not spans
+        for s in extra:
+            score.misses.append(f"EXTRA {s.kind} {text[s.start:s.end]!r} by {s.detector} in {text!r}")
+    return scores
