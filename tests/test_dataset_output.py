@@ -14,6 +14,7 @@ import pytest
 
 from deskcorder.dataset import ACTION_SCHEMA, EPISODE_SCHEMA, DatasetError, build_dataset
 from deskcorder.events import Event, EventKind, columns_to_table, events_to_columns
+from deskcorder.privacy._redact import Span
 from deskcorder.store import EventStore
 from deskcorder.wire import MSGPACK, decode_batch, encode_batch
 
@@ -155,18 +156,18 @@ def test_an_empty_store_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 2 and "no events" in result.stderr and "Traceback" not in result.stderr
 
 
-class UpperRedactor:
-    """A redactor double: hides typed text in password prompts, upper-cases the rest, and records its calls."""
+class FirstLetterRedactor:
+    """A redactor double: hides typed text in password prompts, the first letter of the rest, and records its calls."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str | None, str | None]] = []
 
-    def redact(self, text: str, *, app_class: str | None = None, window_title: str | None = None,
-               known_identifiers: object = ()) -> tuple[str, dict[str, int]]:
+    def find_spans(self, text: str, *, app_class: str | None = None, window_title: str | None = None,
+                   known_identifiers: object = ()) -> list[Span]:
         self.calls.append((text, app_class, window_title))
         if window_title and "password" in window_title.lower():
-            return "<PASSWORD>", {"PASSWORD": 1}
-        return text.upper(), {"UPPER": 1}
+            return [Span(0, len(text), "PASSWORD", "double")]
+        return [Span(0, 1, "FIRST", "double")]
 
     def redact_title(self, title: str, *, known_identifiers: object = ()) -> tuple[str, dict[str, int]]:
         return title, {}
@@ -187,16 +188,16 @@ def test_typed_text_goes_through_the_redactor_with_its_window_and_ids_through_th
     table = columns_to_table(events_to_columns(prompt + notes + orphan))
     devices = [d for d, events in (("dev-1", prompt), ("dev-2", notes), ("dev-3", orphan)) for _ in events]
     table = table.append_column("device_id", pa.array(devices))
-    redactor = UpperRedactor()
+    redactor = FirstLetterRedactor()
     stats = build_dataset(table, tmp_path / "ds", redactor=redactor, pseudonymizer=TaggingPseudonymizer(),
                           device_to_employee={"dev-1": "emp-ana", "dev-2": "emp-ana", "dev-9": "emp-zed"})
     assert sorted(redactor.calls) == [("hello", "Notes", "notes.txt"), ("hunter2", "Notes", "Password for ana"),
                                       ("who", "Notes", "notes.txt")]
-    assert stats.redactions == {"PASSWORD": 1, "UPPER": 2}
+    assert stats.redactions == {"FIRST": 2, "PASSWORD": 1}
     rows = sorted(pq.read_table(tmp_path / "ds" / "actions.parquet").to_pylist(), key=lambda a: a["device_id"])
     assert [(a["text"], a["device_id"], a["person_id"]) for a in rows] == [
-        ("<PASSWORD>", "device-of-dev-1", "person-of-emp-ana"), ("HELLO", "device-of-dev-2", "person-of-emp-ana"),
-        ("WHO", "device-of-dev-3", None)]
+        ("<PASSWORD>", "device-of-dev-1", "person-of-emp-ana"), ("<FIRST>ello", "device-of-dev-2", "person-of-emp-ana"),
+        ("<FIRST>ho", "device-of-dev-3", None)]
     sessions = {prompt[0].session_id, notes[0].session_id, orphan[0].session_id}
     assert {a["session_id"] for a in rows} == {f"session-of-{s}" for s in sessions}
     assert all(a["episode_id"].startswith(a["session_id"] + "-") for a in rows)

@@ -30,7 +30,7 @@ import shutil
 import tempfile
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol
 
 import polars as pl
 import pyarrow as pa
@@ -43,6 +43,10 @@ from ._episodes import episode_id, episodes_frame, prepare
 from ._options import BuildOptions
 from ._reduce import reduce_actions
 from ._schema import ACTION_SCHEMA, EPISODE_SCHEMA
+from ._typed import redact_runs
+
+if TYPE_CHECKING:
+    from ..privacy._redact import Span
 
 __all__ = ["DatasetError", "DatasetStats", "build_dataset", "SPLITS"]
 
@@ -55,8 +59,8 @@ class DatasetError(RuntimeError):
 
 
 class _Redactor(Protocol):
-    def redact(self, text: str, *, app_class: str | None = None, window_title: str | None = None,
-               known_identifiers: Iterable[str] = ()) -> tuple[str, dict[str, int]]: ...
+    def find_spans(self, text: str, *, app_class: str | None = None, window_title: str | None = None,
+                   known_identifiers: Iterable[str] = ()) -> list[Span]: ...
 
     def redact_title(self, title: str, *, known_identifiers: Iterable[str] = ()) -> tuple[str, dict[str, int]]: ...
 
@@ -170,47 +174,17 @@ def _compute(events: pa.Table, options: BuildOptions, redactor: _Redactor, known
     actions = reduce_actions(prepared, options)
     per_episode = actions.group_by("episode").agg(n_actions=pl.len().cast(pl.Int64))
     episodes = episodes_frame(prepared, per_episode)
-    redactions: Counter[str] = Counter()
-    texts: list[str | None] = []
-    alone: dict[int, dict[str, int]] = {}  # action -> what redacting its text without context found
-    kinds, raw, keys = actions["kind"].to_list(), actions["text"].to_list(), actions["keys"].to_list()
-    episode_of = actions["episode"].to_list()
-    for i, (kind, text, app_class, window) in enumerate(zip(
-            kinds, raw, actions["app_class"].to_list(), actions["window_title"].to_list())):
-        if kind == "type" and text:
-            def redact(t: str) -> tuple[str, dict[str, int]]:
-                return redactor.redact(t, app_class=app_class, window_title=window, known_identifiers=known)
-
-            entered = _entered_line(i, kinds, raw, keys, episode_of)
-            if entered is None:
-                text, counts = redact(text)
-                alone[i] = counts
-            else:
-                # The line entered just before ("sudo apt install ...") tells the redactor that this run
-                # answers a password prompt, which a terminal's title does not say. That line's own
-                # redactions were counted when it was redacted itself, so they are taken off here.
-                both, both_counts = redact(raw[entered] + "\n" + text)  # type: ignore[operator]
-                text = both.split("\n", 1)[1]
-                counts = Counter(both_counts)
-                counts.subtract(alone[entered] if entered in alone else redact(raw[entered])[1])  # type: ignore[arg-type]
-            redactions.update({k: n for k, n in counts.items() if n > 0})
-        texts.append(text)
-    actions = actions.with_columns(pl.Series("text", texts, dtype=pl.String))
+    typed = redact_runs(redactor, actions["kind"].to_list(), actions["text"].to_list(),
+                        actions["keys"].to_list(), actions["episode"].to_list(), actions["app_class"].to_list(),
+                        actions["window_title"].to_list(), known)
+    redactions = typed.counts
+    actions = actions.with_columns(pl.Series("text", typed.texts, dtype=pl.String))
     wall = prepared.frame["t_wall_ns"]
     return _Part(actions=actions.select("episode_index",
                                         *(n for n in ACTION_SCHEMA.names if n not in _PRIVACY_COLUMNS)),
                  episodes=episodes.select(n for n in EPISODE_SCHEMA.names if n not in _PRIVACY_COLUMNS),
                  events=prepared.n_events, first_wall_ns=wall.min(), last_wall_ns=wall.max(),  # type: ignore[arg-type]
                  duplicates_dropped=prepared.duplicates_dropped, redactions=dict(redactions))
-
-
-def _entered_line(i: int, kinds: list[str], raw: list[str | None], keys: list[str | None],
-                  episode_of: list[int]) -> int | None:
-    """The action typed and entered right before action ``i`` in the same episode (type, then Enter), if any."""
-    if i >= 2 and kinds[i - 1] == "key" and keys[i - 1] == "enter" and kinds[i - 2] == "type" \
-            and episode_of[i - 2] == episode_of[i] and raw[i - 2]:
-        return i - 2
-    return None
 
 
 def _finish(parts: list[_Part], out: Path, options: BuildOptions, *, pseudonymizer: _Pseudonymizer,
