@@ -18,7 +18,8 @@ KEY_B = bytes(range(1, 33))
 
 
 def test_public_privacy_api_is_exactly_this():
-    assert sorted(privacy.__all__) == ["PLACEHOLDERS", "PseudonymKeyError", "Pseudonymizer", "Redactor"]
+    assert sorted(privacy.__all__) == ["PLACEHOLDERS", "PseudonymKeyError", "Pseudonymizer", "Redactor",
+                                       "anonymise_keystrokes", "anonymise_pointer"]
 
 
 def test_same_key_same_value_gives_the_same_kind_prefixed_pseudonym():

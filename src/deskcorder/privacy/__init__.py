@@ -32,7 +32,10 @@ A `Pseudonymizer` replaces people, devices and hosts by keyed-HMAC ids; its
 module documents the key file and key rotation.
 """
 
+from ._dynamics import anonymise_keystrokes
+from ._dynamics_pointer import anonymise_pointer
 from ._pseudonym import Pseudonymizer, PseudonymKeyError
 from ._redact import PLACEHOLDERS, Redactor
 
-__all__ = ["PLACEHOLDERS", "PseudonymKeyError", "Pseudonymizer", "Redactor"]
+__all__ = ["PLACEHOLDERS", "PseudonymKeyError", "Pseudonymizer", "Redactor", "anonymise_keystrokes",
+           "anonymise_pointer"]
