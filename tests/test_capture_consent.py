@@ -166,7 +166,7 @@ def test_an_unreachable_collector_at_start_means_nothing_is_recorded(xs: XSessio
         stats = agent.stats()
     finally:
         agent.stop(timeout=0.5)
-    assert (stats["recording"], stats["gate_reason"], stats["captured"]) == (False, "no_consent", 0)
+    assert (stats["recording"], stats["gate_reason"], stats["captured"]) == (False, "collector_unreachable", 0)
     assert "collector unreachable" in stats["consent_detail"]
     spool = Spool(tmp_path / Spool.FILE_NAME)
     try:

@@ -42,8 +42,9 @@ from typing import Any
 from ._backend import CaptureBackend
 from ._control import ControlServer
 from ._credential import Credential, load_credential, save_credential
-from ._errors import AgentError
+from ._errors import AgentError, DeviceRefused
 from ._gate import DEFAULT_PAUSE_HOTKEY, Gate, parse_hotkey
+from ._private import private_dir, private_file, write_private
 from ._queue import EventQueue
 from ._spool import Spool
 from ._status import CollectorStatus, RecordingStatus, StatusPoller, StatusSource
@@ -54,6 +55,8 @@ from ._writer import Writer
 __all__ = ["Agent", "AgentConfig", "AgentError", "load_device_id"]
 
 log = logging.getLogger("deskcorder.capture")
+# The start line on a logger of its own: the CLI prints its own first line and silences this one.
+_start_log = logging.getLogger("deskcorder.capture.started")
 
 # wire.py's rule for batch and device ids (8-128 characters of A-Z a-z 0-9 _ . : -).
 _DEVICE_ID = re.compile(r"^[A-Za-z0-9_.:\-]{8,128}$")
@@ -116,7 +119,7 @@ class Agent:
             raise AgentError(str(exc)) from exc
         state_dir = Path(cfg.state_dir)
         try:
-            state_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(state_dir)  # 0700, files 0600: it holds typed text until the collector acknowledges it
         except OSError as exc:
             raise AgentError(f"cannot create the state directory {state_dir}: {exc.strerror or exc}") from exc
         self._lock_file = _lock(state_dir)
@@ -184,15 +187,16 @@ class Agent:
             self._unlock()
             raise
         self._started = True
-        log.info("agent started: session %s, device %s, server %s, %s", self.session_id, self.device_id,
-                 cfg.server_url, "recording" if self.gate.recording else f"not recording ({self.gate.reason})")
+        _start_log.info("agent started: session %s, device %s, server %s, %s", self.session_id, self.device_id,
+                 cfg.server_url, self.state if self.gate.recording else f"not recording ({self.state})")
 
     def _enrolled(self, state_dir: Path, employee_id: str, secret: str) -> None:
         if self._consent is None:  # a test's status source hands out no real secret
             save_credential(state_dir, self.device_id or "", secret, employee_id)
             self.credential.set_secret(secret)
-        log.warning("device %s enrolled with the collector; its credential is in %s/credential", self.device_id,
-                    state_dir)
+        # Expected on a first start, and nothing to act on: not a warning.
+        log.info("device %s enrolled with the collector; its credential is in %s/credential", self.device_id,
+                 state_dir)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop capturing, write everything in memory to the spool, then try to upload what is left."""
@@ -250,6 +254,15 @@ class Agent:
         return changed
 
     @property
+    def state(self) -> str:
+        """One word that is true now: ``recording``, or why not (the gate's reason: ``collector_unreachable``,
+        ``no_consent``, ``consent_withdrawn``, ``policy_changed``, ``paused_by_user``, ``paused_remotely``,
+        ``outside_hours``, ``out_of_scope``, ``password_prompt``, ``revoked``, ``not_enrolled``, ...)."""
+        if not hasattr(self, "gate"):
+            return "not_started"
+        return "recording" if self.gate.recording else (self.gate.reason or "not_recording")
+
+    @property
     def recording(self) -> bool:
         """Whether input is being recorded right now (consent, pause, hours and the active window allow it)."""
         return self._started and self.gate.recording
@@ -275,9 +288,7 @@ class Agent:
                 if reason is None:
                     path.unlink(missing_ok=True)
                 else:
-                    tmp = path.with_suffix(".tmp")
-                    tmp.write_text(reason + "\n")
-                    os.replace(tmp, path)
+                    write_private(path, reason + "\n")
             except OSError as exc:
                 log.warning("cannot record the pause in %s: %s; a restart would not stay paused", path, exc)
                 return
@@ -285,7 +296,8 @@ class Agent:
 
     def _on_fatal(self, error: BaseException) -> None:
         log.error("%s", error)
-        self._on_status(RecordingStatus(False, "agent_error", str(error), None, 0))  # never record unchecked
+        reason = error.reason if isinstance(error, DeviceRefused) else "agent_error"
+        self._on_status(RecordingStatus(False, reason, str(error), None, 0))  # never record unchecked
         self.queue.fail(error)
 
     def _control_command(self, command: str) -> dict[str, Any]:
@@ -316,6 +328,7 @@ class Agent:
             "backlog": self.spool.backlog(),
             "lost": dict(self.queue.lost),
             "dead_letter": self.spool.dead_letter_events(),
+            "state": self.state,  # "recording" or why not, one word (see ``state``)
             "recording": self.gate.recording,
             "gate_reason": self.gate.reason,  # why not recording (a marker reason), None while recording
             "paused": self.gate.user_paused,  # paused by the person (hotkey, CLI, pause())
@@ -330,7 +343,8 @@ class Agent:
         if poller.unreachable_since is not None:
             kept = "recording under its last answer" if self.gate.recording or (
                 poller.last_status and poller.last_status.allowed) else "not recording until it answers"
-            return f"collector unreachable ({poller.last_error}); {kept}"
+            pending = "; the enrolment token is exchanged once it answers" if poller.enrolling else ""
+            return f"collector unreachable ({poller.last_error}); {kept}{pending}"
         return poller.last_status.detail if poller.last_status else "no answer from the collector yet"
 
     def _require_started(self) -> None:
@@ -350,12 +364,7 @@ def load_device_id(state_dir: Path) -> str:
         device_id = path.read_text().strip()
     except FileNotFoundError:
         device_id = uuid.uuid4().hex
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "w") as f:
-            f.write(device_id + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_private(path, device_id + "\n")
         return device_id
     if not _DEVICE_ID.match(device_id):
         raise AgentError(f"{path} holds {device_id[:40]!r}, not a device id (8-128 characters of "
@@ -375,6 +384,7 @@ def _read_pause(state_dir: Path) -> str | None:
 
 def _lock(state_dir: Path) -> Any:
     """Hold ``<state_dir>/agent.lock`` so two agents never share one spool; the kernel drops it on kill -9."""
+    private_file(state_dir / "agent.lock")
     f = open(state_dir / "agent.lock", "a+")
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)

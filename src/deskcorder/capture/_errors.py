@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-__all__ = ["AgentError"]
+__all__ = ["AgentError", "DeviceRefused"]
 
 
 class AgentError(RuntimeError):
     """The agent cannot start or go on with this configuration; the message says what to change."""
+
+
+class DeviceRefused(AgentError):
+    """The collector refuses this device for good; ``reason`` is the status word (``revoked``, ``not_enrolled``)."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason

@@ -23,8 +23,30 @@ Tables
                  their count and the collector's words here: what a person did not
                  consent to is not kept, not even on their own disk.
 
-``secure_delete`` is on, so deleted rows (acknowledged chunks, discarded
-events) are overwritten in the file instead of lingering in free pages.
+What an acknowledgement leaves behind: nothing of the typed text, in any
+file of the state directory, once ``scrub`` has run (see below; the agent
+runs it in the same call as the deletion, so at once, and retries it every
+``SCRUB_RETRY_S`` while another process reads the spool). Two things are
+needed for that, and neither is enough alone:
+
+* ``secure_delete`` overwrites deleted rows (acknowledged chunks, discarded
+  events) with zeros in the page, and zeroes freed and overflow pages, so no
+  free page of ``spool.db`` keeps them;
+* but in WAL mode the zeroed page is a *new* frame appended to ``spool.db-wal``:
+  the frame written when the chunk was spooled, text and all, stays in the
+  WAL until it is checkpointed and the WAL is rewritten, which by default
+  takes 1000 pages (hours of typing). ``scrub`` runs
+  ``PRAGMA wal_checkpoint(TRUNCATE)``, which copies the zeroed pages into
+  ``spool.db`` and truncates the WAL to zero bytes.
+
+A truncated WAL leaves its old bytes in the disk blocks the filesystem
+freed, readable only by someone with raw access to the device (root), not
+in any file. Encrypting chunks with a per-run key kept in memory was the
+alternative: it would also cover freed blocks, but a ``kill -9`` would then
+make every committed, unacknowledged chunk unreadable to the next agent,
+breaking the promise above that nothing which reached the spool is lost;
+a key in a file next to the spool protects nothing from someone who can
+read the spool. The spool and its ``-wal``/``-shm`` are 0600 (``_private``).
 """
 
 from __future__ import annotations
@@ -42,6 +64,7 @@ import msgpack
 import pyarrow as pa
 
 from ..events import FIELD_NAMES, EVENT_SCHEMA
+from ._private import private_file
 
 __all__ = ["Spool", "Upload", "SpoolError"]
 
@@ -96,11 +119,20 @@ class Spool:
     """SQLite spool at ``path``; safe to share between the writer and uploader threads."""
 
     FILE_NAME = "spool.db"
+    # How often a scrub that found the spool busy (another process reading it) is tried again.
+    SCRUB_RETRY_S = 1.0
+    _SCRUB_BUSY_TIMEOUT_MS = 200  # a reader holds the WAL only for a query: wait that long, not 30 s
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
         self._lock = threading.Lock()
+        # Acknowledged text may still be in the WAL (deleted rows not yet checkpointed out of it).
+        self.scrub_pending = False
         try:
+            for suffix in ("", "-wal", "-shm"):  # 0600 before the first byte is written; -wal/-shm follow the db
+                name = self.path.with_name(self.path.name + suffix)
+                if not suffix or name.exists():
+                    private_file(name)
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
@@ -111,6 +143,12 @@ class Spool:
                                  f"upgrade the agent, or move the file away to start an empty spool")
             self._db.executescript(_SCHEMA)
             self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+            # A previous agent killed between an acknowledgement and its scrub left the text in the WAL.
+            self.scrub_pending = True
+            self._scrub()
+        except OSError as exc:
+            raise SpoolError(f"cannot create the spool {self.path}: {exc.strerror or exc}; check the state "
+                             f"directory is writable") from exc
         except sqlite3.DatabaseError as exc:
             raise SpoolError(f"cannot open the spool {self.path}: {exc}; check the state directory "
                              f"is writable, or move a damaged file away") from exc
@@ -168,10 +206,36 @@ class Spool:
         return upload_id, batch_id, device_id, total
 
     def ack(self, upload: Upload) -> None:
-        """The collector stored the batch: forget its chunks."""
-        with self._lock, self._transaction():
-            self._db.execute("DELETE FROM chunks WHERE upload_id = ?", (upload.upload_id,))
-            self._db.execute("DELETE FROM uploads WHERE id = ?", (upload.upload_id,))
+        """The collector stored the batch: forget its chunks, and scrub their text out of the files."""
+        with self._lock:
+            with self._transaction():
+                self._db.execute("DELETE FROM chunks WHERE upload_id = ?", (upload.upload_id,))
+                self._db.execute("DELETE FROM uploads WHERE id = ?", (upload.upload_id,))
+            self.scrub_pending = True
+            self._scrub()
+
+    def scrub(self) -> bool:
+        """Checkpoint the WAL into the (zeroed) database pages and truncate it; True when nothing is pending.
+
+        False while another process holds a read snapshot of the spool; call again later
+        (the uploader does, every ``SCRUB_RETRY_S``).
+        """
+        with self._lock:
+            return self._scrub()
+
+    def _scrub(self) -> bool:
+        if not self.scrub_pending:
+            return True
+        self._db.execute(f"PRAGMA busy_timeout={self._SCRUB_BUSY_TIMEOUT_MS}")
+        try:
+            busy, wal_frames, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.OperationalError:  # locked: as busy
+            busy, wal_frames = 1, -1
+        finally:
+            self._db.execute("PRAGMA busy_timeout=30000")
+        # TRUNCATE succeeded only when it was not blocked and the WAL is empty now.
+        self.scrub_pending = bool(busy) or wal_frames != 0
+        return not self.scrub_pending
 
     def release(self, upload: Upload) -> None:
         """Give the chunks back unsent, e.g. to regroup them into smaller batches.
@@ -193,6 +257,9 @@ class Spool:
                               time.time_ns()))
             self._db.execute("DELETE FROM chunks WHERE upload_id = ?", (upload.upload_id,))
             self._db.execute("DELETE FROM uploads WHERE id = ?", (upload.upload_id,))
+        if not keep_events:
+            self.scrub_pending = True
+            self.scrub()
 
     # -- inspection ---------------------------------------------------------------------
     def backlog(self) -> int:

@@ -38,7 +38,7 @@ import httpx
 
 from ..policy import Policy, PolicyError, parse_policy
 from ._credential import Credential
-from ._errors import AgentError
+from ._errors import AgentError, DeviceRefused
 from ._transport import TransportError
 
 __all__ = ["CollectorStatus", "FixedStatus", "RecordingStatus", "StatusPoller", "StatusSource", "status_from_json",
@@ -143,24 +143,26 @@ class CollectorStatus:
             return str(body["employee_id"]), str(body["secret"])
         error = _error(r)
         if r.status_code == 401:
-            raise AgentError(f"the collector refused the enrolment token: {error}")
+            raise DeviceRefused("not_enrolled", f"the collector refused the enrolment token: {error}")
         if r.status_code == 409:
-            raise AgentError(f"the collector refused to enrol device {device_id}: {error}; to enrol this desk as a "
+            raise DeviceRefused("not_enrolled", f"the collector refused to enrol device {device_id}: {error}; to "
+                                f"enrol this desk as a "
                              f"new device, delete {self._state_dir}/device_id and start again with a new token "
                              f"({_NEW_TOKEN.removeprefix('ask an admin for a new one: ')})")
         if r.status_code in (400, 404, 422):
-            raise AgentError(f"the collector refused to enrol device {device_id}: {error}")
+            raise DeviceRefused("not_enrolled", f"the collector refused to enrol device {device_id}: {error}")
         raise TransportError(f"enrol answered {r.status_code}: {error}")
 
     def status(self, device_id: str) -> RecordingStatus:
         r = self._request("GET", f"/v1/devices/{device_id}/status",
                           headers=self._credential.headers() if self._credential else {})
         if r.status_code == 401:
-            raise AgentError(f"the collector does not accept this device's credential ({_error(r)}); delete "
+            raise DeviceRefused("not_enrolled", f"the collector does not accept this device's credential "
+                                f"({_error(r)}); delete "
                              f"{self._state_dir}/credential and start the agent with --enrol-token TOKEN; "
                              f"{_NEW_TOKEN.replace('a new one', 'a token')}")
         if r.status_code == 403:
-            raise AgentError(f"the collector refuses this device: {_error(r)}")
+            raise DeviceRefused("revoked", f"the collector refuses this device: {_error(r)}")
         if r.status_code != 200:
             raise TransportError(f"status answered {r.status_code}: {_error(r)}")
         try:
@@ -233,12 +235,18 @@ class StatusPoller:
                 self._enrol_token = None
             status = self._source.status(self._device_id)
         except TransportError as exc:
+            self.last_error = str(exc)
             if self.unreachable_since is None:
                 self.unreachable_since = time.time()
+                last = self.last_status
                 log.warning("cannot ask the collector whether to record (%s); %s", exc,
-                            "recording goes on under its last answer" if self.last_status and
-                            self.last_status.allowed else "nothing is recorded until it answers")
-            self.last_error = str(exc)
+                            "recording goes on under its last answer" if last and last.allowed
+                            else "nothing is recorded until it answers")
+                if not (last and last.allowed):  # say why nothing is recorded: not "no consent", we do not know
+                    self._on_status(RecordingStatus(
+                        False, "collector_unreachable", f"collector unreachable ({exc}); nothing is recorded "
+                        f"until it answers", last.policy if last else None,
+                        last.policy_version if last else 0))
             return False
         if self.unreachable_since is not None:
             log.warning("collector reachable again: %s", status.detail)
@@ -254,6 +262,11 @@ class StatusPoller:
             self._interval_s = status.status_poll_s  # the fleet's cadence; the next wait uses it
         self._on_status(status)
         return True
+
+    @property
+    def enrolling(self) -> bool:
+        """An enrolment token is still waiting to be exchanged (the collector has not answered yet)."""
+        return self._enrol_token is not None
 
     @property
     def interval_s(self) -> float:

@@ -4,7 +4,9 @@ One upload at a time, oldest chunks first. ``Spool.next_upload`` commits the
 batch's chunk list and batch id *before* the request goes out, so after a
 timeout or a crash the same batch id carries the same events again and the
 collector, which de-duplicates by batch id, stores it once. Chunks are
-deleted only after a 200.
+deleted only after a 200, and then scrubbed out of the spool's files at once
+(``Spool.scrub``; retried every ``Spool.SCRUB_RETRY_S`` while another process
+reads the spool).
 
 Answers and what they mean here:
     200                     stored (or a duplicate of a stored batch): delete the chunks
@@ -104,8 +106,12 @@ class Uploader:
     def _run(self) -> None:
         while not self._stop.is_set():
             wait = max(self._interval_s, self.disabled_until - self._clock())
+            if self._spool.scrub_pending:  # acknowledged text still in the WAL: try again soon, whatever the cadence
+                wait = min(wait, self._spool.SCRUB_RETRY_S)
             self._wake.wait(wait)
             self._wake.clear()
+            if self._spool.scrub_pending:
+                self._scrub()
             # Keep going while batches are acknowledged: a backlog drains at network speed.
             while not self._stop.is_set() and self.is_healthy() and self.upload_once():
                 pass
@@ -159,6 +165,12 @@ class Uploader:
         retry_after = _retry_after(response.headers.get("retry-after")) if status in (429, 503) else None
         self._retry_later(detail, retry_after)
         return False
+
+    def _scrub(self) -> None:
+        try:
+            self._spool.scrub()
+        except Exception as exc:  # sqlite3 errors: the next tick tries again; the thread must live on
+            log.warning("cannot scrub acknowledged events out of the spool %s: %s", self._spool.path, exc)
 
     def _retry_later(self, detail: str, retry_after: float | None) -> None:
         self._failures += 1

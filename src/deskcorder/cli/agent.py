@@ -66,7 +66,10 @@ def agent(
         return
     from ..capture import Agent, AgentConfig, AgentError, CaptureUnavailable, SpoolError
 
-    logging.basicConfig(level=logging.WARNING, format="deskcorder agent: %(levelname)s: %(message)s")
+    # INFO: the enrolment on a first start is news to the person, not a warning. The agent's own
+    # "agent started" line is left to the echo below (one truthful first line, not two).
+    logging.basicConfig(level=logging.INFO, format="deskcorder agent: %(levelname)s: %(message)s")
+    logging.getLogger("deskcorder.capture.started").propagate = False
     if server is None:
         typer.echo("error: --server is required to record, e.g. deskcorder agent --server http://collector:8765",
                    err=True)
@@ -82,12 +85,12 @@ def agent(
     try:
         recorder.start()
     except (CaptureUnavailable, AgentError, SpoolError) as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {_word(exc)}{exc}", err=True)
         raise typer.Exit(2) from exc
-    typer.echo(f"deskcorder agent recording: session {recorder.session_id}, device {recorder.device_id}, "
-               f"server {server}")
     s = recorder.stats()
-    typer.echo(f"deskcorder agent {_state(s)}" + (f": {s['consent_detail']}" if s["recording"] else ""))
+    # The first line says what is true now: "recording", or "not recording (<state>): why".
+    typer.echo(f"deskcorder agent started: session {recorder.session_id}, device {recorder.device_id}, "
+               f"server {server}: {_state(s)}" + (f" ({s['consent_detail']})" if s["recording"] else ""))
     recorder.run_until_signal()
     s = recorder.stats()
     lost = sum(s["lost"].values())
@@ -95,10 +98,16 @@ def agent(
     typer.echo(f"deskcorder agent stopped: session {s['session_id']}, captured {s['captured']}, "
                f"coalesced {s['coalesced']}, spooled {s['spooled']}, uploaded {s['uploaded']}, "
                f"backlog {s['backlog']}, lost {lost}{f' ({lost_detail})' if lost_detail else ''}, "
-               f"dead_letter {s['dead_letter']}")
+               f"dead_letter {s['dead_letter']}, state {s['state']}")
     if recorder.failure is not None:
-        typer.echo(f"error: {recorder.failure}", err=True)
+        typer.echo(f"error: {_word(recorder.failure)}{recorder.failure}", err=True)
         raise typer.Exit(1)
+
+
+def _word(error: BaseException) -> str:
+    """``"revoked: "`` for an error that has a status word (the collector refusing the device), else ``""``."""
+    reason = getattr(error, "reason", None)
+    return f"{reason}: " if isinstance(reason, str) else ""
 
 
 def _send(state_dir: Path, command: str) -> dict[str, Any]:
@@ -119,8 +128,8 @@ _WHY_NOT = {  # gate reasons that are about this desk, not about consent: said i
 
 
 def _state(s: dict[str, Any]) -> str:
-    """"recording", or "not recording (<gate reason>): <why, in plain words>"."""
-    reason = s["gate_reason"]
+    """"recording", or "not recording (<state>): <why, in plain words>"."""
+    reason = s.get("state") or s["gate_reason"]
     if s["recording"]:
         return "recording"
     if s["paused"] and reason == s.get("pause_reason"):
