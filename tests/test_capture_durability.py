@@ -31,7 +31,7 @@ from deskcorder._xsession import XSession
 from deskcorder.capture import Spool
 from deskcorder.store import EventStore
 
-from .helpers import READ, _stop, enrol_in, install_credential, spawn_collector
+from .helpers import READ, _stop, admin_headers, enrol_in, install_credential, spawn_collector
 
 pytestmark = pytest.mark.x11
 
@@ -121,10 +121,11 @@ class Collector:
         assert url == self.url
 
     def session_ids(self) -> set[str]:
-        return {s["session_id"] for s in httpx.get(f"{self.url}/v1/sessions", timeout=5).json()}
+        return {s["session_id"] for s in httpx.get(f"{self.url}/v1/sessions", headers=admin_headers(self.data_dir),
+                                                   timeout=5).json()}
 
     def stored_events(self) -> int:
-        devices = httpx.get(f"{self.url}/v1/devices", timeout=5).json()
+        devices = httpx.get(f"{self.url}/v1/devices", headers=admin_headers(self.data_dir), timeout=5).json()
         return sum(d["n_events"] for d in devices)
 
 
@@ -309,7 +310,7 @@ def test_uploaded_batches_arrive_in_order_and_uploaded_equals_spooled(xs: XSessi
             time.sleep(0.1)
         time.sleep(FLUSH_S * 2)
         counters = agent.stop()
-        devices = httpx.get(f"{collector.url}/v1/devices", timeout=5).json()
+        devices = httpx.get(f"{collector.url}/v1/devices", headers=admin_headers(collector.data_dir), timeout=5).json()
 
     assert counters["backlog"] == 0 and counters["uploaded"] == counters["spooled"] > 0, counters
     [device] = devices

@@ -9,7 +9,10 @@ Endpoints
                       as ``application/msgpack`` (the agent) or ``application/json`` (curl).
                       -> 200 ``{"batch_id", "stored", "duplicate"}``; a repeated batch id
                       with the same content -> 200, ``stored: 0, duplicate: true``.
-``GET /v1/sessions``  stored capture sessions, ``GET /v1/devices`` registered devices.
+``GET /v1/sessions``  stored capture sessions, ``GET /v1/devices`` registered devices: who works when,
+                      so admins only (an admin portal account as HTTP Basic, ``_basic_auth.py``;
+                      401 without or wrong, 403 for an employee, 429 after repeated wrong passwords).
+``GET /openapi.json``, ``/docs``  the API's description and its offline Swagger UI (``_openapi.py``).
 Enrolment, recording status, consent and the policy: see ``_people_api.py``.
 
 Errors (body ``{"error", "field", "row"}``, see ``_problems.py``); none of them stores anything:
@@ -26,7 +29,8 @@ Errors (body ``{"error", "field", "row"}``, see ``_problems.py``); none of them 
     422 body decodes but is not a valid batch (``field`` names the culprit, ``row`` the event)
     429 ``max_inflight`` batches already being written, or the device is over its rate limit
         (``device_rate_per_s``, ``device_burst``); retry after ``Retry-After`` seconds
-    503 the store failed (disk, database); retry after ``Retry-After`` seconds
+    503 the store failed (disk, database); retry after ``Retry-After`` seconds. The body says only
+        that: paths and SQL stay in the collector's log (``_problems.unavailable``)
 A 200 means the batch is durable (see ``deskcorder.store``), so a client may
 drop its copy; on anything else, or no answer, it retries with the same batch id.
 """
@@ -37,15 +41,17 @@ import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 
 from .. import __version__
 from ..store import EventStore, StoreError
+from ._basic_auth import admin_account
 from ._device_auth import DEVICE_BURST, DEVICE_RATE_PER_S, RateLimiter, SharedRateLimiter, authenticate_request
 from ._ingest import MAX_BODY_BYTES, MAX_INFLIGHT, BatchIntake
+from ._openapi import BATCH_BODY, SECURITY, BatchStored, DeviceRow, Health, SessionRow, install_openapi, problems
 from ._people_api import AgentCadence, people_router
 from ._portal import mount_portal
-from ._problems import Problem, install_handlers
+from ._problems import install_handlers, unavailable
 
 if TYPE_CHECKING:
     from ._jetstream import JetStreamPublisher
@@ -68,8 +74,9 @@ def create_app(store: EventStore, *, max_body_bytes: int = MAX_BODY_BYTES,
     # behind the balancer would get the limit once per collector.
     limiter = (RateLimiter(device_rate_per_s, device_burst) if publisher is None
                else SharedRateLimiter(store, device_rate_per_s, device_burst))
-    app = FastAPI(title="deskcorder collector", version=__version__,
+    app = FastAPI(title="deskcorder collector", version=__version__, docs_url=None, redoc_url=None,
                   lifespan=None if publisher is None else publisher.lifespan)
+    install_openapi(app, _DESCRIPTION)  # the complete document, and /docs served from the package
     # What the portal promises about a pause: the agents hear of it at their next status poll.
     app.state.recording_stops_within = cadence.stops_within()
     install_handlers(app)
@@ -78,31 +85,57 @@ def create_app(store: EventStore, *, max_body_bytes: int = MAX_BODY_BYTES,
     # Body limits, decoding and storing: _ingest.py.
     intake = BatchIntake(store, max_body_bytes=max_body_bytes, max_inflight=max_inflight, publisher=publisher)
 
-    @app.get("/v1/health")
+    @app.get("/v1/health", response_model=Health, responses=problems({
+        503: "fleet mode: this collector cannot reach NATS JetStream"}))
     def health() -> dict[str, str]:
         if publisher is not None:
             publisher.check_ready()
         return {"status": "ok", "version": __version__}
 
-    @app.post("/v1/batches")
+    @app.post("/v1/batches", response_model=BatchStored, openapi_extra=BATCH_BODY, responses=problems({
+        400: "the body cannot be decoded (JSON, MessagePack) or a bad Content-Length",
+        401: "no, a malformed or a wrong device credential: enrol the device",
+        403: "the device was revoked, the batch is another device's, or recording is not permitted (the "
+             "employee's consent; `row` names the event): final, do not retry",
+        409: "the batch id was stored with other content, or the session id is another device's",
+        413: "the body is larger than the collector's limit",
+        415: "the Content-Type is neither application/msgpack nor application/json",
+        422: "the body decodes but is not a valid batch (`field`, `row`)",
+        429: "too many batches at once (collector busy) or over the device's rate limit",
+        503: "the store (or the fleet's buffer) is unavailable",
+    }))
     async def post_batch(request: Request) -> dict[str, Any]:
         # Who is sending comes first: a stranger learns nothing else about the collector.
         device = await authenticate_request(store, request)
         await limiter.admit(device.device_id)  # after authentication: only enrolled devices have buckets
         return await intake.receive(request, device.device_id)
 
-    @app.get("/v1/sessions")
+    def admin(request: Request) -> None:
+        # Sync: FastAPI runs it in a worker thread, where the (slow on purpose) password check belongs.
+        admin_account(store, request)
+
+    listing = {"dependencies": [Depends(admin)], "openapi_extra": SECURITY["admin"], "responses": problems({
+        401: "no, a malformed or a wrong admin login", 403: "the login is not an admin account",
+        429: "this login is locked after repeated wrong passwords", 503: "the store is unavailable"})}
+
+    @app.get("/v1/sessions", response_model=list[SessionRow], **listing)
     def list_sessions() -> list[dict[str, Any]]:
         return [dataclasses.asdict(s) for s in _listing(store.sessions)]
 
-    @app.get("/v1/devices")
+    @app.get("/v1/devices", response_model=list[DeviceRow], **listing)
     def list_devices() -> list[dict[str, Any]]:
-        # Hostnames are personal data and this endpoint is unauthenticated: left out.
+        # Hostnames are personal data and no API client needs them: left out (the admin console shows them).
         return [{"device_id": d.device_id, "employee_id": d.employee_id, "registered_at": d.registered_at.isoformat(),
                  "first_seen": _iso(d.first_seen), "last_seen": _iso(d.last_seen), "n_batches": d.n_batches,
                  "n_events": d.n_events} for d in _listing(store.devices)]
 
     return app
+
+
+_DESCRIPTION = ("Agents upload event batches (`POST /v1/batches`) and poll their recording status; people "
+                "give or withdraw consent with their portal login; admins list sessions and devices. Every "
+                "error answers `{error, field, row}`. The portal's pages (/login, /me, /admin) are not part "
+                "of this API.")
 
 
 def _iso(value: Any) -> str | None:
@@ -113,4 +146,4 @@ def _listing(query: Any) -> list[Any]:
     try:
         return query()
     except StoreError as exc:
-        raise Problem(503, str(exc), headers={"Retry-After": _RETRY_AFTER_S}) from exc
+        raise unavailable("listing", exc) from exc

@@ -33,6 +33,15 @@ fleet collectors (``SharedRateLimiter``, ``serve --nats``)
     devices back tokens they had spent, and nothing is acknowledged on their
     strength, so they need not wait for a WAL flush. A database failure answers
     503 with Retry-After: no batch passes unchecked.
+
+Enrolment (``POST /v1/devices/enrol``) has no credential yet, so its bucket is
+per client address (``EnrolmentLimiter``: ``ENROL_BURST`` attempts at once, then
+``ENROL_RATE_PER_S``), good or bad tokens alike: a desk enrols once in its life
+and an agent retries a 429 later, while a guesser gets 86,400 tries a day
+instead of thousands a second. Behind a reverse proxy on this host the address
+is the proxy's ``X-Forwarded-For`` (uvicorn trusts it from 127.0.0.1 only). Each
+collector of a fleet keeps its own buckets: the balancer multiplies the rate by
+the number of collectors, which still bounds it.
 """
 
 from __future__ import annotations
@@ -41,20 +50,22 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from typing import Callable
+from typing import Any, Callable
 
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from ..store import DeviceCredential, EventStore, NotAuthenticated, NotPermitted, StoreError
 from ..store._rate_limits import take_token
-from ._problems import Problem, store_problem
+from ._problems import Problem, store_problem, unavailable
 
 __all__ = ["authenticate_request", "authenticate", "check_sender", "RateLimiter", "SharedRateLimiter", "DEVICE_RATE_PER_S",
-           "DEVICE_BURST", "bearer"]
+           "DEVICE_BURST", "bearer", "EnrolmentLimiter", "ENROL_RATE_PER_S", "ENROL_BURST"]
 
 DEVICE_RATE_PER_S = 20.0
 DEVICE_BURST = 40
+ENROL_RATE_PER_S = 1.0  # enrolment attempts per second per client address, after
+ENROL_BURST = 30  # this many at once (a lab enrolling its desks behind one NAT address)
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="deskcorder"'}
 
 
@@ -91,8 +102,7 @@ def authenticate(store: EventStore, header: str | None) -> DeviceCredential:
     except (NotAuthenticated, NotPermitted) as exc:
         raise store_problem(exc) from exc
     except StoreError as exc:
-        raise Problem(503, f"the collector could not check the device's credential: {exc}",
-                      headers={"Retry-After": "1"}) from exc
+        raise unavailable("checking the device's credential", exc) from exc
 
 
 def _check_limits(rate_per_s: float, burst: int) -> None:
@@ -100,9 +110,14 @@ def _check_limits(rate_per_s: float, burst: int) -> None:
         raise ValueError(f"rate must be >= 0 (0: no limit) and burst >= 1, got {rate_per_s}, {burst}")
 
 
+def _wait_s(rate_per_s: float, tokens: float) -> int:
+    """Whole seconds until a bucket holding ``tokens`` (< 1) has one again."""
+    return max(1, math.ceil((1.0 - tokens) / rate_per_s))
+
+
 def _over_limit(device_id: str, rate_per_s: float, burst: int, tokens: float) -> Problem:
     """The 429 for a refused batch; ``tokens``: what the bucket holds now (< 1)."""
-    wait = max(1, math.ceil((1.0 - tokens) / rate_per_s))
+    wait = _wait_s(rate_per_s, tokens)
     return Problem(429, f"device {device_id!r} sent more than {rate_per_s:g} batches per second (burst "
                         f"{burst}); retry after {wait} s with the same batch_id",
                    headers={"Retry-After": str(wait)})
@@ -138,11 +153,27 @@ class RateLimiter:
             while len(self._buckets) > self._max:
                 self._buckets.popitem(last=False)
         if not allowed:
-            raise _over_limit(device_id, self.rate, self.burst, tokens)
+            raise self._refusal(device_id, tokens)
+
+    def _refusal(self, device_id: str, tokens: float) -> Problem:
+        return _over_limit(device_id, self.rate, self.burst, tokens)
 
     async def admit(self, device_id: str) -> None:
         """``check`` from the event loop: a few dict operations, so in place."""
         self.check(device_id)
+
+
+class EnrolmentLimiter(RateLimiter):
+    """Enrolment attempts per client address (``check(address)``), refused with 429 and Retry-After."""
+
+    def __init__(self, rate_per_s: float = ENROL_RATE_PER_S, burst: int = ENROL_BURST, **kw: Any):
+        super().__init__(rate_per_s, burst, **kw)
+
+    def _refusal(self, address: str, tokens: float) -> Problem:
+        wait = _wait_s(self.rate, tokens)
+        return Problem(429, f"too many enrolment attempts from {address} (more than {self.burst} at once, then "
+                            f"{self.rate:g} per second); retry after {wait} s", field="token",
+                       headers={"Retry-After": str(wait)})
 
 
 class SharedRateLimiter:
@@ -169,8 +200,7 @@ class SharedRateLimiter:
             decision = take_token(self._store._engine, device_id, rate_per_s=self.rate, burst=self.burst,
                                   now=self._clock())
         except StoreError as exc:
-            raise Problem(503, f"the collector could not check the device's rate limit: {exc}",
-                          headers={"Retry-After": "1"}) from exc
+            raise unavailable("checking the device's rate limit", exc) from exc
         if not decision.allowed:
             raise _over_limit(device_id, self.rate, self.burst, decision.tokens)
 

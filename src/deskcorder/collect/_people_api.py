@@ -5,7 +5,8 @@
                                ``deskcorder device token --employee HANDLE``) for the device's own secret,
                                and registers the device to the token's employee. 401 when the token is
                                unknown, used or expired; 409 when the device belongs to someone else or
-                               was revoked; 422 for a malformed device id or hostname.
+                               was revoked; 422 for a malformed device id or hostname; 429 (``Retry-After``)
+                               after too many attempts from one address (``EnrolmentLimiter``).
 ``GET /v1/devices/{device_id}/status``
                                needs the device's credential (``Authorization: Bearer <device_id>:<secret>``,
                                see ``_device_auth.py``; 401 without, 403 when revoked or for another device)
@@ -36,17 +37,17 @@ by employee_id.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 from typing import Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
 from ..store import EventStore, StoreError
-from ._device_auth import authenticate
+from ._basic_auth import check_basic
+from ._device_auth import EnrolmentLimiter, authenticate
+from ._openapi import SECURITY, Enrolled, PolicyAnswer, problems
 from ._problems import Problem, store_problem
 
 __all__ = ["people_router", "AgentCadence"]
@@ -72,24 +73,13 @@ class ConsentAct(_Strict):
 _BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="deskcorder consent"'}
 
 
-async def _the_person_themself(store: EventStore, request: Request, handle: str) -> str:
+def _the_person_themself(store: EventStore, request: Request, handle: str) -> str:
     """The employee_id of ``handle`` when the request carries their own portal login, else a 401/403 Problem."""
     fix = (f"send Authorization: Basic with {handle!r} and their portal password (set with "
            f"`deskcorder portal set-password {handle}`)")
-    scheme, _, encoded = (request.headers.get("authorization") or "").strip().partition(" ")
-    try:
-        login, sep, password = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        sep = ""
-    if scheme.lower() != "basic" or not sep:
-        raise Problem(401, f"consent is personal: only the person can give or withdraw it; {fix}",
-                      field="Authorization", headers=_BASIC_CHALLENGE)
-    try:
-        account = await run_in_threadpool(store.portal.authenticate, login, password)
-    except StoreError as exc:
-        raise store_problem(exc) from exc
-    if account is None:
-        raise Problem(401, f"wrong login or password; {fix}", field="Authorization", headers=_BASIC_CHALLENGE)
+    account = check_basic(store, request, missing=f"consent is personal: only the person can give or withdraw it; "
+                                                  f"{fix}", wrong=f"wrong login or password; {fix}",
+                          challenge=_BASIC_CHALLENGE)
     if account.role != "employee" or account.login != handle or account.employee_id is None:
         raise Problem(403, f"consent is personal: {account.login!r} cannot give or withdraw it for {handle!r}, "
                            f"only {handle!r} can (an operator recording a written consent runs `deskcorder "
@@ -137,11 +127,23 @@ class AgentCadence:
         return hints or None
 
 
-def people_router(store: EventStore, cadence: AgentCadence = AgentCadence()) -> APIRouter:
+def people_router(store: EventStore, cadence: AgentCadence = AgentCadence(),
+                  enrol_limiter: EnrolmentLimiter | None = None) -> APIRouter:
     router = APIRouter()
     hints = cadence.as_json()
+    limiter = EnrolmentLimiter() if enrol_limiter is None else enrol_limiter
 
-    @router.post("/v1/devices/enrol")
+    async def admit_enrolment(request: Request) -> None:
+        # Before the body is even validated: every attempt counts, well-formed or not (a few dict
+        # operations under a lock, so on the event loop).
+        limiter.check(request.client.host if request.client else "unknown")
+
+    @router.post("/v1/devices/enrol", dependencies=[Depends(admit_enrolment)], response_model=Enrolled,
+                 responses=problems({401: "the token is unknown, used or expired: ask an admin for a new one",
+                                     409: "the device belongs to someone else or was revoked",
+                                     422: "a malformed body, device id or hostname",
+                                     429: "too many enrolment attempts from this address",
+                                     503: "the store is unavailable"}))
     def enrol_device(body: EnrolDevice, request: Request) -> dict[str, Any]:
         try:
             employee_id, secret = store.enrol_device(body.token, body.device_id, body.hostname,
@@ -150,7 +152,9 @@ def people_router(store: EventStore, cadence: AgentCadence = AgentCadence()) -> 
             raise store_problem(exc) from exc
         return {"device_id": body.device_id, "employee_id": employee_id, "secret": secret}
 
-    @router.get("/v1/devices/{device_id}/status")
+    @router.get("/v1/devices/{device_id}/status", openapi_extra=SECURITY["device"], responses=problems({
+        401: "no, a malformed or a wrong device credential", 403: "the device was revoked, or this is another "
+        "device's status", 422: "a malformed request", 503: "the store is unavailable"}))
     def device_status(device_id: str, request: Request) -> dict[str, Any]:
         # A plain def: FastAPI runs it in one worker thread, credential check and status together.
         # Every agent polls this all day, and each hop to a worker thread and back costs more CPU
@@ -167,9 +171,18 @@ def people_router(store: EventStore, cadence: AgentCadence = AgentCadence()) -> 
             answer["agent"] = hints
         return answer
 
-    @router.post("/v1/employees/{handle}/consent")
-    async def record_consent(handle: str, body: ConsentAct, request: Request) -> dict[str, Any]:
-        employee_id = await _the_person_themself(store, request, handle)
+    def the_person(handle: str, request: Request) -> str:
+        # A dependency, so the credential is checked before the body is validated: a stranger
+        # gets 401, never a lesson in the body's shape. Sync: FastAPI runs it in a worker thread.
+        return _the_person_themself(store, request, handle)
+
+    @router.post("/v1/employees/{handle}/consent", openapi_extra=SECURITY["employee"], responses=problems({
+        401: "no, a malformed or a wrong portal login", 403: "the login is not this person's own",
+        404: "no such employee", 409: "`give` does not name the current policy version",
+        422: "a malformed body", 429: "this login is locked after repeated wrong passwords",
+        503: "the store is unavailable"}))
+    async def record_consent(handle: str, body: ConsentAct, employee_id: str = Depends(the_person)
+                             ) -> dict[str, Any]:
         try:
             consent = await run_in_threadpool(store.record_consent, handle, body.action,
                                               policy_version=body.policy_version, method=body.method,
@@ -178,7 +191,7 @@ def people_router(store: EventStore, cadence: AgentCadence = AgentCadence()) -> 
             raise store_problem(exc) from exc
         return consent.as_json()
 
-    @router.get("/v1/policy")
+    @router.get("/v1/policy", response_model=PolicyAnswer, responses=problems({503: "the store is unavailable"}))
     def policy() -> dict[str, Any]:
         try:
             current = store.current_policy()

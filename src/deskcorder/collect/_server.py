@@ -1,4 +1,7 @@
-"""Run the collector: one uvicorn server in this process, on a socket bound before it starts."""
+"""Run the collector: one uvicorn server in this process, on a socket bound before it starts.
+
+Transport security (TLS, or plain http on loopback only): ``_transport.py``.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +12,11 @@ from typing import Callable
 
 import uvicorn
 
-from ..store import EventStore
+from ..store import MAX_CLOCK_SKEW_S, EventStore
 from ._app import MAX_BODY_BYTES, MAX_INFLIGHT, create_app
 from ._device_auth import DEVICE_BURST, DEVICE_RATE_PER_S
 from ._retention_timer import RETENTION_INTERVAL_S, RetentionTimer
+from ._transport import check_transport
 from ._people_api import AgentCadence
 
 __all__ = ["run_server", "announce"]
@@ -43,7 +47,9 @@ def run_server(data_dir: Path | str, host: str = "127.0.0.1", port: int = 8765, 
                on_ready: Callable[[str], None] = announce, retention_interval_s: float | None = RETENTION_INTERVAL_S,
                nats_url: str | None = None, stream: str | None = None, replicas: int = 1,
                device_rate_per_s: float = DEVICE_RATE_PER_S, device_burst: int = DEVICE_BURST,
-               cadence: AgentCadence = AgentCadence()) -> None:
+               cadence: AgentCadence = AgentCadence(), tls_cert: Path | str | None = None,
+               tls_key: Path | str | None = None, insecure_http: bool = False, create: bool = True,
+               max_clock_skew_s: float = MAX_CLOCK_SKEW_S) -> None:
     """Serve the collector until SIGINT/SIGTERM; in-flight batches finish before it returns.
 
     ``port=0`` picks a free port; ``on_ready`` gets the URL once it accepts connections.
@@ -55,13 +61,20 @@ def run_server(data_dir: Path | str, host: str = "127.0.0.1", port: int = 8765, 
     ``events_url``: where event files go (see ``EventStore``), recorded on first use.
     ``cadence``: the upload and status intervals every agent is told to use (None: their own).
     ``device_rate_per_s`` / ``device_burst``: each device's batch rate limit (0: none; see ``_device_auth.py``).
-    Raises OSError when the address cannot be bound, StoreError when the store cannot open.
+    ``tls_cert`` / ``tls_key``: serve https with this PEM certificate and key; without them a
+    non-loopback ``host`` is refused unless ``insecure_http`` (``check_transport``).
+    ``create``: make a new store when there is none (False: NotFound, see ``EventStore``).
+    ``max_clock_skew_s``: batches stamped further ahead of this clock are refused (422).
+    Raises OSError when the address cannot be bound, StoreError when the store cannot open,
+    ValueError for a bad log level or transport.
     """
     if log_level not in LOG_LEVELS:
         raise ValueError(f"log level {log_level!r}; choose one of {', '.join(LOG_LEVELS)}")
+    check_transport(host, tls_cert, tls_key, insecure_http)
     sock = _bind(host, port)  # bound here so port 0 resolves before anyone needs the URL
     try:
-        store = EventStore(data_dir, database_url=database_url, events_url=events_url)
+        store = EventStore(data_dir, database_url=database_url, events_url=events_url, create=create,
+                           max_clock_skew_s=max_clock_skew_s)
     except BaseException:
         sock.close()
         raise
@@ -70,7 +83,8 @@ def run_server(data_dir: Path | str, host: str = "127.0.0.1", port: int = 8765, 
         if timer is not None:
             timer.start()
         bound_port = sock.getsockname()[1]
-        url = f"http://[{host}]:{bound_port}" if ":" in host else f"http://{host}:{bound_port}"
+        scheme = "http" if tls_cert is None else "https"
+        url = f"{scheme}://[{host}]:{bound_port}" if ":" in host else f"{scheme}://{host}:{bound_port}"
         publisher = None
         if nats_url is not None:
             from ._jetstream import JetStreamPublisher  # nats-py is only needed in fleet mode
@@ -80,7 +94,9 @@ def run_server(data_dir: Path | str, host: str = "127.0.0.1", port: int = 8765, 
                                            publisher=publisher, device_rate_per_s=device_rate_per_s,
                                            device_burst=device_burst, cadence=cadence),
                                 log_level=log_level, access_log=log_level == "debug",
-                                timeout_graceful_shutdown=30)
+                                timeout_graceful_shutdown=30,
+                                ssl_certfile=None if tls_cert is None else str(tls_cert),
+                                ssl_keyfile=None if tls_key is None else str(tls_key))
         _Server(config, url, on_ready).run(sockets=[sock])
     finally:
         if timer is not None:

@@ -7,7 +7,10 @@ The cookie ``deskcorder_login`` holds a random token and an HMAC of it
 altered cookie is refused before any lookup, a stolen database row opens
 nothing, and logging out or changing a password ends the login at once.
 The cookie is HttpOnly (no script can read it; the pages run none anyway),
-SameSite=Lax (not sent on cross-site POSTs) and Secure when served over HTTPS.
+SameSite=Lax (not sent on cross-site POSTs) and Secure unless the request
+reached us over plain http on a loopback address (``_secure``): over TLS, and
+on any other address too, where plain http means a TLS proxy in front of us
+(``serve --insecure-http``) or a network the password must not cross.
 
 CSRF: every POST form carries the login's token in ``csrf_token``, compared
 in constant time; a POST without it changes nothing. The login form, which
@@ -39,6 +42,7 @@ from starlette.concurrency import run_in_threadpool
 from ...store import EventStore, PortalLogin, StoreError, TooManyLogins
 from ...store._accounts import LOGIN_TTL
 from .._problems import Problem, store_problem
+from .._transport import is_loopback
 from ._pages import CsrfRefused, Forbidden, LoginRequired, redirect, render
 
 __all__ = ["Viewer", "Auth", "read_form", "PORTAL_KEY_ENV", "COOKIE"]
@@ -150,7 +154,7 @@ class Auth:
     def _set_cookie(self, request: Request, response: Response, name: str, value: str, max_age: int,
                     path: str = "/") -> None:
         response.set_cookie(name, value, max_age=max_age, path=path, httponly=True, samesite="lax",
-                            secure=request.url.scheme == "https")
+                            secure=_secure(request))
 
     # -- dependencies ----------------------------------------------------------------------
     def viewer(self, request: Request) -> Viewer:
@@ -268,6 +272,14 @@ class Auth:
                           error=error, login=login)
         self._set_cookie(request, response, _PRELOGIN_COOKIE, token, 3600, path="/login")
         return response
+
+
+def _secure(request: Request) -> bool:
+    """Secure cookies except on plain http to a loopback address (a browser on this machine, or a proxy here)."""
+    if request.url.scheme == "https":  # TLS here, or X-Forwarded-Proto from a trusted proxy (uvicorn's)
+        return True
+    server = request.scope.get("server")  # this connection's local address, not the bound one
+    return not (server and is_loopback(str(server[0])))
 
 
 def _safe_next(value: str) -> str:
