@@ -243,10 +243,11 @@ def test_pathological_inputs_take_linear_time(redactor):
 
 
 def test_short_typed_runs_redact_at_more_than_10k_per_second(redactor):
-    # The real figure (~70-100k/s) is in benchmarks/redaction_quality.py; this only
-    # catches a catastrophic regression on a loaded CI machine.
+    # The real figure is in benchmarks/redaction_quality.py; this only catches a catastrophic
+    # regression. CPU time of this process, not wall time: on a CI machine shared by other jobs
+    # the wall clock measures them too.
     runs = ["ok thanks, see you tomorrow", "git status", "SELECT * FROM users LIMIT 10;", "def main():"] * 500
-    start = time.perf_counter()
+    start = time.process_time()
     for run in runs:
         redactor.redact(run, window_title="Terminal")
-    assert len(runs) / (time.perf_counter() - start) > 10_000
+    assert len(runs) / max(time.process_time() - start, 1e-6) > 10_000

@@ -67,6 +67,8 @@ IDS: tuple[tuple[str, str, tuple[str, ...], str | None, tuple[str, ...]], ...] =
 )
 
 _NAMED_ONLY = frozenset({"ca.sin", "in_.aadhaar", "nl.bsn", "de.idnr", "us.ssn", "gb.nhs", "dk.cpr", "is_.kennitala"})
+# One check digit only: typed bare in a generic context they are shaped as python-stdnum formats them.
+_FORMATTED_IF_UNNAMED = frozenset({"th.pin", "cl.rut", "cz.rc"})
 _DOC_EXAMPLE_RE = re.compile(r">>> validate\('([^']+)'\)\n'([^']+)'")
 
 _DEV_CUES = ("my {cue} is {}", "{cue}: {}", "{cue} {}", "please update the {cue} to {}")
@@ -154,6 +156,8 @@ def generate(rng: random.Random, *, split: str) -> Iterator[Sample]:
             category = f"pii/national-id/{suffix}"
             if i % 3 == 2 and name not in _NAMED_ONLY:  # one in three without a word that names it
                 family, template = wrap(rng, split)
+                if name in _FORMATTED_IF_UNNAMED:
+                    typed = _module(name).format(value)
                 yield place(template, [(typed, "NATIONAL_ID")], category=category, context=family)
             else:
                 template = rng.choice(cue_templates).replace("{cue}", rng.choice(cues).replace("{", "{{"))

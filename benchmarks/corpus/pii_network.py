@@ -20,12 +20,12 @@ from ._contexts import wrap
 
 _TEMPLATES = {
     "dev": (
-        "ssh admin@{} -p 2222", "ping -c 3 {}", "Failed password for root from {} port 53112 ssh2",
+        "ssh -p 2222 {}", "ping -c 3 {}", "Failed password for root from {} port 53112 ssh2",
         "the server is at {} now", "nmap -sV {}", "host {} is down", "curl http://{}/health",
         "allow from {}", "[{}]:443 refused", "ip addr add {}/24 dev eth0",
     ),
     "heldout": (
-        "scp build.tgz deploy@{}:/srv", "traceroute {}", "Accepted publickey for git from {} port 40022",
+        "rsync -av build/ {}:/srv", "traceroute {}", "Accepted publickey for git from {} port 40022",
         "can you whitelist {} for me", "sudo iptables -A INPUT -s {} -j DROP", "{} - - [02/Dec/2026:07:00:01] GET /",
         "mysql -h {} -u app", "my IP is {} apparently", "telnet {} 25", "upstream backend {{ server {}; }}",
     ),
@@ -46,8 +46,7 @@ def generate(rng: random.Random, *, split: str) -> Iterator[Sample]:
     for i in range(40):
         address = ipaddress.IPv6Address(fake.ipv6())
         value = address.exploded if i % 4 == 0 else address.compressed
-        template = rng.choice(templates).replace("ssh admin@{}", "ssh admin@[{}]").replace(
-            "http://{}/", "http://[{}]/")
+        template = rng.choice(templates).replace("http://{}/", "http://[{}]/").replace(" {}:/srv", " [{}]:/srv")
         yield place(template, [(value, "IP")], category="pii/ip/v6", context="shell")
     for i in range(30):
         mac = fake.mac_address()

@@ -50,15 +50,15 @@ _NAME_TEMPLATES = {
 _HEALTH_TERMS = {
     "dev": (
         "depression", "type 2 diabetes", "asthma", "epilepsy", "breast cancer", "HIV", "bipolar disorder",
-        "an anxiety disorder", "ADHD", "migraines", "multiple sclerosis", "Parkinson's disease", "schizophrenia",
+        "anxiety disorder", "ADHD", "migraines", "multiple sclerosis", "Parkinson's disease", "schizophrenia",
         "hepatitis C", "Diabetes", "Depressionen", "diabète", "depresión", "sertraline", "metformin",
-        "insulin", "chemotherapy", "Krebs", "a miscarriage",
+        "insulin", "chemotherapy", "Krebs", "miscarriage",
     ),
     "heldout": (
-        "clinical depression", "diabetes", "asthma attacks", "an epileptic seizure", "prostate cancer", "HIV positive",
+        "clinical depression", "diabetes", "asthma attacks", "epileptic seizures", "prostate cancer", "HIV positive",
         "PTSD", "anorexia", "panic attacks", "lupus", "Crohn's disease", "dementia", "leukemia", "fluoxetine",
         "Ritalin", "antidepressants", "Brustkrebs", "Angststörung", "cancer du sein", "ansiedad", "Zuckerkrankheit",
-        "dépression", "lithium", "an abortion",
+        "dépression", "lithium", "abortion",
     ),
 }
 _HEALTH_TEMPLATES = {

@@ -21,9 +21,15 @@ tests/data/redaction_corpus.jsonl measures.
 
 from __future__ import annotations
 
+import ipaddress
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import NamedTuple
+
+from ._health import find_health_terms
+from ._ids import find_bank_accounts, find_id_documents, find_national_ids
+from ._names import find_names
+from ._phones import DEFAULT_PHONE_REGIONS, PhoneFinder
 
 __all__ = ["PII_DETECTORS", "Detector", "dni_ok", "iban_ok", "luhn_ok", "nino_ok", "nir_ok", "ssn_ok"]
 
@@ -132,14 +138,14 @@ def _iin_ok(d: str) -> bool:
         return n == 15  # American Express
     if p4 == 6011 or p2 == 65 or 644 <= p3 <= 649 or 622126 <= p6 <= 622925:
         return 16 <= n <= 19  # Discover
-    if 3528 <= p4 <= 3589:
-        return 16 <= n <= 19  # JCB
+    if 3500 <= p4 <= 3599 or (p4 in (2131, 1800) and n == 15):
+        return 15 <= n <= 19  # JCB (and its old 15-digit 2131/1800 ranges)
     if 300 <= p3 <= 305 or p2 in (36, 38, 39) or p4 == 3095:
         return 14 <= n <= 19  # Diners Club
     if p2 == 62 or 2200 <= p4 <= 2204:
         return 16 <= n <= 19  # UnionPay, Mir
     if p2 in (50, 56, 57, 58, 63, 67) or p4 in (6304, 6759, 6761, 6763):
-        return 12 <= n <= 19  # Maestro
+        return 12 <= n <= 19  # Maestro (the only network with 12-digit numbers)
     return False
 
 
@@ -155,7 +161,7 @@ def _find_cards(text: str) -> Iterator[tuple[int, int]]:
         for k in range(len(groups), 0, -1):
             end = groups[k - 1][1]
             digits = s[:end].replace(" ", "").replace("-", "")
-            if 13 <= len(digits) <= 19 and luhn_ok(digits) and _iin_ok(digits):
+            if 12 <= len(digits) <= 19 and luhn_ok(digits) and _iin_ok(digits):
                 if k > 1 and not _grouping_ok([b - a for a, b in groups[:k]]):
                     continue
                 yield m.start(), m.start() + end
@@ -199,8 +205,9 @@ _SSN_RE = re.compile(r"(?<![\w-])(\d{3})-(\d{2})-(\d{4})(?![\w-])")
 _SSN_CONTEXT_RE = re.compile(
     r"(?i)\b(?:ssn|social security(?: number| no\.?| #)?)\b\W{0,6}(\d{3})[ .]?(\d{2})[ .]?(\d{4})(?!\d)"
 )
+# Case-insensitive: people type "ab123456c" into forms and chat as often as the printed capitals.
 _NINO_RE = re.compile(
-    r"(?<![A-Za-z0-9])([A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]) ?(\d{2}) ?(\d{2}) ?(\d{2}) ?([A-D])(?![A-Za-z0-9])"
+    r"(?i)(?<![A-Za-z0-9])([A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]) ?(\d{2}) ?(\d{2}) ?(\d{2}) ?([A-D])(?![A-Za-z0-9])"
 )
 _NIR_RE = re.compile(
     r"(?<![\w])[12] ?\d{2} ?(?:0[1-9]|1[0-2]|[2-9]\d) ?(?:\d{2}|2[ABab]) ?\d{3} ?\d{3} ?\d{2}(?![\w])"
@@ -217,7 +224,7 @@ def _find_national_ids(text: str) -> Iterator[tuple[int, int]]:
             if ssn_ok(*m.groups()):
                 yield m.start(1), m.end(3)
     for m in _NINO_RE.finditer(text):
-        if nino_ok(m.group(1)):
+        if nino_ok(m.group(1).upper()):
             yield m.span()
     for m in _NIR_RE.finditer(text):
         if nir_ok(m.group()):
@@ -230,9 +237,10 @@ def _find_national_ids(text: str) -> Iterator[tuple[int, int]]:
 
 # -- email ---------------------------------------------------------------------------------------
 
+# Letters of any script on both sides of the @ (IDN: müller.de), and punycode top-level domains.
 _EMAIL_RE = re.compile(
-    r"(?<![\w.+%-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@"
-    r"((?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24})(?![\w-]|\.[A-Za-z0-9])"
+    r"(?<![\w.+%-])[^\W_][\w.%+-]{0,63}@"
+    r"((?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)+(?:[^\W\d_]{2,24}|xn--[a-z0-9-]{1,59}))(?![\w-]|\.[^\W_])"
 )
 _RETINA_ASSET_RE = re.compile(r"\d+x\.", re.ASCII)
 _URL_AUTHORITY_RE = re.compile(r"://[^\s/@]*$")
@@ -260,83 +268,98 @@ def _find_emails(text: str) -> Iterator[tuple[int, int]]:
         yield m.span()
 
 
-# -- phone numbers -------------------------------------------------------------------------------
-
-# International (+ or 00 prefix): E.164 allows 8-15 digits after the prefix.
-# Neither pattern may start or end inside a longer run of digit groups (account
-# numbers, IBANs, lottery draws): "(?<!\d[ .-])" and "(?![ .,:/-]\d)".
-_PHONE_INTL_RE = re.compile(r"(?<![\w+/.])(?<!\d[ .-])(?:\+|00(?=[1-9]))\d(?:[ .()-]{0,2}\d){6,16}(?![\w])")
-# National formats. US: (NPA) NXX-XXXX with N in 2-9. FR: 0X XX XX XX XX with one
-# consistent separator. UK/DE/AU/others: trunk 0 + area + subscriber in the common groupings.
-_PHONE_NATIONAL_RE = re.compile(
-    r"(?<![\w+/.,:-])(?<!\d[ .-])(?:"
-    r"(?:1[ .-])?(?:\([2-9]\d{2}\) ?|[2-9]\d{2}([-. ]))[2-9]\d{2}(?(1)\1|[-. ])\d{4}"  # US/CA
-    r"|0[1-9](?P<fr>[ .-]?)\d{2}(?P=fr)\d{2}(?P=fr)\d{2}(?P=fr)\d{2}"  # FR
-    r"|0\d{2} ?\d{4} ?\d{4}|0\d{3} ?\d{3} ?\d{4}|0\d{4} ?\d{6}|0\d{4} ?\d{3} ?\d{3}"  # UK
-    r"|0\d{3} ?\d{3} ?\d{3}"  # AU mobile 04xx xxx xxx
-    r"|0[1-9]\d{1,4}[ /-]\d{4,8}(?:-\d{1,4})?"  # DE, AT, NL, ...
-    r")(?![\w]|[ .,:/-]\d)"
-)
-# Anything else dialable only counts next to a word that says it is a phone number.
-_PHONE_CONTEXT_RE = re.compile(
-    r"(?i)\b(?:tel|t[ée]l[ée]phone|phone|mobile|cell|fax|call me|text me|whatsapp|handy|telefon|portable|ph"
-    r"|tel[eé]fono|cellulare|celular|m[oó]vil|num[eé]ro|n[uú]mero|nummer|rufnummer)\b"
-    r"[^\n\d+]{0,12}(\+?\d[\d ().-]{5,18}\d)(?![\w])"
-)
-_PHONE_CONTEXT_HINTS = (
-    "tel", "t\u00e9l", "phone", "mobile", "m\u00f3vil", "movil", "cell", "fax", "call", "text", "whatsapp", "handy",
-    "portable", "ph", "num", "n\u00fam", "rufnummer",
-)
-_DATE_LIKE_RE = re.compile(r"^\d{1,4}([./-])\d{1,2}\1\d{1,4}$")
-
-
-def _digit_count(s: str) -> int:
-    return sum(c.isdigit() for c in s)
-
-
-def _find_phones(text: str) -> Iterator[tuple[int, int]]:
-    for m in _PHONE_INTL_RE.finditer(text):
-        s = m.group()
-        n = _digit_count(s) - (2 if s.startswith("00") else 0)
-        if 8 <= n <= 15 and (not s.startswith("00") or not s.isdigit()):
-            yield m.span()
-    for m in _PHONE_NATIONAL_RE.finditer(text):
-        if 9 <= _digit_count(m.group()) <= 12:  # "0815-4711" is a placeholder, not a number
-            yield m.span()
-    lowered = text.lower()
-    if any(w in lowered for w in _PHONE_CONTEXT_HINTS):
-        for m in _PHONE_CONTEXT_RE.finditer(text):
-            s = m.group(1)
-            if 7 <= _digit_count(s) <= 15 and not _DATE_LIKE_RE.match(s):
-                yield m.span(1)
-
-
 # -- MAC addresses -------------------------------------------------------------------------------
 
-_MAC_RE = re.compile(r"(?<![\w:-])[0-9A-Fa-f]{2}([:-])[0-9A-Fa-f]{2}(?:\1[0-9A-Fa-f]{2}){4}(?![\w:-])")
+_MAC_RE = re.compile(
+    r"(?<![\w:-])[0-9A-Fa-f]{2}([:-])[0-9A-Fa-f]{2}(?:\1[0-9A-Fa-f]{2}){4}(?![\w:-])"
+    r"|(?<![\w.])[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}(?![\w.])"  # Cisco aabb.ccdd.eeff
+)
+# Broadcast and all-zero addresses name no device.
+_NOT_A_DEVICE_MAC = frozenset({"ffffffffffff", "000000000000"})
 
 
 def _find_macs(text: str) -> Iterator[tuple[int, int]]:
-    if ":" in text or "-" in text:
+    # No digit test first: aa:bb:cc:dd:ee:ff has none.
+    if ":" in text or "-" in text or "." in text:
         for m in _MAC_RE.finditer(text):
-            yield m.span()
+            compact = re.sub(r"[:.-]", "", m.group()).lower()
+            if compact not in _NOT_A_DEVICE_MAC and (m.group(1) or any(c.isdigit() for c in compact)):
+                yield m.span()
 
 
-def _digits_only(find: Finder) -> Finder:
-    """Skip digit-based detectors on text without a digit: most typed runs are prose."""
+# -- IP addresses --------------------------------------------------------------------------------
+
+_IPV4_RE = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)")
+_IPV6_RE = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{1,4}:|:(?=:))(?:[0-9A-Fa-f]{0,4}:){1,7}[0-9A-Fa-f]{0,4}(?![\w:])")
+
+
+_CIDR_RE = re.compile(r"/\d{1,3}(?!\d)")  # 10.0.0.0/8 names a network, not a host
+
+
+def _find_ips(text: str) -> Iterator[tuple[int, int]]:
+    """IPv4 and IPv6 addresses, as `ipaddress` parses them; loopback, unspecified and netmasks are not a host."""
+    if "." in text:
+        for m in _IPV4_RE.finditer(text):
+            if _is_host(m.group()) and not m.group().startswith("255.") and not _CIDR_RE.match(text, m.end()):
+                yield m.span()
+    if text.count(":") >= 2:
+        for m in _IPV6_RE.finditer(text):
+            if _is_host(m.group()):
+                yield m.span()
+
+
+def _is_host(candidate: str) -> bool:
+    try:
+        address = ipaddress.ip_address(candidate)
+    except ValueError:
+        return False
+    return not (address.is_loopback or address.is_unspecified)
+
+
+def _gated(find: Finder, gate: re.Pattern[str]) -> Finder:
+    """Run ``find`` only on text where ``gate`` matches: most typed runs are prose, and one search is cheap."""
 
     def guarded(text: str) -> Iterable[tuple[int, int]]:
-        return find(text) if _DIGIT_RE.search(text) else ()
+        return find(text) if gate.search(text) else ()
 
     guarded.__name__ = find.__name__
     return guarded
 
 
+def _digits_only(find: Finder) -> Finder:
+    return _gated(find, _DIGIT_RE)
+
+
+# Three digits close together: every number these detectors look for has them somewhere
+# (the codice fiscale's 969, the PAN's 1234, an IPv4's 1.2.3); "Q3" and "LIMIT 10" do not.
+_DIGIT_RUN_RE = re.compile(r"\d[ ./-]?\d[ ./-]?\d")
+# Two hex pairs and a separator twice, or Cisco's dotted quads: aa:bb:, AA-BB-, aabb.ccdd.
+_MAC_GATE_RE = re.compile(r"[0-9A-Fa-f]{2}[:-][0-9A-Fa-f]{2}[:-]|[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.")
+
+
+def _digit_run(find: Finder) -> Finder:
+    return _gated(find, _DIGIT_RUN_RE)
+
+
+def _detector_for_phones(regions: Sequence[str] = DEFAULT_PHONE_REGIONS) -> Detector:
+    return Detector("phone", "PHONE", 80, _digit_run(PhoneFinder(regions).find))
+
+
+def _find_all_national_ids(text: str) -> Iterator[tuple[int, int]]:
+    yield from _find_national_ids(text)
+    yield from find_national_ids(text)
+
+
 PII_DETECTORS: tuple[Detector, ...] = (
-    Detector("iban", "IBAN", 50, _digits_only(_find_ibans)),
-    Detector("credit_card", "CREDIT_CARD", 55, _digits_only(_find_cards)),
-    Detector("national_id", "NATIONAL_ID", 60, _digits_only(_find_national_ids)),
-    Detector("mac_address", "MAC", 65, _digits_only(_find_macs)),
+    Detector("iban", "IBAN", 50, _digit_run(_find_ibans)),
+    Detector("credit_card", "CREDIT_CARD", 55, _digit_run(_find_cards)),
+    Detector("national_id", "NATIONAL_ID", 60, _digit_run(_find_all_national_ids)),
+    Detector("id_document", "ID_DOCUMENT", 61, _digit_run(find_id_documents)),
+    Detector("bank_account", "BANK_ACCOUNT", 62, _digit_run(find_bank_accounts)),
+    Detector("mac_address", "MAC", 65, _gated(_find_macs, _MAC_GATE_RE)),
+    Detector("ip_address", "IP", 66, _digits_only(_find_ips)),
     Detector("email", "EMAIL", 70, _find_emails),
-    Detector("phone", "PHONE", 80, _digits_only(_find_phones)),
+    _detector_for_phones(),
+    Detector("person_name", "NAME", 85, find_names),
+    Detector("health", "HEALTH", 86, find_health_terms),
 )

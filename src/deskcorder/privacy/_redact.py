@@ -48,6 +48,7 @@ log = logging.getLogger("deskcorder.privacy")
 _KINDS = (
     "EMAIL", "PHONE", "CREDIT_CARD", "IBAN", "NATIONAL_ID", "SECRET", "PASSWORD",
     "MAC", "USER", "HOST", "IDENTIFIER", "REDACTED",
+    "IP", "ID_DOCUMENT", "BANK_ACCOUNT", "NAME", "HEALTH",
 )
 PLACEHOLDERS: types.MappingProxyType[str, str] = types.MappingProxyType({k: f"<{k}>" for k in _KINDS})
 _PLACEHOLDER_RE = re.compile("|".join(re.escape(p) for p in PLACEHOLDERS.values()))
