@@ -10,8 +10,9 @@ Python loop over rows.
   turns the counts into cumulative distributions. Bins are global and fixed
   (1 ms to 60 s, 4.4 % wide), so a table is a population histogram and
   nothing else: no row, person or raw value is kept.
-* `to_normal_scores` and `from_normal_scores` map a time to its normal score
-  under its group's distribution and back (the copula's margins).
+* `to_normal_scores` maps a time to its normal score under its group's
+  distribution (to fit the copula); `draw_stratified` turns drawn scores into
+  ranks within their group and reads the times back from the group's table.
 * `row_uniforms` derives reproducible uniforms from a keyed hash of
   (seed, action id, position, stream): the same build key and the same action
   give the same draws whatever the row order or the partitioning of a build.
@@ -25,8 +26,8 @@ import math
 import numpy as np
 import polars as pl
 
-__all__ = ["BINS", "LOG_EDGES", "fit_tables", "from_normal_scores", "normal_pairs", "prior_table", "row_uniforms",
-           "to_normal_scores", "eligible_groups"]
+__all__ = ["BINS", "LOG_EDGES", "eligible_groups", "fit_tables", "from_probabilities", "normal_pairs", "prior_table",
+           "row_uniforms", "draw_stratified", "to_normal_scores"]
 
 LOG_LO, LOG_HI = math.log(1.0), math.log(60_000.0)  # ms; typing runs and pointer paths end long before a minute
 BINS = 256
@@ -146,9 +147,32 @@ def to_normal_scores(values_ms: np.ndarray, groups: np.ndarray, cdf: np.ndarray)
     return z
 
 
-def from_normal_scores(z: np.ndarray, groups: np.ndarray, cdf: np.ndarray) -> np.ndarray:
-    """Inverse of `to_normal_scores`: the time (ms) at normal score `z` in each row's group."""
-    p = np.interp(z, _Z_FINE, _P_FINE)
+def draw_stratified(z: np.ndarray, groups: np.ndarray, cdf: np.ndarray) -> np.ndarray:
+    """Times (ms) at probabilities ``(rank + 0.5) / n``: each draw's rank among its group's draws (nan: group -1).
+
+    Rank-preserving, so the copula's dependence survives (its rank
+    correlations exactly), while each group's released sample becomes a
+    stratified sample of its fitted distribution instead of an i.i.d. one:
+    with heavy-tailed flights an i.i.d. sample's mean wanders by several ms
+    per digraph (up to 9 ms on 100 CMU repetitions), a stratified one's by the
+    binning only (0.2 ms). Ranks depend only on the draws, which do not depend
+    on the person.
+    """
+    out = np.full(z.shape, np.nan)
+    rows = np.flatnonzero(groups >= 0)
+    # One argsort on (group, z) packed in a float (|z| < 30 always): faster than lexsort, and the sorted
+    # queries make the table look-up below cache-friendly.
+    order = rows[np.argsort(groups[rows] * 64.0 + np.clip(z[rows], -30.0, 30.0), kind="stable")]
+    g = groups[order]
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+    sizes = np.diff(np.r_[starts, g.size])
+    rank = np.arange(g.size) - np.repeat(starts, sizes)
+    out[order] = from_probabilities((rank + 0.5) / np.repeat(sizes, sizes), g, cdf)
+    return out
+
+
+def from_probabilities(p: np.ndarray, groups: np.ndarray, cdf: np.ndarray) -> np.ndarray:
+    """The time (ms) at cumulative probability `p` in each row's group (the inverse of its table)."""
     # One global searchsorted: group g's cdf shifted by 2g keeps every row of the table in its own range.
     n_groups = cdf.shape[0]
     flat = (cdf + 2.0 * np.arange(n_groups)[:, None]).ravel()
