@@ -1,7 +1,7 @@
 """Secret detection on the generated corpus: deskcorder side by side with detect-secrets and Microsoft's secret masker.
 
     python benchmarks/secret_detection.py [--split dev|heldout|both] [--tools ours,detect-secrets,ms-masker]
-                                          [--misses N] [--seconds 2]
+                                          [--misses N] [--seconds 2] [--before OLD_SECRETS_PY]
 
 Scores the ``secrets`` generator of benchmarks/corpus (vendor tokens, named
 values, URL parameters, CLI passwords, prose, and look-alikes) per category:
@@ -55,6 +55,17 @@ def ours_secrets_only() -> Finder:
     return lambda text: [(s.start, s.end, s.kind) for s in redactor.find_spans(text)]
 
 
+def before_tool(path: Path) -> Finder:
+    """The secret detectors of another version of _secrets.py (``git show REV:src/.../_secrets.py > FILE``)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("deskcorder.privacy._secrets_before", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    redactor = Redactor(detectors=module.SECRET_DETECTORS)
+    return lambda text: [(s.start, s.end, s.kind) for s in redactor.find_spans(text)]
+
+
 def detect_secrets_tool() -> Finder:
     # scan_line (its ad-hoc API) reports every candidate string whatever its entropy; the file
     # scan applies the plugins' limits and the filters, which is how the tool is meant to run.
@@ -100,7 +111,7 @@ def tool_version(name: str) -> str:
         import microsoft_security_utilities_secret_masker as msm
 
         return f"microsoft-security-utilities-secret-masker {msm.__VERSION__}"
-    return name
+    return "deskcorder before (--before)" if name == "before" else name
 
 
 TOOLS: dict[str, Callable[[], Finder]] = {
@@ -195,15 +206,19 @@ def main() -> None:
     parser.add_argument("--misses", type=int, default=0, help="print this many misses per tool and split")
     parser.add_argument("--seconds", type=float, default=2.0, help="time per throughput measurement (0: skip)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--before", type=Path, help="another version's _secrets.py, scored as tool 'before'")
     args = parser.parse_args()
 
     names = [t for t in args.tools.split(",") if t]
     finders = {name: TOOLS[name]() for name in names}
+    if args.before:
+        names.append("before")
+        finders["before"] = before_tool(args.before)
     splits = ("dev", "heldout") if args.split == "both" else (args.split,)
     figures: dict = {"tools": {n: tool_version(n) for n in names}, "splits": {}}
     for split in splits:
         samples = load(split, only=["secrets"])
-        scores = {n: score(f, samples, strict_kind=n.startswith("ours")) for n, f in finders.items()}
+        scores = {n: score(f, samples, strict_kind=n.startswith("ours") or n == "before") for n, f in finders.items()}
         cats = sorted({s.category for s in samples})
         print(f"\n== {split}: {len(samples)} samples; recall for secret/*, unchanged for lookalike/*")
         print(f"{'category':34s} {'n':>4s} " + " ".join(f"{n[:17]:>17s}" for n in names))
@@ -223,10 +238,15 @@ def main() -> None:
     if args.seconds > 0:
         lines = typed_lines(load("dev", only=["secrets"]), 4000, random.Random(7))
         print(f"\nthroughput, one core, typed lines (avg {sum(map(len, lines)) / len(lines):.0f} chars):")
+        # Rounds alternate between tools so a load change on a shared machine hits all of them alike.
+        rates: dict[str, list[float]] = {t: [] for t in names}
+        for _ in range(3):
+            for t in names:
+                rates[t].append(rate(finders[t], lines, args.seconds / 3))
         for t in names:
-            lps = rate(finders[t], lines, args.seconds)
+            lps = sorted(rates[t])[1]
             figures.setdefault("lines_per_second", {})[t] = lps
-            print(f"  {t:20s} {lps:12,.0f} lines/s")
+            print(f"  {t:20s} {lps:12,.0f} lines/s (median of 3 alternating rounds)")
     print("\n" + "; ".join(figures["tools"].values()) + f"; python {sys.version.split()[0]}, pid {os.getpid()}")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1))
