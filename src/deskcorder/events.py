@@ -33,6 +33,7 @@ __all__ = [
     "events_to_columns",
     "columns_to_table",
     "table_to_events",
+    "printable_name",
 ]
 
 
@@ -93,6 +94,7 @@ assert tuple(f[0] for f in _FIELDS) == tuple(f.name for f in dataclasses.fields(
 
 EVENT_SCHEMA = pa.schema([pa.field(n, t, nullable=null) for n, t, null in _FIELDS])
 FIELD_NAMES: tuple[str, ...] = tuple(f[0] for f in _FIELDS)
+_FIELD_SET = frozenset(FIELD_NAMES)
 
 # Columns each kind must carry (beyond the always-required identity columns).
 _REQUIRED_BY_KIND: dict[EventKind, tuple[str, ...]] = {
@@ -142,6 +144,81 @@ def _first_row(mask: pa.ChunkedArray | pa.Array) -> int:
     return pc.index(mask, True).as_py()
 
 
+def printable_name(name: Any) -> str:
+    """A client-sent name as an answer can show it: itself when printable text, else backslash-escaped.
+
+    A column name may be bytes (MessagePack) or hold a lone UTF-16 surrogate (JSON ``"\\ud800"``),
+    which no UTF-8 answer can carry.
+    """
+    if isinstance(name, str):
+        return name if name.isprintable() and _encodes(name) else name.encode("ascii", "backslashreplace").decode()
+    return ascii(name)
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return True
+
+
+_ACCEPTS = {"string": (str, "text"), "int64": (int, "an integer"), "int32": (int, "an integer")}
+_INT_RANGE = {"int64": (-2**63, 2**63 - 1), "int32": (-2**31, 2**31 - 1)}
+
+
+def _column_array(name: str, typ: pa.DataType, values: list[Any] | tuple[Any, ...]) -> pa.Array:
+    """One column's values as an Arrow array of ``typ``, refusing what would need coercion.
+
+    pyarrow converting straight to ``typ`` would store 12.9 as 12, a float t_wall_ns rounded and
+    bytes as text; inferring the type first and comparing refuses those instead. bool is an int
+    subclass in Python, but pyarrow infers it as bool, so ``True`` is refused too.
+    """
+    try:
+        arr = pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError):  # incl. UnicodeEncodeError
+        arr = None
+    if arr is not None:
+        if arr.type == typ:
+            return arr
+        if pa.types.is_null(arr.type):
+            return pa.nulls(len(arr), typ)
+        if typ == pa.int32() and arr.type == pa.int64():
+            try:
+                return arr.cast(typ)  # a safe cast: out of range raises
+            except pa.ArrowInvalid:
+                pass
+    row, value = _first_wrong(str(typ), values)
+    what = _ACCEPTS[str(typ)][1]
+    if type(value) is str and typ == pa.string():
+        problem = "text that is not valid Unicode (a lone UTF-16 surrogate)"
+    elif type(value) is int and typ != pa.string():
+        problem = f"{value} (out of the {typ} range)"
+    else:
+        problem = f"{type(value).__name__} {_short(value)}"
+    raise InvalidEvents(f"expected {typ} ({what}) or null, got {problem}", field=name, row=row)
+
+
+def _first_wrong(typ: str, values: list[Any] | tuple[Any, ...]) -> tuple[int | None, Any]:
+    accepted = _ACCEPTS[typ][0]
+    low, high = _INT_RANGE.get(typ, (0, 0))
+    for row, value in enumerate(values):
+        if value is None:
+            continue
+        if type(value) is not accepted:
+            return row, value
+        if accepted is int and not low <= value <= high:
+            return row, value
+        if accepted is str and not _encodes(value):
+            return row, value
+    return None, None  # pyarrow refused a value this check accepts: name the column only
+
+
+def _short(value: Any) -> str:
+    text = ascii(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def columns_to_table(columns: Mapping[str, Any]) -> pa.Table:
     """Validate a columnar dict of events and return it as an Arrow table.
 
@@ -151,7 +228,8 @@ def columns_to_table(columns: Mapping[str, Any]) -> pa.Table:
     """
     if not isinstance(columns, Mapping):
         raise InvalidEvents("events must be an object mapping column names to arrays")
-    unknown = sorted(set(columns) - set(FIELD_NAMES))
+    # Keys may be bytes or any hashable a decoder allows: no sorting of mixed types.
+    unknown = sorted(printable_name(k) for k in columns if k not in _FIELD_SET)
     if unknown:
         raise InvalidEvents(f"unknown column; known columns are {', '.join(FIELD_NAMES)}",
                             field=unknown[0])
@@ -168,18 +246,14 @@ def columns_to_table(columns: Mapping[str, Any]) -> pa.Table:
             raise InvalidEvents("must be an array", field=name)
         if n is None:
             n = len(values)
+            if n > MAX_EVENTS_PER_BATCH:  # before any column is converted
+                raise InvalidEvents(f"{n} events in one batch; the limit is {MAX_EVENTS_PER_BATCH}", field=name)
         elif len(values) != n:
             raise InvalidEvents(f"has {len(values)} values but other columns have {n}", field=name)
-        try:
-            arr = pa.array(values, type=typ)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError) as exc:
-            raise InvalidEvents(f"expected {typ} values ({exc})", field=name) from exc
-        arrays.append(arr)
+        arrays.append(_column_array(name, typ, values))
     assert n is not None  # session_id is required, so at least one column was seen
     if n == 0:
         raise InvalidEvents("a batch must contain at least one event", field="seq")
-    if n > MAX_EVENTS_PER_BATCH:
-        raise InvalidEvents(f"{n} events in one batch; the limit is {MAX_EVENTS_PER_BATCH}")
     arrays = [a if a is not None else pa.nulls(n, type=typ) for a, (_, typ, _) in zip(arrays, _FIELDS)]
     table = pa.Table.from_arrays(arrays, schema=EVENT_SCHEMA)
     _check_values(table)
@@ -193,6 +267,11 @@ def _check_values(table: pa.Table) -> None:
             raise InvalidEvents("must not be null", field=name, row=_first_row(pc.is_null(col)))
         limit = _MAX_STRING.get(name)
         if limit is not None:
+            # NUL ends a C string: X11, SQLite tools and the dataset's consumers would each cut it differently.
+            nul = pc.match_substring(col, "\x00")
+            if pc.any(nul).as_py():
+                raise InvalidEvents("must not contain NUL (U+0000)", field=name,
+                                    row=_first_row(pc.fill_null(nul, False)))
             too_long = pc.greater(pc.utf8_length(col), limit)
             if pc.any(too_long).as_py():
                 raise InvalidEvents(f"longer than {limit} characters", field=name,
@@ -228,9 +307,11 @@ def _check_values(table: pa.Table) -> None:
     if pc.count_distinct(keys).as_py() != table.num_rows:
         counts = pc.value_counts(keys)
         dup = counts.filter(pc.greater(counts.field("counts"), 1))[0]["values"].as_py()
-        session, seq = dup.split("\x00")
-        raise InvalidEvents(f"event (session {session}, seq {seq}) appears twice in the batch",
-                            field="seq", row=_first_row(pc.equal(keys, dup)))
+        row = _first_row(pc.equal(keys, dup))
+        # Named from the row, not by splitting the key: a session id could hold the separator.
+        session, seq = table.column("session_id")[row].as_py(), table.column("seq")[row].as_py()
+        raise InvalidEvents(f"event (session {session!r}, seq {seq}) appears twice in the batch",
+                            field="seq", row=row)
 
 
 def table_to_events(table: pa.Table) -> list[Event]:

@@ -15,6 +15,16 @@ sends) or JSON (``application/json``, handy with curl). Both carry the same
 structure. The batch id makes uploads idempotent: the collector stores a
 batch id once and acknowledges repeats without storing them again.
 
+Decoding is bounded before anything is expanded: a body costs at most what
+the largest valid batch costs (``MAX_EVENTS_PER_BATCH`` events in every
+column), however it is built. A 32 MiB MessagePack body of empty arrays once
+took a collector from 184 MB to 2.3 GB; now no array may hold more than
+``MAX_EVENTS_PER_BATCH`` values, no object more than a few keys beyond the
+columns, and a body no more arrays or objects than such an object of columns
+has: more is refused as soon as the decoder meets it (MessagePack) or by
+counting before parsing (JSON). Values are never coerced: ``seq: 5.0``,
+``"v": true`` and a float timestamp are refused naming the field.
+
 Inside a fleet (collector -> NATS JetStream -> writer, never from an agent) a
 batch the collector has decoded and checked travels as an Arrow IPC stream
 (``ARROW_STREAM``, ``encode_checked`` / ``decode_checked``): the events table
@@ -34,7 +44,8 @@ from typing import Any, Mapping
 import msgpack
 import pyarrow as pa
 
-from .events import EVENT_SCHEMA, MAX_EVENTS_PER_BATCH, InvalidEvents, _check_values, columns_to_table
+from .events import (EVENT_SCHEMA, FIELD_NAMES, MAX_EVENTS_PER_BATCH, InvalidEvents, _check_values,
+                     columns_to_table, printable_name)
 
 __all__ = ["Batch", "InvalidBatch", "UnreadableBatch", "MSGPACK", "JSON", "ARROW_STREAM", "WIRE_VERSION",
            "batch_json_schema", "decode_batch", "encode_batch", "encode_checked", "decode_checked"]
@@ -45,6 +56,18 @@ JSON = "application/json"
 ARROW_STREAM = "application/vnd.apache.arrow.stream"  # fleet-internal only: the HTTP API does not take it
 _ID = re.compile(r"^[A-Za-z0-9_.:\-]{8,128}$")
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+_TOP_LEVEL = ("v", "batch_id", "device_id", "events")
+
+# Structure limits (see the module docstring): a valid batch is two objects (the batch and its
+# events) and one array per column, no array holds more values than a batch has events. JSON is counted before parsing, MessagePack while it is unpacked.
+_MAX_KEYS = len(FIELD_NAMES) + 8  # room to name a few unknown columns instead of failing to decode
+_MAX_CONTAINERS = 2 + _MAX_KEYS
+_MAX_VALUES = (len(FIELD_NAMES) + 1) * MAX_EVENTS_PER_BATCH  # commas bound the values a JSON body holds
+_MAX_JSON_CONTAINERS = MAX_EVENTS_PER_BATCH  # see _check_json_structure
+_COUNT_STEP = 1 << 20
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')  # a JSON string, escapes included
+# A run of up to 4096 strings with what lies before each; possessive (*+): no backtracking, linear time.
+_STRINGS_AHEAD = re.compile(rb'(?:[^"]*+"[^"\\]*+(?:\\.[^"\\]*+)*+"){1,4096}+')
 
 
 class InvalidBatch(ValueError):
@@ -80,9 +103,9 @@ def decode_batch(body: bytes, content_type: str) -> Batch:
     media = (content_type or "").split(";")[0].strip().lower()
     try:
         if media in (MSGPACK, "application/x-msgpack"):
-            obj = msgpack.unpackb(body, raw=False, strict_map_key=True)
+            obj = _unpack_msgpack(body)
         elif media == JSON:
-            obj = json.loads(body)
+            obj = _load_json(body)
         else:
             raise InvalidBatch(f"unsupported Content-Type {content_type!r}; "
                                f"send {MSGPACK} or {JSON}", field="Content-Type")
@@ -93,17 +116,18 @@ def decode_batch(body: bytes, content_type: str) -> Batch:
     if not isinstance(obj, dict):
         raise InvalidBatch("body must be an object with v, batch_id, device_id and events",
                            field="body")
-    if obj.get("v") != WIRE_VERSION:
-        raise InvalidBatch(f"unsupported wire version {obj.get('v')!r}; this collector speaks "
-                           f"v={WIRE_VERSION}", field="v")
-    unknown = sorted(set(obj) - {"v", "batch_id", "device_id", "events"})
+    version = obj.get("v")
+    if type(version) is not int or version != WIRE_VERSION:  # not True, not 1.0: both equal 1 in Python
+        raise InvalidBatch(f"unsupported wire version {ascii(version)[:40]} ({type(version).__name__}); this collector "
+                           f"speaks v={WIRE_VERSION} (an integer)", field="v")
+    unknown = sorted(printable_name(k) for k in obj if k not in _TOP_LEVEL)
     if unknown:
-        raise InvalidBatch(f"unknown top-level field {unknown[0]!r}", field=unknown[0])
+        raise InvalidBatch(f"unknown top-level field '{unknown[0]}'", field=unknown[0])
     for name in ("batch_id", "device_id"):
         value = obj.get(name)
-        if not isinstance(value, str) or not _ID.match(value):
+        if not isinstance(value, str) or not _ID.fullmatch(value):  # fullmatch: "$" lets a final newline in
             raise InvalidBatch(f"{name} must be 8-128 characters of A-Z a-z 0-9 _ . : -, "
-                               f"got {value!r}", field=name)
+                               f"got {ascii(value)[:140]}", field=name)
     events = obj.get("events")
     try:
         table = columns_to_table(events)
@@ -114,6 +138,92 @@ def decode_batch(body: bytes, content_type: str) -> Batch:
     # batch retried in the other encoding is still recognised as the same batch.
     content_hash = hashlib.sha256(msgpack.packb(events, use_bin_type=True)).hexdigest()
     return Batch(obj["batch_id"], obj["device_id"], table, content_hash)
+
+
+def _unpack_msgpack(body: bytes) -> Any:
+    """MessagePack to Python objects, refusing any structure a batch cannot have before building it."""
+    containers = [0]
+
+    def counted(value: Any) -> Any:
+        containers[0] += 1
+        if containers[0] > _MAX_CONTAINERS:  # raised at the first array too many: nothing more is built
+            raise InvalidBatch(f"body holds more than {_MAX_CONTAINERS} arrays and objects; a batch is an "
+                               f"object with an events object holding one array per column, whose values "
+                               f"are text, integers or null", field="events")
+        return value
+
+    def mapping(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
+        return counted(_no_repeated_keys(pairs))
+
+    return msgpack.unpackb(body, raw=False, strict_map_key=True, use_list=True, list_hook=counted,
+                           object_pairs_hook=mapping, max_array_len=MAX_EVENTS_PER_BATCH, max_map_len=_MAX_KEYS,
+                           max_ext_len=0)  # ext types (timestamps too) are never part of a batch
+
+
+def _load_json(body: bytes) -> Any:
+    """JSON to Python objects, after counting (outside strings) the arrays, objects and values it would build."""
+    _check_json_structure(body)
+
+    def no_constant(name: str) -> Any:
+        raise ValueError(f"{name} is not JSON (RFC 8259 has no NaN or Infinity)")
+
+    # Fractions stay floats so that the event model refuses them by name instead of truncating them.
+    return json.loads(body, object_pairs_hook=_no_repeated_keys, parse_constant=no_constant)
+
+
+def _check_json_structure(body: bytes) -> None:
+    # Byte counts first (memchr speed). They include brackets and commas inside strings, so they are
+    # upper bounds; only a body over a bound is counted again outside its strings (rare: a real
+    # batch has 19 arrays and objects). The JSON bound on arrays and objects is looser than
+    # MessagePack's because of that: 100,000 empty arrays cost ~7 MB, and the event model refuses them.
+    limits = (_MAX_JSON_CONTAINERS, _MAX_VALUES)
+    if _within(_count(body, 0, len(body), limits), limits):
+        return
+    containers = commas = 0
+    pos = 0
+    while pos < len(body) and _within((containers, commas), limits):
+        strings = _STRINGS_AHEAD.match(body, pos)
+        if strings is None:  # no string ahead (or an unterminated one, which json.loads refuses)
+            more = _count(body, pos, len(body), (limits[0] - containers, limits[1] - commas))
+        else:  # up to 4096 strings and what lies between them, the strings taken out
+            more = _count(_JSON_STRING.sub(b"", body[pos:strings.end()]), 0, None, limits)
+        containers, commas = containers + more[0], commas + more[1]
+        pos = len(body) if strings is None else strings.end()
+    if containers > _MAX_JSON_CONTAINERS:
+        raise InvalidBatch(f"body holds more than {_MAX_JSON_CONTAINERS} arrays and objects; a batch is an object "
+                           f"with an events object holding one array per column, whose values are text, "
+                           f"integers or null", field="events")
+    if commas > _MAX_VALUES:
+        raise InvalidBatch(f"body holds more than {_MAX_VALUES} values; a batch holds at most "
+                           f"{MAX_EVENTS_PER_BATCH} events", field="events")
+
+
+def _within(counts: tuple[int, int], limits: tuple[int, int]) -> bool:
+    return counts[0] <= limits[0] and counts[1] <= limits[1]
+
+
+def _count(body: bytes, start: int, stop: int | None, limits: tuple[int, int]) -> tuple[int, int]:
+    """(``[`` + ``{``, ``,``) in body[start:stop], a slice at a time, stopping once over ``limits``:
+    the GIL is free between slices, so the event loop answers while a worker thread counts."""
+    stop = len(body) if stop is None else stop
+    containers = commas = 0
+    for at in range(start, stop, _COUNT_STEP):
+        upto = min(stop, at + _COUNT_STEP)
+        containers += body.count(b"[", at, upto) + body.count(b"{", at, upto)
+        commas += body.count(b",", at, upto)
+        if not _within((containers, commas), limits):
+            break
+    return containers, commas
+
+
+def _no_repeated_keys(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):  # a decoder keeps the last silently; two readers could see two batches
+        seen: set[Any] = set()
+        repeated = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise InvalidBatch(f"field {printable_name(repeated)!r} appears twice in one object",
+                           field=printable_name(repeated))
+    return obj
 
 
 def encode_checked(batch: Batch, *, compress: bool = False) -> bytes:
@@ -152,10 +262,10 @@ def decode_checked(body: bytes) -> Batch:
         raise InvalidBatch(f"unsupported wire version {meta.get('v')!r} in the Arrow metadata; this writer "
                            f"reads v={WIRE_VERSION}", field="v")
     for name in ("batch_id", "device_id"):
-        if not _ID.match(meta.get(name, "")):
+        if not _ID.fullmatch(meta.get(name, "")):
             raise InvalidBatch(f"{name} must be 8-128 characters of A-Z a-z 0-9 _ . : -, got {meta.get(name)!r}",
                                field=name)
-    if not _SHA256_HEX.match(meta.get("content_hash", "")):
+    if not _SHA256_HEX.fullmatch(meta.get("content_hash", "")):
         raise InvalidBatch(f"content_hash must be 64 lowercase hex digits, got {meta.get('content_hash')!r}",
                            field="content_hash")
     table = table.replace_schema_metadata(None)

@@ -3,11 +3,18 @@
 Every 4xx/5xx body is ``{"error": "<what was wrong and how to fix it>",
 "field": <the offending field or null>, "row": <event row or null>}``,
 including FastAPI's own validation errors and unknown routes.
+
+Text that is not Unicode never reaches a 500: JSON can escape a lone UTF-16
+surrogate (``"\\ud800"``) that no UTF-8 text, database or hash can take.
+Wherever such a value of a JSON body makes the code fail to encode it, the
+answer is a 422 naming the field (``body.token``); and an answer quoting the
+client's text (an unknown field's name) escapes it instead of failing.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -18,7 +25,7 @@ from ..store import Conflict, InvalidInput, NotAuthenticated, NotFound, NotPermi
 
 _RETRY_AFTER_S = "1"
 
-__all__ = ["Problem", "problem_response", "install_handlers", "store_problem"]
+__all__ = ["Problem", "problem_response", "install_handlers", "store_problem", "unavailable"]
 
 log = logging.getLogger("deskcorder.collect")
 
@@ -51,13 +58,54 @@ def store_problem(exc: StoreError) -> Problem:
         return Problem(422, str(exc), field=field)
     if isinstance(exc, TooManyLogins):
         return Problem(429, str(exc), field="Authorization", headers={"Retry-After": str(exc.retry_after_s)})
-    log.error("store failure: %s", exc)
-    return Problem(503, f"the collector's store failed: {exc}", headers={"Retry-After": _RETRY_AFTER_S})
+    return unavailable("a store operation", exc)
+
+
+def unavailable(doing: str, exc: Exception) -> Problem:
+    """The 503 for a failed store (or buffer): the detail, with its paths and SQL, goes to the log only."""
+    log.error("%s failed: %s", doing, exc)
+    return Problem(503, f"the collector's store is unavailable ({doing} failed); nothing was stored by this "
+                        f"request, retry after {_RETRY_AFTER_S} s", headers={"Retry-After": _RETRY_AFTER_S})
 
 
 def problem_response(status: int, error: str, *, field: str | None = None, row: int | None = None,
                      headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": error, "field": field, "row": row}, status_code=status, headers=headers)
+    return JSONResponse({"error": _utf8(error), "field": None if field is None else _utf8(field), "row": row},
+                        status_code=status, headers=headers)
+
+
+def _utf8(text: str) -> str:
+    """``text`` with anything UTF-8 cannot carry (lone surrogates) backslash-escaped."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _not_unicode(value: Any, path: str) -> str | None:
+    """The path of the first key or string in a decoded JSON document that UTF-8 cannot carry."""
+    if isinstance(value, str):
+        return None if _utf8(value) == value else path
+    if isinstance(value, dict):
+        for key, item in value.items():
+            name = f"{path}.{_utf8(str(key))}"
+            if isinstance(key, str) and _utf8(key) != key:
+                return name
+            if (found := _not_unicode(item, name)) is not None:
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            if (found := _not_unicode(item, f"{path}.{i}")) is not None:
+                return found
+    return None
+
+
+async def _field_not_unicode(request: Request) -> str | None:
+    """Which field of this request's JSON body holds the text that failed to encode, if it is there."""
+    if not hasattr(request, "_body"):  # the route streamed its body (or read none): nothing to look in
+        return None
+    try:
+        document = await request.json()  # parsed and kept by FastAPI when it read the body
+    except ValueError:
+        return None
+    return _not_unicode(document, "body")
 
 
 def install_handlers(app: FastAPI) -> None:
@@ -83,6 +131,15 @@ def install_handlers(app: FastAPI) -> None:
         else:
             error = str(exc.detail)
         return problem_response(exc.status_code, error, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(UnicodeEncodeError)
+    async def _unencodable(request: Request, exc: UnicodeEncodeError) -> JSONResponse:
+        field = await _field_not_unicode(request)
+        if field is None:  # not the client's text: a fault of ours, answered and logged as one
+            return await _unexpected(request, exc)
+        return problem_response(422, f"{field} holds text that is not valid Unicode (a lone UTF-16 surrogate "
+                                     f"such as \\ud800, which JSON can escape but UTF-8 cannot carry); send "
+                                     f"it as UTF-8 text", field=field)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
