@@ -31,7 +31,7 @@ from ._ids import find_bank_accounts, find_id_documents, find_national_ids
 from ._names import find_names
 from ._phones import DEFAULT_PHONE_REGIONS, PhoneFinder
 
-__all__ = ["PII_DETECTORS", "Detector", "dni_ok", "iban_ok", "luhn_ok", "nino_ok", "nir_ok", "ssn_ok"]
+__all__ = ["PII_DETECTORS", "Detector", "phone_detector", "dni_ok", "iban_ok", "luhn_ok", "nino_ok", "nir_ok", "ssn_ok"]
 
 _DIGIT_RE = re.compile(r"\d")
 Finder = Callable[[str], Iterable[tuple[int, int]]]
@@ -293,19 +293,31 @@ _IPV4_RE = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)")
 _IPV6_RE = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{1,4}:|:(?=:))(?:[0-9A-Fa-f]{0,4}:){1,7}[0-9A-Fa-f]{0,4}(?![\w:])")
 
 
-_CIDR_RE = re.compile(r"/\d{1,3}(?!\d)")  # 10.0.0.0/8 names a network, not a host
+_CIDR_RE = re.compile(r"/(\d{1,3})(?!\d)")
 
 
 def _find_ips(text: str) -> Iterator[tuple[int, int]]:
     """IPv4 and IPv6 addresses, as `ipaddress` parses them; loopback, unspecified and netmasks are not a host."""
     if "." in text:
         for m in _IPV4_RE.finditer(text):
-            if _is_host(m.group()) and not m.group().startswith("255.") and not _CIDR_RE.match(text, m.end()):
+            if _is_host(m.group()) and not m.group().startswith("255.") and not _is_network(text, m):
                 yield m.span()
     if text.count(":") >= 2:
         for m in _IPV6_RE.finditer(text):
             if _is_host(m.group()):
                 yield m.span()
+
+
+def _is_network(text: str, m: re.Match[str]) -> bool:
+    """10.0.0.0/8 names a network (host bits zero); 10.1.2.3/24 is a host's address with its mask."""
+    cidr = _CIDR_RE.match(text, m.end())
+    if cidr is None:
+        return False
+    try:
+        ipaddress.ip_network(f"{m.group()}/{cidr.group(1)}", strict=True)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_host(candidate: str) -> bool:
@@ -341,7 +353,7 @@ def _digit_run(find: Finder) -> Finder:
     return _gated(find, _DIGIT_RUN_RE)
 
 
-def _detector_for_phones(regions: Sequence[str] = DEFAULT_PHONE_REGIONS) -> Detector:
+def phone_detector(regions: Sequence[str] = DEFAULT_PHONE_REGIONS) -> Detector:
     return Detector("phone", "PHONE", 80, _digit_run(PhoneFinder(regions).find))
 
 
@@ -359,7 +371,7 @@ PII_DETECTORS: tuple[Detector, ...] = (
     Detector("mac_address", "MAC", 65, _gated(_find_macs, _MAC_GATE_RE)),
     Detector("ip_address", "IP", 66, _digits_only(_find_ips)),
     Detector("email", "EMAIL", 70, _find_emails),
-    _detector_for_phones(),
+    phone_detector(),
     Detector("person_name", "NAME", 85, find_names),
     Detector("health", "HEALTH", 86, find_health_terms),
 )

@@ -34,7 +34,8 @@ from ._names_data import GIVEN_NAMES, SURNAMES
 __all__ = ["find_names"]
 
 # Words: letters of any script, apostrophes and hyphens inside (O'Brien, Jean-Luc).
-_WORD_RE = re.compile(r"(?<![\w#$./\\-])[^\W\d_]+(?:['’-][^\W\d_]+)*")
+# Not inside a longer token: base64 (hDkNe+Ina28ov), identifiers with digits, paths, options.
+_WORD_RE = re.compile(r"(?<![\w#$./\\+=-])[^\W\d_]+(?:['’-][^\W\d_]+)*(?![\d+/=_])")
 _CAPITALISED_RE = re.compile(r"(?:Mc|Mac|O'|O’|D'|D’)?[^\W\d_a-z][^\W\d_A-Z]+(?:-[^\W\d_a-z][^\W\d_A-Z]+)?")
 _TITLES = frozenset(
     "dr mr mrs ms miss prof herr frau mme mlle m sr sra dott dottssa pan pani sir madam monsieur madame "

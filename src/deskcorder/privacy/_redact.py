@@ -31,7 +31,7 @@ import types
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
-from ._detectors import PII_DETECTORS, Detector
+from ._detectors import PII_DETECTORS, Detector, phone_detector
 from ._secrets import SECRET_DETECTORS
 
 __all__ = [
@@ -148,9 +148,15 @@ class Redactor:
         *,
         password_app_patterns: Sequence[str] = DEFAULT_PASSWORD_APP_PATTERNS,
         detectors: Sequence[Detector] = DETECTORS,
+        phone_regions: Sequence[str] | None = None,
     ) -> None:
+        """``phone_regions``: ISO 3166 codes tried, in order, for phone numbers typed without a country
+        code (default `DEFAULT_PHONE_REGIONS`); put the fleet's own countries first."""
         self._title_res = tuple(re.compile(p) for p in password_title_patterns)
         self._app_res = tuple(re.compile(p) for p in password_app_patterns)
+        if phone_regions is not None:
+            phone = phone_detector(phone_regions)
+            detectors = [phone if d.name == phone.name else d for d in detectors]
         self._detectors = tuple(detectors)
         self._prompt_cache: dict[tuple[str | None, str | None], bool] = {}
 
