@@ -52,9 +52,17 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
+# Tests stamp events from next_utc_midnight_ns() (up to a day ahead) plus a few hours: collectors and
+# writers they start accept that much clock skew, unless a test passes its own --max-clock-skew.
+FUTURE_SKEW_S = 2 * 86400
+
+
 def spawn_collector(data_dir: Path, port: int = 0, *extra: str) -> tuple[subprocess.Popen, str]:
+    """`deskcorder serve --init` on data_dir (created if new), on ``port`` (0: a free one); returns (process, URL)."""
+    skew = () if "--max-clock-skew" in extra else ("--max-clock-skew", str(FUTURE_SKEW_S))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "deskcorder", "serve", "--data-dir", str(data_dir), "--port", str(port), *extra],
+        [sys.executable, "-m", "deskcorder", "serve", "--init", "--data-dir", str(data_dir), "--port", str(port),
+         *skew, *extra],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = _read_until(proc, _LISTENING, 30).group(1)
     httpx.get(f"{url}/v1/health", timeout=5).raise_for_status()
@@ -177,6 +185,24 @@ def auth_headers(where: "Path | str | EventStore", device_id: str, *, database_u
     from deskcorder.collect._device_auth import bearer
 
     return bearer(device_id, _SECRETS[_db_key(where, database_url), device_id])
+
+
+_ADMIN = ("tests-admin", "tests-admin-password")
+_ADMINS: set[str] = set()  # control databases that have the tests' admin account
+
+
+def admin_headers(data_dir: Path, *, database_url: str | None = None) -> dict[str, str]:
+    """HTTP Basic of an admin portal account of this store (made on first use): GET /v1/sessions, /v1/devices."""
+    import base64
+
+    from deskcorder.store import EventStore
+
+    key = _db_key(data_dir, database_url)
+    if key not in _ADMINS:
+        with EventStore(data_dir, database_url=database_url) as store:
+            store.portal.set_password(*_ADMIN, role="admin", actor=TEST_ACTOR)
+        _ADMINS.add(key)
+    return {"Authorization": "Basic " + base64.b64encode(":".join(_ADMIN).encode()).decode()}
 
 
 def install_credential(state_dir: Path, data_dir: Path, device_id: str) -> None:

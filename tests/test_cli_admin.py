@@ -75,7 +75,9 @@ def test_every_admin_command_has_help_that_says_what_it_does() -> None:
 
 def test_an_admin_sets_up_people_policy_and_consent(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    added = ok(cli(data_dir, "employee", "add", ZEBRA, "--name", "Zebra Frogsworth"))  # creates the store
+    assert "created a deskcorder store" in ok(cli(data_dir, "init"))  # the one command that creates a store
+    assert "exists" in ok(cli(data_dir, "init"))  # and again: nothing changes
+    added = ok(cli(data_dir, "employee", "add", ZEBRA, "--name", "Zebra Frogsworth"))
     assert re.match(rf"added {ZEBRA} \(emp_[0-9a-f]+\)", added)
     (policy_file := tmp_path / "policy.toml").write_text(policy(days=14))
     (bad_file := tmp_path / "bad.toml").write_text("version = 2\nretention_days = 0\n")
@@ -212,9 +214,12 @@ def test_retention_apply_lists_deletes_and_logs(populated: Path) -> None:
 
 def test_every_admin_command_refuses_a_data_dir_without_data(tmp_path: Path) -> None:
     empty = tmp_path / "nothing-here"
-    results = run_all(empty, ("employee", "list"), ("audit", "verify"),
+    (tmp_path / "p.toml").write_text(policy())
+    results = run_all(empty, ("employee", "list"), ("audit", "verify"), ("employee", "add", ZEBRA),
+                      ("policy", "set", str(tmp_path / "p.toml")), ("portal", "add-admin", "ops", "--password-stdin"),
                       ("erase", "--employee", ZEBRA, "--reason", "r", "--yes"),
                       ("export", "--employee", ZEBRA, "--out", str(tmp_path / "z.zip")))
     for result in results:
-        clean_error(result, "no deskcorder data", str(empty))
+        clean_error(result, "no deskcorder store at", str(empty), f"deskcorder init --data-dir {empty}")
+    assert not empty.exists()  # a mistyped --data-dir creates nothing
     assert not empty.exists()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from . import agent, audit, consent, dataset, demo, device, employee, erase, export, policy, portal, retention, serve, writer
+from . import (agent, audit, consent, dataset, demo, device, employee, erase, export, init, policy, portal,
+               retention, serve, writer)
 
 app = typer.Typer(
     name="deskcorder",
@@ -13,6 +14,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.command("init")(init.init)
 app.add_typer(agent.app, name="agent")
 app.command("serve")(serve.serve)
 app.command("writer")(writer.writer)

@@ -1,5 +1,6 @@
-"""What the admin commands share: the --data-dir/--database-url options, opening the store, the actor,
-and turning store errors into one clean line and exit status 2."""
+"""What the admin commands share: the --data-dir/--database-url options (``DESKCORDER_DATA_DIR`` is
+--data-dir's default), opening an existing store, the actor, and turning store errors into one clean line
+and exit status 2."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ import typer
 if TYPE_CHECKING:
     from ..store import EventStore
 
-DATA_DIR = typer.Option(Path("deskcorder-data"), "--data-dir",
-                        help="The collector's data dir (events/, control.db, master.key).")
+DATA_DIR_ENV = "DESKCORDER_DATA_DIR"
+DATA_DIR = typer.Option(Path("deskcorder-data"), "--data-dir", envvar=DATA_DIR_ENV,
+                        help="The collector's data dir (events/, control.db, master.key), made by "
+                             "`deskcorder init`.")
 DATABASE_URL = typer.Option(None, "--database-url",
                             help="Control database URL (default: sqlite:///DATA_DIR/control.db).")
 # Only where a store is set up (serve, writer): the first use records it, every other command reads it.
@@ -31,18 +34,17 @@ def fail(message: str) -> typer.Exit:
 
 
 @contextlib.contextmanager
-def open_store(data_dir: Path, database_url: str | None, *, create: bool = False) -> Iterator[EventStore]:
-    """The store, closed afterwards; StoreError anywhere in the block -> 'error: ...' and exit 2.
+def open_store(data_dir: Path, database_url: str | None) -> Iterator[EventStore]:
+    """The existing store, closed afterwards; StoreError anywhere in the block -> 'error: ...' and exit 2.
 
-    Without ``create``, a data dir that does not exist is an error rather than a
-    new, empty store (a mistyped --data-dir should not look like "no employees").
+    Only `deskcorder init` (and `serve --init`) make a store: here a missing one
+    is an error naming the path and that command, never a new, empty store
+    with a new master key (a mistyped --data-dir should not look like "no employees").
     """
     from ..store import EventStore, StoreError
 
-    if not create and database_url is None and not (data_dir / "control.db").exists():
-        raise fail(f"no deskcorder data in {data_dir}; pass the collector's --data-dir (or --database-url)")
     try:
-        with EventStore(data_dir, database_url=database_url) as store:
+        with EventStore(data_dir, database_url=database_url, create=False) as store:
             yield store
     except StoreError as exc:
         raise fail(str(exc)) from exc

@@ -19,7 +19,7 @@ def add(
     database_url: str | None = DATABASE_URL,
 ) -> None:
     """Add an employee (and create their encryption key). Nothing is recorded until they consent."""
-    with open_store(data_dir, database_url, create=True) as store:
+    with open_store(data_dir, database_url) as store:
         employee = store.add_employee(handle, actor=cli_actor(), display_name=name)
     typer.echo(f"added {employee.handle} ({employee.employee_id}); next: enrol their device (deskcorder "
                f"device token --employee {employee.handle}) and ask for consent (deskcorder consent give --employee "

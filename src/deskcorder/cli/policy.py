@@ -23,7 +23,7 @@ def set_(
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise fail(f"cannot read {file}: {exc.strerror or exc}") from exc
-    with open_store(data_dir, database_url, create=True) as store:
+    with open_store(data_dir, database_url) as store:
         record = store.set_policy(text, actor=cli_actor(), note=note)
     typer.echo(f"policy version {record.version} is now current; employees must consent to it before they are "
                f"recorded again")

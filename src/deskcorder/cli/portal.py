@@ -34,7 +34,7 @@ def add_admin(
 
     Admins never see anyone's recorded events, only aggregates over at least five people.
     """
-    with open_store(data_dir, database_url, create=True) as store:
+    with open_store(data_dir, database_url) as store:
         if any(a.login == login for a in store.portal.accounts()):
             raise fail(f"account {login!r} already exists; change its password with: "
                        f"deskcorder portal set-password {login}")

@@ -50,7 +50,7 @@ def writer(
     name = f"writer@{socket.gethostname()}:{os.getpid()}"
     try:
         check_stream_name(stream)
-        store = EventStore(data_dir, database_url=database_url, events_url=events_url)
+        store = EventStore(data_dir, database_url=database_url, events_url=events_url, create=False)
     except StoreError as exc:
         raise fail(str(exc)) from exc
     worker = IngestWorker(store, nats, stream=stream, ack_wait_s=ack_wait, concurrency=concurrency, name=name,

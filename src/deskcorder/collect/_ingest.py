@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
 
-from ..store import BatchConflict, EventStore, NotPermitted, StoreError
+from ..store import BatchConflict, ClockAhead, EventStore, NotPermitted, StoreError
 from ..wire import JSON, MSGPACK, Batch, InvalidBatch, UnreadableBatch, decode_batch
 from ._device_auth import check_sender
 from ._problems import Problem
@@ -73,6 +73,8 @@ class BatchIntake:
         check_sender(batch.device_id, device_id)
         try:
             result = self._store.write_batch(batch)
+        except ClockAhead as exc:  # stamped ahead of this collector's clock (store/_clock.py)
+            raise Problem(422, str(exc), field=exc.field, row=exc.row) from exc
         except NotPermitted as exc:
             raise Problem(403, str(exc), field=exc.field, row=exc.row) from exc
         except BatchConflict as exc:

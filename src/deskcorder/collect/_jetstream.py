@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator
 
 from starlette.concurrency import run_in_threadpool
 
-from ..store import BatchConflict, EventStore, NotPermitted, StoreError
+from ..store import BatchConflict, ClockAhead, EventStore, NotPermitted, StoreError
 from ..store._ingest_worker import (STREAM, check_batch, check_replicas, check_stream_name, connect_nats,
                                     ensure_stream, message_id, subject_for)
 from ..wire import ARROW_STREAM, InvalidBatch, UnreadableBatch, decode_batch, encode_checked
@@ -173,6 +173,8 @@ class JetStreamPublisher:
         check_sender(batch.device_id, device_id)
         try:
             known = check_batch(self._store, batch)
+        except ClockAhead as exc:  # stamped ahead of this collector's clock (store/_clock.py)
+            raise Problem(422, str(exc), field=exc.field, row=exc.row) from exc
         except NotPermitted as exc:
             raise Problem(403, str(exc), field=exc.field, row=exc.row) from exc
         except BatchConflict as exc:

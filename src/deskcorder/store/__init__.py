@@ -17,6 +17,7 @@ from ._accounts import Account, ConsentCoverage, PortalLogin, PortalRecords
 from ._audit import AuditEntry
 from ._errors import (
     BatchConflict,
+    ClockAhead,
     Conflict,
     DeviceRevoked,
     InvalidInput,
@@ -27,6 +28,7 @@ from ._errors import (
     TamperedData,
     TooManyLogins,
 )
+from ._clock import MAX_CLOCK_SKEW_S
 from ._keys import MASTER_KEY_ENV, FileMasterKey, KeyWrapper, StaticMasterKey
 from ._records import (
     ConsentRecord,
@@ -43,11 +45,11 @@ from ._records import (
 from ._store import READ_SCHEMA, EventStore
 
 __all__ = [
-    "EventStore", "READ_SCHEMA",
+    "EventStore", "READ_SCHEMA", "MAX_CLOCK_SKEW_S",
     "WriteResult", "SessionInfo", "DeviceInfo", "EmployeeInfo", "ConsentRecord", "PolicyRecord", "DeviceStatus",
     "DeviceCredential", "RetentionDeletion", "ErasureReport", "AuditEntry",
     "PortalRecords", "Account", "PortalLogin", "ConsentCoverage",
     "KeyWrapper", "StaticMasterKey", "FileMasterKey", "MASTER_KEY_ENV",
-    "StoreError", "NotFound", "InvalidInput", "Conflict", "BatchConflict", "NotPermitted", "TamperedData",
+    "StoreError", "NotFound", "InvalidInput", "ClockAhead", "Conflict", "BatchConflict", "NotPermitted", "TamperedData",
     "NotAuthenticated", "DeviceRevoked", "TooManyLogins",
 ]

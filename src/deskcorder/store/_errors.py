@@ -3,6 +3,7 @@
     StoreError           the store cannot do what was asked (database unreachable or busy, file missing)
     ├── NotFound         no such employee (or device); the message names the command that creates one
     ├── InvalidInput     a value is malformed (handle, policy TOML, consent action); nothing changed
+    │   └── ClockAhead   a batch's event is stamped ahead of the collector's clock (``_clock.py``)
     ├── Conflict         the request contradicts what is stored (an old policy version, a device
     │   │                registered to someone else, an employee being erased); nothing changed
     │   └── BatchConflict  a batch id or session id is already taken by different data
@@ -12,13 +13,13 @@
     ├── TamperedData     an event file fails authentication (altered, truncated, moved, wrong key)
     └── TooManyLogins    a portal login name is locked for a while after repeated wrong passwords
 
-The collector maps them to 404, 422, 409, 409, 401, 403, 403, 503 and 429 (with Retry-After); the CLI prints the
+The collector maps them to 404, 422 (ClockAhead too), 409, 409, 401, 403, 403, 503 and 429 (with Retry-After); the CLI prints the
 message on one line and exits with status 2.
 """
 
 from __future__ import annotations
 
-__all__ = ["StoreError", "NotFound", "InvalidInput", "Conflict", "BatchConflict", "NotAuthenticated", "NotPermitted",
+__all__ = ["StoreError", "NotFound", "InvalidInput", "ClockAhead", "Conflict", "BatchConflict", "NotAuthenticated", "NotPermitted",
            "DeviceRevoked", "TamperedData", "TooManyLogins"]
 
 
@@ -36,6 +37,15 @@ class InvalidInput(StoreError):
     def __init__(self, message: str, *, field: str | None = None):
         super().__init__(message)
         self.field = field
+
+
+class ClockAhead(InvalidInput):
+    """An event of a batch is stamped further ahead of the store's clock than the allowed skew
+    (``_clock.py``); ``row`` is the first such event. Nothing was stored."""
+
+    def __init__(self, message: str, *, field: str, row: int):
+        super().__init__(message, field=field)
+        self.row = row
 
 
 class Conflict(StoreError):

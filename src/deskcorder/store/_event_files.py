@@ -50,6 +50,7 @@ from pathlib import Path
 
 from ._errors import InvalidInput, StoreError
 from ._files import EVENTS_DIR
+from ._private import DIR_MODE, open_private, private_dir
 
 __all__ = ["EventFiles", "StoredFile", "LocalEventFiles", "ObjectStoreEventFiles", "open_event_files",
            "check_events_url"]
@@ -117,7 +118,7 @@ class LocalEventFiles(EventFiles):
         _make_dirs_durably(final.parent)
         tmp = final.with_name(f".{final.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
         try:
-            with open(tmp, "wb") as fh:
+            with os.fdopen(open_private(tmp, os.O_WRONLY | os.O_EXCL), "wb") as fh:  # 0600 whatever the umask
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -252,7 +253,7 @@ def open_event_files(url: str | None, data_dir: Path) -> EventFiles:
     if parsed.scheme == "file":
         root = Path(urllib.parse.unquote(parsed.path))
         try:
-            root.mkdir(parents=True, exist_ok=True)
+            private_dir(root)
         except OSError as exc:
             raise StoreError(f"cannot create the events folder {root}: {exc.strerror or exc}") from exc
         return LocalEventFiles(root)
@@ -271,6 +272,7 @@ def _make_dirs_durably(path: Path) -> None:
         probe = probe.parent
     for folder in reversed(missing):
         folder.mkdir(exist_ok=True)  # a concurrent writer may create it first
+        os.chmod(folder, DIR_MODE)  # not left to the umask (see _private.py)
         _fsync_dir(folder.parent)
 
 

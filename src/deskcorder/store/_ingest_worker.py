@@ -222,14 +222,15 @@ def check_batch(store: EventStore, batch: Batch) -> WriteResult | None:
     """What ``write_batch`` would answer without writing, read-only: the collector's answer before it publishes.
 
     Returns a duplicate ``WriteResult`` when the batch is already stored, None
-    when it may be stored; raises ``NotPermitted`` (403), ``BatchConflict``
-    (409) or ``StoreError`` (503) exactly as ``write_batch`` would.
+    when it may be stored; raises ``ClockAhead`` (422), ``NotPermitted`` (403),
+    ``BatchConflict`` (409) or ``StoreError`` (503) exactly as ``write_batch`` would.
     """
     import pyarrow.compute as pc
 
     from ._store import _repeat
 
     store._check_open()
+    store._check_stamps(batch)  # the same clock check as write_batch's, against this collector's clock
     try:
         with store._engine.connect() as conn:
             existing = lookup_batch(conn, batch.batch_id)

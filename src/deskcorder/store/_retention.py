@@ -17,6 +17,13 @@ may belong to a batch being written right now). A partition with nothing to
 delete is skipped without an audit entry, so hourly runs do not log the same
 empty deletion over and over.
 
+Partitions dated in the future go too: one that begins more than the store's
+clock skew (``_clock.py``; a store opened without one skips this) after ``now`` holds only events stamped by a wrong or
+hostile clock, which no consent can cover (a withdrawal never reaches them,
+and "older than retention_days" never would). The collector refuses such
+batches now; this removes what an older version stored. Every date folder
+there is, from 1970 to 2262, is looked at, and every date in the manifest.
+
 No policy (version 0) means nothing was ever allowed to be recorded, so nothing is deleted.
 """
 
@@ -26,7 +33,7 @@ import datetime as dt
 import time
 from collections import defaultdict
 
-from sqlalchemy import Connection, Engine, delete, func, select, update
+from sqlalchemy import Connection, Engine, delete, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import _audit
@@ -44,9 +51,9 @@ _DATE_IN_PATH = func.substr(file_sessions.c.path, len(f"{EVENTS_DIR}/date=") + 1
 
 
 def apply_retention(engine: Engine, files: EventFiles, now: dt.datetime, actor: str, *,
-                    dry_run: bool = False) -> list[RetentionDeletion]:
+                    dry_run: bool = False, max_clock_skew_s: float | None = None) -> list[RetentionDeletion]:
     try:
-        return _apply(engine, files, now, actor, dry_run)
+        return _apply(engine, files, now, actor, dry_run, max_clock_skew_s)
     except SQLAlchemyError as exc:
         raise StoreError(f"control database error while applying retention: {exc}; what was deleted is in the "
                          f"audit log (retention.delete), run it again to finish") from exc
@@ -55,19 +62,25 @@ def apply_retention(engine: Engine, files: EventFiles, now: dt.datetime, actor: 
                          f"`deskcorder retention apply` again to finish") from exc
 
 
-def _apply(engine: Engine, files: EventFiles, now: dt.datetime, actor: str, dry_run: bool) -> list[RetentionDeletion]:
+def _apply(engine: Engine, files: EventFiles, now: dt.datetime, actor: str, dry_run: bool,
+           max_clock_skew_s: float | None) -> list[RetentionDeletion]:
     with engine.connect() as conn:
         policy = current_policy(conn)
         if policy.policy is None:
             return []
         days = policy.policy.retention_days
         limit = (now - dt.timedelta(days=days)).date()
+        # A partition D begins at D 00:00, so it is wholly ahead of the clock when D is after this date.
+        ahead = dt.date.max if max_clock_skew_s is None else (now + dt.timedelta(seconds=max_clock_skew_s)).date()
         in_manifest = {dt.date.fromisoformat(d) for d in conn.execute(
-            select(_DATE_IN_PATH).distinct().where(_DATE_IN_PATH < limit.isoformat())).scalars()}
-    expired = sorted(in_manifest | {d for d in files.partition_dates() if d < limit})
-    reason = f"older than retention_days={days} of policy version {policy.version}"
+            select(_DATE_IN_PATH).distinct().where(or_(_DATE_IN_PATH < limit.isoformat(),
+                                                       _DATE_IN_PATH > ahead.isoformat()))).scalars()}
+    expired = sorted(in_manifest | {d for d in files.partition_dates() if d < limit or d > ahead})
     out = []
     for date in expired:
+        reason = (f"older than retention_days={days} of policy version {policy.version}" if date < limit else
+                  f"dated after {ahead.isoformat()}: stamped more than {max_clock_skew_s or 0:.0f} s ahead of the "
+                  f"collector's clock, outside any consent")
         folder = f"{EVENTS_DIR}/date={date.isoformat()}"
         if dry_run:
             with engine.connect() as conn:
@@ -91,7 +104,8 @@ def _apply(engine: Engine, files: EventFiles, now: dt.datetime, actor: str, dry_
                                                   "unlisted_files": len(orphans), "events": events,
                                                   "sessions": len(touched), "employee_ids": employee_ids,
                                                   "retention_days": days, "policy_version": policy.version,
-                                                  "as_of": _audit.iso_utc(now)})
+                                                  "as_of": _audit.iso_utc(now),
+                                                  **({"ahead_of_clock": True} if date > ahead else {})})
         files.delete(sorted(paths | orphans))
         out.append(RetentionDeletion(date, len(paths) + len(orphans), events, sorted(touched)))
     return out

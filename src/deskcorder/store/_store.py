@@ -59,7 +59,7 @@ from typing import Any, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, inspect, make_url, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ..wire import Batch
@@ -67,11 +67,13 @@ from . import _audit, _consent, _enrolment, _erasure, _export, _people, _retenti
 from ._accounts import PortalRecords
 from ._audit import AuditEntry
 from ._control import FilePart, ManifestEntry, as_utc, check_sessions_owned, commit_batch, lookup_batch, make_engine
-from ._errors import BatchConflict, InvalidInput, NotPermitted, StoreError
+from ._clock import Clock, check_not_ahead, check_skew, utc_now
+from ._errors import BatchConflict, InvalidInput, NotFound, NotPermitted, StoreError
 from ._event_files import EventFiles, open_event_files
 from ._files import parquet_bytes, relative_path, split_by_date
 from ._keys import KeyWrapper, default_key_wrapper
 from ._migrate import upgrade_to_head
+from ._private import FILE_MODE, private_dir, private_file, tighten
 from ._reader import READ_SCHEMA, load_events, select_files
 from ._records import (
     ConsentRecord,
@@ -92,6 +94,7 @@ from ._tables import devices, employee_keys, sessions
 __all__ = ["EventStore", "READ_SCHEMA"]
 
 _LOCK_STRIPES = 64
+CONTROL_DB = "control.db"
 
 
 class EventStore:
@@ -102,20 +105,43 @@ class EventStore:
     ``key_wrapper`` defaults to ``DESKCORDER_MASTER_KEY`` or ``<data_dir>/master.key``.
     ``events_url`` puts the event files elsewhere than ``<data_dir>/events`` (``s3://BUCKET/PREFIX?...``,
     ``file:///PATH``, see ``_event_files.py``); given once, it is recorded in the control database.
+    ``create=False`` opens only an existing store: NotFound, naming the path and ``deskcorder init``, when
+    the control database is not there (a mistyped data dir must not become a new store with a new key).
+    ``max_clock_skew_s`` / ``clock``: how far ahead of which clock an event may be stamped (``_clock.py``;
+    a collector sets ``MAX_CLOCK_SKEW_S`` by default; None, the library's default, checks nothing).
+    The data dir is made 0700 and every file the store creates in it 0600 (``_private.py``).
     """
 
     def __init__(self, data_dir: Path | str, *, database_url: str | None = None,
-                 key_wrapper: KeyWrapper | None = None, events_url: str | None = None):
+                 key_wrapper: KeyWrapper | None = None, events_url: str | None = None, create: bool = True,
+                 max_clock_skew_s: float | None = None, clock: Clock | None = None):
         self.data_dir = Path(data_dir).expanduser()
-        try:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"cannot create the data dir {self.data_dir}: {exc.strerror or exc}") from exc
+        # Events stamped further ahead of ``clock`` than this are refused (see _clock.py); None: not checked.
+        self.max_clock_skew_s = check_skew(max_clock_skew_s)
+        self._clock = clock or utc_now
         if database_url is None:
-            database_url = f"sqlite:///{(self.data_dir / 'control.db').resolve()}"
+            database_url = f"sqlite:///{(self.data_dir / CONTROL_DB).resolve()}"
+        sqlite_file = _sqlite_file(database_url)
+        if not create and sqlite_file is not None and not sqlite_file.exists():
+            raise NotFound(_no_store(self.data_dir, "the folder does not exist" if not self.data_dir.exists()
+                                     else f"no control database {sqlite_file} yet"))
         self._engine = make_engine(database_url)
         try:
+            if not create and sqlite_file is None and not _holds_schema(self._engine):
+                shown = self._engine.url.render_as_string(hide_password=True)
+                raise NotFound(_no_store(self.data_dir, f"the control database {shown} holds none yet"))
+            try:
+                private_dir(self.data_dir)
+                if sqlite_file is not None:
+                    private_file(sqlite_file)  # before SQLite opens it: its -wal and -shm get this mode
+                    for suffix in ("-wal", "-shm", "-journal"):
+                        tighten(sqlite_file.with_name(sqlite_file.name + suffix), FILE_MODE)
+            except OSError as exc:
+                raise StoreError(f"cannot create the data dir {self.data_dir}: {exc.strerror or exc}") from exc
             upgrade_to_head(self._engine)
+        except StoreError:
+            self._engine.dispose()
+            raise
         except Exception as exc:
             self._engine.dispose()
             shown = self._engine.url.render_as_string(hide_password=True)
@@ -218,10 +244,11 @@ class EventStore:
             return _consent.current_policy(conn)
 
     def record_consent(self, employee: str, action: str, *, policy_version: int | None, method: str,
-                       actor: str) -> ConsentRecord:
-        """Append a consent act: ``give`` (for the current policy version) or ``withdraw``."""
+                       actor: str, evidence: str | None = None) -> ConsentRecord:
+        """Append a consent act: ``give`` (for the current policy version) or ``withdraw``; ``actor`` is kept
+        as who entered it. Method ``paper`` (given elsewhere, entered by an admin) needs ``evidence``."""
         with self._db(f"recording consent of {employee!r}", write=True) as conn:
-            return _consent.record_consent(conn, employee, action, policy_version, method, actor)
+            return _consent.record_consent(conn, employee, action, policy_version, method, actor, evidence)
 
     def consent_history(self, employee: str) -> list[ConsentRecord]:
         with self._db("reading consent history", write=False) as conn:
@@ -237,6 +264,7 @@ class EventStore:
     def write_batch(self, batch: Batch) -> WriteResult:
         """Store a validated batch once; see the module docstring for what returning means."""
         self._check_open()
+        self._check_stamps(batch)
         stripe = self._stripes[zlib.crc32(batch.batch_id.encode()) % _LOCK_STRIPES]
         try:
             with stripe:
@@ -252,6 +280,12 @@ class EventStore:
         except SQLAlchemyError as exc:
             raise StoreError(f"control database error while storing batch {batch.batch_id!r}: {exc}; "
                              f"nothing was acknowledged, retry the batch") from exc
+
+    def _check_stamps(self, batch: Batch) -> None:
+        """ClockAhead for an event stamped too far ahead of this store's clock: before anything else is looked at,
+        by ``write_batch`` and by the fleet collector's ``check_batch`` alike (see _clock.py)."""
+        if self.max_clock_skew_s is not None:
+            check_not_ahead(batch.events.column("t_wall_ns"), self._clock(), self.max_clock_skew_s)
 
     def _write_new(self, batch: Batch, key: bytes, key_id: str) -> WriteResult:
         parts = []
@@ -352,12 +386,14 @@ class EventStore:
         return _erasure.erase_employee(self._engine, self.files, handle, actor, reason)
 
     def apply_retention(self, now: dt.datetime, actor: str, *, dry_run: bool = False) -> list[RetentionDeletion]:
-        """Delete whole date partitions older than the current policy's ``retention_days`` (see _retention.py)."""
+        """Delete whole date partitions older than the current policy's ``retention_days``, and (with a
+        ``max_clock_skew_s``) those dated beyond ``now`` + that skew (see _retention.py)."""
         _require(actor=actor)
         self._check_open()
         if now.tzinfo is None:
             raise InvalidInput("now must be timezone-aware (UTC), e.g. datetime.now(timezone.utc)", field="now")
-        return _retention.apply_retention(self._engine, self.files, as_utc(now), actor, dry_run=dry_run)
+        return _retention.apply_retention(self._engine, self.files, as_utc(now), actor, dry_run=dry_run,
+                                          max_clock_skew_s=self.max_clock_skew_s)
 
     def export_employee(self, handle: str, out: Path | str, *, actor: str,
                         reason: str = "subject access request") -> Path:
@@ -369,6 +405,23 @@ class EventStore:
     def _check_open(self) -> None:
         if self._closed:
             raise StoreError(f"the event store at {self.data_dir} is closed; open a new EventStore")
+
+
+def _sqlite_file(database_url: str) -> Path | None:
+    """The database file of a SQLite url (None for PostgreSQL, and for SQLite in memory)."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database).expanduser().resolve()
+
+
+def _no_store(data_dir: Path, why: str) -> str:
+    return (f"no deskcorder store at {data_dir} ({why}): is --data-dir (or DESKCORDER_DATA_DIR) mistyped? "
+            f"To create a new store there: deskcorder init --data-dir {data_dir}")
+
+
+def _holds_schema(engine: Engine) -> bool:
+    return inspect(engine).has_table("alembic_version")
 
 
 def _holds_data_keys(engine: Engine) -> bool:
