@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from deskcorder.dataset import build_dataset
+from deskcorder.dataset import BuildOptions, build_dataset, read_table
 from deskcorder.events import EVENT_SCHEMA
 from deskcorder.privacy import Redactor
 
@@ -129,11 +129,15 @@ def _placeholder_pattern(redacted: str) -> re.Pattern[str]:
 @given(st.lists(_step, min_size=1, max_size=25))
 def test_every_generated_stream_builds_and_every_typed_character_is_kept_or_in_a_placeholder(steps: list) -> None:
     events = _table(_recording(steps))
+    internal = BuildOptions(mode="internal")
     with tempfile.TemporaryDirectory() as tmp:
-        build_dataset(events, Path(tmp) / "real", redactor=Redactor())
-        build_dataset(events, Path(tmp) / "raw", redactor=NoRedaction())
-        real = pq.read_table(Path(tmp) / "real" / "actions.parquet").to_pylist()
-        raw = pq.read_table(Path(tmp) / "raw" / "actions.parquet").to_pylist()
+        build_dataset(events, Path(tmp) / "release", redactor=Redactor())
+        build_dataset(events, Path(tmp) / "real", internal, redactor=Redactor())
+        build_dataset(events, Path(tmp) / "raw", internal, redactor=NoRedaction())
+        real = read_table(Path(tmp) / "real", "actions").to_pylist()
+        raw = read_table(Path(tmp) / "raw", "actions").to_pylist()
+        presses = read_table(Path(tmp) / "real", "keystrokes").to_pylist()
+        released = read_table(Path(tmp) / "release", "keystrokes").num_rows
     assert [(a["kind"], a["event_seqs"]) for a in real] == [(a["kind"], a["event_seqs"]) for a in raw]
     for a, b in zip(real, raw):
         if a["kind"] == "type":
@@ -143,6 +147,15 @@ def test_every_generated_stream_builds_and_every_typed_character_is_kept_or_in_a
     listed = [s for a in real for s in a["event_seqs"]]
     assert sorted({e["seq"] for e in downs} - set(listed)) == []
     assert len(listed) == len(set(listed))
+    # every listed key press of a keyboard action has its row in keystrokes, the release included
+    keyboard = [s for a in real if a["kind"] in ("type", "hotkey", "key") for s in a["event_seqs"]]
+    assert len([k for k in presses if k["key_class"] != "modifier" or k["key"] is None]) >= len(keyboard)
+    assert released == len(presses)
+    # a run redacted as a whole keeps no character's identity, nor even its class
+    whole = {a["action_id"] for a in real if a["kind"] == "type" and re.fullmatch(r"<[A-Z_]+>", a["text"] or "")}
+    assert [k for k in presses if k["action_id"] in whole
+            and k["key_class"] in ("letter", "digit", "space", "punctuation")] == []
+    assert all(k["key"] is None for k in presses if k["key_class"] == "redacted")
 
 
 @pytest.mark.skipif(not CMU_CSV.exists(), reason="the CMU keystroke data is in ../shared/data/keystroke")

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from deskcorder.dataset import ACTION_SCHEMA, EPISODE_SCHEMA, DatasetError, build_dataset
+from deskcorder.dataset import ACTION_SCHEMA, EPISODE_SCHEMA, TABLES, DatasetError, build_dataset, read_table
 from deskcorder.events import Event, EventKind, columns_to_table, events_to_columns
 from deskcorder.privacy._redact import Span
 from deskcorder.store import EventStore
@@ -20,7 +20,7 @@ from deskcorder.wire import MSGPACK, decode_batch, encode_batch
 
 from .helpers import TEST_ACTOR, enrol
 
-SECRETS = {"email": "ana.lopez@example.com", "card": "4111 1111 1111 1111", "token": "ghp_" + "x7Kq2" * 8}
+SECRETS = {"email": "ana.lopez@example.com", "card": "4111 1111 1111 1111", "token": "ghp_" + ("x7Kq2" * 8)[:36]}
 
 
 def _session(device: str, title: str, text: str) -> list[Event]:
@@ -57,18 +57,27 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "deskcorder", "dataset", *args], capture_output=True, text=True)
 
 
+def _files(out: Path) -> list[str]:
+    return sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+
+
+def _jsonl(out: Path, table: str) -> list[dict]:
+    return [json.loads(line) for split in ("train", "validation", "test")
+            for line in (out / "data" / table / f"{split}-00000.jsonl").read_text().splitlines()]
+
+
 def test_build_writes_parquet_jsonl_stats_and_card_that_agree(store: EventStore, tmp_path: Path) -> None:
     out = tmp_path / "ds"
-    result = _cli("build", "--data-dir", str(store.data_dir), "--out", str(out))
+    result = _cli("build", "--data-dir", str(store.data_dir), "--out", str(out), "--internal")
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["README.md", "actions.jsonl", "actions.parquet",
-                                                     "episodes.jsonl", "episodes.parquet", "stats.json"]
-    actions = pq.read_table(out / "actions.parquet")
+    assert _files(out) == ["README.md", *(f"data/{t}/{s}-00000.{f}" for t in sorted(TABLES)
+                                          for s in ("test", "train", "validation") for f in ("jsonl", "parquet")),
+                           "stats.json"]
+    actions = read_table(out, "actions")
     assert actions.schema.equals(ACTION_SCHEMA, check_metadata=False)
     assert actions.schema.field("event_seqs").metadata[b"description"].startswith(b"provenance")
-    assert pq.read_table(out / "episodes.parquet").schema.equals(EPISODE_SCHEMA, check_metadata=False)
-    lines = [json.loads(line) for line in (out / "actions.jsonl").read_text().splitlines()]
-    assert lines == actions.to_pylist()
+    assert read_table(out, "episodes").schema.equals(EPISODE_SCHEMA, check_metadata=False)
+    assert _jsonl(out, "actions") == actions.to_pylist()
     stats = json.loads((out / "stats.json").read_text())
     assert (stats["sessions"], stats["persons"], stats["actions"]) == (3, 2, 3)
     assert stats["actions_by_kind"] == {"type": 3}
@@ -76,32 +85,41 @@ def test_build_writes_parquet_jsonl_stats_and_card_that_agree(store: EventStore,
     assert stats["redactions"]["EMAIL"] == 6 and stats["redactions"]["CREDIT_CARD"] == 3
     assert stats["redactions"]["SECRET"] == 3
     card = (out / "README.md").read_text()
-    assert "event_seqs" in card and "<EMAIL>" in card and stats["pseudonym_key_id"] in card
+    assert "event_seqs" in card and "<EMAIL>" in card and stats["pseudonym_key_id"] in card and "INTERNAL" in card
     assert "actions" in result.stdout and str(out) in result.stdout
 
 
 def test_no_secret_name_host_or_device_id_reaches_the_dataset(store: EventStore, tmp_path: Path) -> None:
     out = tmp_path / "ds"
     assert _cli("build", "--data-dir", str(store.data_dir), "--out", str(out)).returncode == 0
-    texts = [pq.read_table(out / "actions.parquet").column("text").to_pylist()]
+    texts = [read_table(out, "actions").column("text").to_pylist()]
     assert all("<EMAIL>" in t and "<CREDIT_CARD>" in t and "<SECRET>" in t for t in texts[0])
-    everything = b"".join(p.read_bytes() for p in out.iterdir())
+    everything = b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file())
     leaks = [*SECRETS.values(), "4111", "ana", "bo@", "dev-ana", "dev-bo", ".test"]
     leaks += [e.employee_id for e in store.employees()] + [s.session_id for s in store.sessions()]
     assert [leak for leak in leaks if leak.encode() in everything] == []
 
 
-def test_a_person_is_in_one_split_and_keeps_one_pseudonym(store: EventStore, tmp_path: Path) -> None:
+def test_a_person_is_in_one_split_and_keeps_one_pseudonym_in_internal_builds(store: EventStore,
+                                                                               tmp_path: Path) -> None:
     out = tmp_path / "ds"
-    assert _cli("build", "--data-dir", str(store.data_dir), "--out", str(out)).returncode == 0
-    episodes = pq.read_table(out / "episodes.parquet").to_pylist()
+    assert _cli("build", "--data-dir", str(store.data_dir), "--out", str(out), "--internal").returncode == 0
+    episodes = read_table(out, "episodes").to_pylist()
     by_person: dict[str, set[str]] = {}
     for e in episodes:
         by_person.setdefault(e["person_id"], set()).add(e["split"])
     assert len(by_person) == 2 and all(len(splits) == 1 for splits in by_person.values())
     again = tmp_path / "again"
-    assert _cli("build", "--data-dir", str(store.data_dir), "--out", str(again)).returncode == 0
-    assert {e["person_id"] for e in pq.read_table(again / "episodes.parquet").to_pylist()} == set(by_person)
+    assert _cli("build", "--data-dir", str(store.data_dir), "--out", str(again), "--internal").returncode == 0
+    assert {e["person_id"] for e in read_table(again, "episodes").to_pylist()} == set(by_person)
+    # a release gets fresh pseudonyms, unless it is asked to be linkable
+    release, linkable = tmp_path / "release", tmp_path / "linkable"
+    assert _cli("build", "--data-dir", str(store.data_dir), "--out", str(release)).returncode == 0
+    assert {e["person_id"] for e in read_table(release, "episodes").to_pylist()}.isdisjoint(by_person)
+    assert _cli("build", "--data-dir", str(store.data_dir), "--out", str(linkable), "--linkable").returncode == 0
+    assert {e["person_id"] for e in read_table(linkable, "episodes").to_pylist()} == set(by_person)
+    modes = [(e.details["mode"], e.details["linkable"]) for e in store.audit_entries(action="dataset.build")]
+    assert modes == [("internal", True), ("internal", True), ("release", False), ("release", True)]
 
 
 def test_the_build_is_audited_with_its_statistics(store: EventStore, tmp_path: Path) -> None:
@@ -194,7 +212,7 @@ def test_typed_text_goes_through_the_redactor_with_its_window_and_ids_through_th
     assert sorted(redactor.calls) == [("hello", "Notes", "notes.txt"), ("hunter2", "Notes", "Password for ana"),
                                       ("who", "Notes", "notes.txt")]
     assert stats.redactions == {"FIRST": 2, "PASSWORD": 1}
-    rows = sorted(pq.read_table(tmp_path / "ds" / "actions.parquet").to_pylist(), key=lambda a: a["device_id"])
+    rows = sorted(read_table(tmp_path / "ds", "actions").to_pylist(), key=lambda a: a["device_id"])
     assert [(a["text"], a["device_id"], a["person_id"]) for a in rows] == [
         ("<PASSWORD>", "device-of-dev-1", "person-of-emp-ana"), ("<FIRST>ello", "device-of-dev-2", "person-of-emp-ana"),
         ("<FIRST>ho", "device-of-dev-3", None)]
@@ -216,7 +234,7 @@ def test_the_split_is_by_person_with_about_the_intended_shares(tmp_path: Path) -
     table = table.append_column("device_id", pa.array(devices))
     stats = build_dataset(table, tmp_path / "ds", pseudonymizer=TaggingPseudonymizer(),
                           device_to_employee=owners)
-    episodes = pq.read_table(tmp_path / "ds" / "episodes.parquet").to_pylist()
+    episodes = read_table(tmp_path / "ds", "episodes").to_pylist()
     per_person: dict[str, set[str]] = {}
     for e in episodes:
         per_person.setdefault(e["person_id"], set()).add(e["split"])
@@ -229,8 +247,7 @@ def test_the_split_is_by_person_with_about_the_intended_shares(tmp_path: Path) -
 def test_episodes_jsonl_mirrors_episodes_parquet_and_a_file_is_no_out_folder(tmp_path: Path) -> None:
     events = columns_to_table(events_to_columns(_session("d", "t", "abc")))
     build_dataset(events, tmp_path / "ds")
-    lines = [json.loads(line) for line in (tmp_path / "ds" / "episodes.jsonl").read_text().splitlines()]
-    assert lines == pq.read_table(tmp_path / "ds" / "episodes.parquet").to_pylist()
+    assert _jsonl(tmp_path / "ds", "episodes") == read_table(tmp_path / "ds", "episodes").to_pylist()
     (tmp_path / "file").write_text("x")
     with pytest.raises(DatasetError, match="is a file"):
         build_dataset(events, tmp_path / "file", overwrite=True)

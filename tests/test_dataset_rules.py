@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from deskcorder.dataset import BuildOptions, build_dataset
+from deskcorder.dataset import BuildOptions, build_dataset, read_table
 from deskcorder.events import Event, EventKind, columns_to_table, events_to_columns
 
 
@@ -48,8 +48,8 @@ class Recording:
 def build(tmp_path: Path, *recordings: Recording, **options: Any) -> tuple[list[dict], list[dict]]:
     events = [e for r in recordings for e in r.events]
     out = tmp_path / "ds"
-    build_dataset(columns_to_table(events_to_columns(events)), out, BuildOptions(**options))
-    return pq.read_table(out / "actions.parquet").to_pylist(), pq.read_table(out / "episodes.parquet").to_pylist()
+    build_dataset(columns_to_table(events_to_columns(events)), out, BuildOptions(mode="internal", **options))
+    return read_table(out, "actions").to_pylist(), read_table(out, "episodes").to_pylist()
 
 
 def test_clicks_of_each_button_and_a_double_click(tmp_path: Path) -> None:
@@ -185,7 +185,7 @@ def test_the_same_events_always_give_the_same_ids_and_repeats_are_dropped(tmp_pa
     key = Pseudonymizer(b"k" * 32, "test-key")
     one = build_dataset(events, tmp_path / "one", pseudonymizer=key)
     build_dataset(events, tmp_path / "two", pseudonymizer=key)
-    ids = [pq.read_table(tmp_path / d / "actions.parquet").column("action_id").to_pylist() for d in ("one", "two")]
+    ids = [read_table(tmp_path / d, "actions").column("action_id").to_pylist() for d in ("one", "two")]
     assert ids[0] == ids[1] and len(ids[0]) == 1
     assert one.duplicates_dropped == 2
 

@@ -7,10 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 from deskcorder._demo import DEMO_TOKEN
+from deskcorder.dataset import read_table
 
 pytestmark = pytest.mark.x11
 
@@ -28,14 +28,14 @@ def test_demo_records_within_scope_and_builds_a_dataset_without_secrets(tmp_path
     assert result.returncode == 0, result.stdout + result.stderr
     (dataset,) = (data_dir / "datasets").iterdir()
     assert str(dataset) in result.stdout.replace("\n", "")
-    actions = pq.read_table(dataset / "actions.parquet").to_pylist()
+    actions = read_table(dataset, "actions").to_pylist()
     kinds = {a["kind"] for a in actions}
     assert kinds >= {"click", "double_click", "right_click", "drag", "scroll", "type", "hotkey", "key"}
     texts = [a["text"] for a in actions if a["kind"] == "type"]
     assert "Deskcorder records work, with consent. Mail <EMAIL> today. The end." in texts
     assert any(t.startswith("export GITHUB_TOKEN=<SECRET>") for t in texts), texts
     assert {a["app_class"] for a in actions} == {"Notes", "DemoTerm"}
-    dataset_bytes = b"".join(p.read_bytes() for p in dataset.iterdir())
+    dataset_bytes = b"".join(p.read_bytes() for p in dataset.rglob("*") if p.is_file())
     assert [s for s in NEVER_IN_THE_DATASET + NEVER_RECORDED if s in dataset_bytes] == []
     # Out of scope means never written anywhere: not the agent's spool, not the store's files.
     stored = b"".join(p.read_bytes() for p in data_dir.rglob("*") if p.is_file() and "datasets" not in p.parts)

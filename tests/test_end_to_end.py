@@ -9,10 +9,10 @@ import sys
 import time
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 from deskcorder._xsession import XSession
+from deskcorder.dataset import read_table
 
 from .helpers import enrol_in, enrolment_token, start_agent, start_collector
 
@@ -61,7 +61,7 @@ def test_scripted_work_session_becomes_the_expected_actions(tmp_path: Path) -> N
     out = tmp_path / "dataset"
     subprocess.run([sys.executable, "-m", "deskcorder", "dataset", "build", "--data-dir", str(data_dir),
                     "--out", str(out)], check=True, capture_output=True)
-    actions = pq.read_table(out / "actions.parquet").to_pylist()
+    actions = read_table(out, "actions").to_pylist()
     got = [(a["kind"], a["app_class"]) for a in actions]
     assert got == [
         ("click", "Notes"),
@@ -81,5 +81,6 @@ def test_scripted_work_session_becomes_the_expected_actions(tmp_path: Path) -> N
     assert typed2["text"] == "ls" and typed2["window_title"] == "e2e terminal"
     assert enter["keys"] == "enter"
     assert "Hello, World! 42" in (tmp_path / "notes.txt").read_text()  # the app really got the input
-    lines = [json.loads(line) for line in (out / "actions.jsonl").read_text().splitlines()]
+    (split,) = {a["split"] for a in actions}  # one person: one split
+    lines = [json.loads(line) for line in (out / "data" / "actions" / f"{split}-00000.jsonl").read_text().splitlines()]
     assert [a["kind"] for a in lines] == [a["kind"] for a in actions]

@@ -33,13 +33,24 @@ def build(
                                                  "default: a local cluster)."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1,
                                           help="Worker processes of the local Dask cluster (default: one per CPU)."),
+    internal: bool = typer.Option(False, "--internal",
+                                  help="Raw key and pointer timings, wall-clock times and the store's stable "
+                                       "pseudonyms, for use inside the organisation only (audited). Default: a "
+                                       "release (anonymised timings, days only, fresh pseudonyms)."),
+    linkable: bool = typer.Option(False, "--linkable",
+                                  help="A release with the store's pseudonyms, so it can be joined with other "
+                                       "linkable releases (audited)."),
 ) -> None:
-    """Build a dataset (actions, episodes, stats.json, README card) from the store; the read is audited."""
+    """Build a dataset (actions, episodes, keystrokes, pointer, stats.json, README card) from the store.
+
+    The read of raw events and the build, with its mode, are audited.
+    """
     from ..dataset import BuildOptions, DatasetError, build_from_store
 
     console = Console()
     try:
-        options = BuildOptions(idle_gap_s=idle_gap, formats=tuple(formats))
+        options = BuildOptions(idle_gap_s=idle_gap, formats=tuple(formats),
+                               mode="internal" if internal else "release", linkable=linkable)
     except ValueError as exc:
         raise fail(str(exc)) from exc
     with open_store(data_dir, database_url) as store:
@@ -68,8 +79,9 @@ def stats(dataset: Path = typer.Argument(..., help="A dataset folder written by 
 
 def _print_stats(console: Console, s: dict) -> None:
     summary = Table(title="dataset", show_header=False)
-    for label, key in (("events", "events"), ("sessions", "sessions"), ("episodes", "episodes"),
-                       ("actions", "actions"), ("people", "persons"), ("recorded seconds", "duration_s"),
+    for label, key in (("mode", "mode"), ("events", "events"), ("sessions", "sessions"), ("episodes", "episodes"),
+                       ("actions", "actions"), ("key presses", "keystrokes"), ("pointer samples", "pointer_samples"),
+                       ("people", "persons"), ("recorded seconds", "duration_s"),
                        ("first event (UTC)", "first_event_utc"), ("last event (UTC)", "last_event_utc")):
         summary.add_row(label, str(s.get(key)))
     redactions = s.get("redactions") or {}

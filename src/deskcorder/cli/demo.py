@@ -41,5 +41,6 @@ def demo(
                   f"{stats.actions} actions")
     redacted = ", ".join(f"<{kind}> x{n}" for kind, n in stats.redactions.items()) or "nothing"
     console.print(f"redacted before writing: {redacted}; typing in apps outside the policy was never recorded")
-    console.print(f"dataset: [bold]{result.dataset_dir}[/bold] (actions.parquet, actions.jsonl, "
-                  f"episodes.parquet, stats.json, README.md)")
+    console.print(f"dataset: [bold]{result.dataset_dir}[/bold] (data/<actions|episodes|keystrokes|pointer>/"
+                  f"<split>-00000.parquet and .jsonl, stats.json, README.md: "
+                  f"datasets.load_dataset(\"{result.dataset_dir}\"))")

@@ -4,20 +4,37 @@
 ``build_from_store(store, out, actor=..., purpose=...)`` reads them from an
 ``EventStore`` (audited) and uses the store's pseudonym key;
 ``build_dataset_distributed`` is ``build_dataset`` on a Dask cluster, with the
-same files byte for byte (``_distributed.py``). A dataset folder
-holds ``actions.parquet``/``.jsonl``, ``episodes.parquet``/``.jsonl``,
-``stats.json`` and a ``README.md`` card. The rules: ``_episodes.py`` (where
+same files byte for byte (``_distributed.py``). A dataset folder is in the
+Hugging Face layout (``_write.py``): ``data/<table>/<split>-00000.parquet``
+(and ``.jsonl``) for the tables ``actions``, ``episodes``, ``keystrokes`` and
+``pointer``, ``stats.json`` and a ``README.md`` card whose YAML header makes
+``datasets.load_dataset(folder)`` work. The rules: ``_episodes.py`` (where
 episodes start), ``_keyboard.py`` and ``_pointer.py`` (what becomes which
-action), ``_reduce.py`` (how they interleave), ``_build.py`` (privacy, split,
-atomic writing); the columns: ``_schema.py``.
+action), ``_reduce.py`` (how they interleave), ``_keystrokes.py`` and
+``_paths.py`` (key presses and pointer paths), ``_typed.py`` (typed text
+redaction), ``_release.py`` (what a release build anonymises), ``_build.py``
+(privacy, split, statistics); the columns: ``_schema.py``.
 """
 
 from ._build import SPLITS, DatasetError, DatasetStats, build_dataset
 from ._distributed import ENGINES, build_dataset_distributed
 from ._from_store import PSEUDONYM_KEY_FILE, build_from_store
-from ._options import FORMATS, BuildOptions
-from ._schema import ACTION_KINDS, ACTION_SCHEMA, EPISODE_SCHEMA
+from ._keystrokes import KEY_CLASSES
+from ._options import FORMATS, MODES, BuildOptions
+from ._release import RELEASE_MIN_PEOPLE
+from ._schema import (
+    ACTION_KINDS,
+    ACTION_SCHEMA,
+    EPISODE_SCHEMA,
+    KEYSTROKE_SCHEMA,
+    POINTER_SCHEMA,
+    RELEASE_ACTION_SCHEMA,
+    RELEASE_EPISODE_SCHEMA,
+    TABLES,
+)
+from ._write import read_table
 
 __all__ = ["ACTION_KINDS", "ACTION_SCHEMA", "BuildOptions", "DatasetError", "DatasetStats", "ENGINES",
-           "EPISODE_SCHEMA", "FORMATS", "PSEUDONYM_KEY_FILE", "SPLITS", "build_dataset", "build_dataset_distributed",
-           "build_from_store"]
+           "EPISODE_SCHEMA", "FORMATS", "KEYSTROKE_SCHEMA", "KEY_CLASSES", "MODES", "POINTER_SCHEMA",
+           "PSEUDONYM_KEY_FILE", "RELEASE_ACTION_SCHEMA", "RELEASE_EPISODE_SCHEMA", "RELEASE_MIN_PEOPLE", "SPLITS",
+           "TABLES", "build_dataset", "build_dataset_distributed", "build_from_store", "read_table"]

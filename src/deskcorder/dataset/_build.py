@@ -1,7 +1,9 @@
-"""``build_dataset``: events in, a dataset folder out (actions, episodes, statistics, card).
+"""``build_dataset``: events in, a dataset folder out (actions, episodes, keystrokes, pointer, statistics, card).
 
 Stages, each a step of the progress bar: prepare (sort, episodes), reduce
-(actions), privacy (redaction, pseudonyms, split), write.
+(actions, key presses, pointer paths), privacy (redaction, pseudonyms, split),
+release (anonymised timings, days instead of clocks: ``_release.py``; skipped
+by an internal build), write (``_write.py``: the Hugging Face layout).
 
 Privacy happens here, before anything is written: every typed text goes
 through the ``Redactor`` (placeholders such as ``<EMAIL>``, counted in
@@ -14,8 +16,7 @@ The split is by person (by device when the person is unknown): a stable hash
 of the pseudonym picks train, validation or test, so one person's typing
 rhythm never sits on both sides of an evaluation.
 
-Writing is atomic: everything goes to a temporary sibling folder that is
-renamed to ``out`` at the end, so a crash leaves either no dataset or a
+Writing is atomic (``_write.py``), so a crash leaves either no dataset or a
 complete one, never half of one.
 """
 
@@ -24,26 +25,24 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import json
-import os
-import shutil
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 from rich.progress import Progress
 
 from .. import __version__
-from ._card import write_card
 from ._episodes import episode_id, episodes_frame, prepare
+from ._keystrokes import KeyTimer, keystrokes_frame
 from ._options import BuildOptions
+from ._paths import pointer_frame
 from ._reduce import reduce_actions
+from ._release import RELEASE_MIN_PEOPLE, release_tables
 from ._schema import ACTION_SCHEMA, EPISODE_SCHEMA
 from ._typed import redact_runs
+from ._write import SPLIT_NAMES, write_dataset
 
 if TYPE_CHECKING:
     from ..privacy._redact import Span
@@ -52,6 +51,7 @@ __all__ = ["DatasetError", "DatasetStats", "build_dataset", "SPLITS"]
 
 # (name, share of people): validation and test are small but never empty once there are >= 10 people.
 SPLITS: tuple[tuple[str, float], ...] = (("train", 0.8), ("validation", 0.1), ("test", 0.1))
+assert tuple(name for name, _ in SPLITS) == SPLIT_NAMES  # the files written per split
 
 
 class DatasetError(RuntimeError):
@@ -82,14 +82,17 @@ class DatasetStats:
     persons: int
     actions_by_kind: dict[str, int]
     apps: dict[str, dict[str, Any]]  # app_class -> {"actions", "episodes", "duration_s"}
-    splits: dict[str, dict[str, int]]  # split -> {"persons", "episodes", "actions"}
+    splits: dict[str, dict[str, int]]  # split -> {"persons", and rows of each table: "actions", "episodes", ...}
     redactions: dict[str, int]  # placeholder kind -> spans replaced (typed text and titles)
     duration_s: float  # sum of episode durations
-    first_event_utc: str | None
+    first_event_utc: str | None  # a release says only the day
     last_event_utc: str | None
     duplicates_dropped: int
     pseudonym_key_id: str
     options: dict[str, Any]
+    keystrokes: int = 0  # rows of the keystrokes table
+    pointer_samples: int = 0  # rows of the pointer table
+    mode: str = "release"  # release (anonymised, no clock finer than the day) or internal
     deskcorder_version: str = __version__
 
     def as_json(self) -> dict[str, Any]:
@@ -123,14 +126,14 @@ def _begin(events: pa.Table, out: Path, overwrite: bool, redactor: _Redactor | N
            pseudonymizer: _Pseudonymizer | None, known_identifiers: Iterable[str], progress: Progress | None,
            first_step: str) -> tuple[_Redactor, _Pseudonymizer, tuple[str, ...], Callable[[str], None]]:
     """What every build checks and sets up first: the output folder, some events, the privacy defaults,
-    and ``step``, which advances the progress bar (4 steps) to the stage it names."""
+    and ``step``, which advances the progress bar (5 steps) to the stage it names."""
     from ..privacy import Pseudonymizer, Redactor
 
     _check_out(out, overwrite)
     if events.num_rows == 0:
         raise DatasetError("there are no events to build a dataset from (nothing recorded yet, or every "
                            "event was filtered out)")
-    task = progress.add_task(first_step, total=4) if progress is not None else None
+    task = progress.add_task(first_step, total=5) if progress is not None else None
 
     def step(description: str) -> None:
         if progress is not None and task is not None:
@@ -153,6 +156,8 @@ class _Part:
 
     actions: pl.DataFrame  # episode_index + ACTION_SCHEMA columns but person_id and split; texts redacted
     episodes: pl.DataFrame  # EPISODE_SCHEMA columns but person_id and split; ids raw
+    keystrokes: pl.DataFrame  # session_id, device_id, episode_index, seq_index + the press columns
+    pointer: pl.DataFrame  # session_id, device_id, episode_index, seq_index + the sample columns
     events: int
     first_wall_ns: int | None
     last_wall_ns: int | None
@@ -165,24 +170,29 @@ _PRIVACY_COLUMNS = ("person_id", "split")  # added by _protect, on the driver
 
 def _compute(events: pa.Table, options: BuildOptions, redactor: _Redactor, known: tuple[str, ...],
              step: Callable[[str], None] = lambda _: None) -> _Part:
-    """Episodes, actions and typed-text redaction for ``events`` (whole sessions, in any order)."""
+    """Episodes, actions, keystrokes, pointer paths and typed-text redaction for ``events`` (whole sessions,
+    in any order)."""
     try:
         prepared = prepare(events, options)
     except ValueError as exc:
         raise DatasetError(str(exc)) from exc
     step("reducing events to actions")
-    actions = reduce_actions(prepared, options)
+    timer = KeyTimer()
+    actions = reduce_actions(prepared, options, timer)
     per_episode = actions.group_by("episode").agg(n_actions=pl.len().cast(pl.Int64))
     episodes = episodes_frame(prepared, per_episode)
     typed = redact_runs(redactor, actions["kind"].to_list(), actions["text"].to_list(),
                         actions["keys"].to_list(), actions["episode"].to_list(), actions["app_class"].to_list(),
                         actions["window_title"].to_list(), known)
     redactions = typed.counts
+    keystrokes = keystrokes_frame(actions, timer, typed.spans, prepared.frame["session_id"])
+    pointer = pointer_frame(prepared, actions)
     actions = actions.with_columns(pl.Series("text", typed.texts, dtype=pl.String))
     wall = prepared.frame["t_wall_ns"]
     return _Part(actions=actions.select("episode_index",
                                         *(n for n in ACTION_SCHEMA.names if n not in _PRIVACY_COLUMNS)),
                  episodes=episodes.select(n for n in EPISODE_SCHEMA.names if n not in _PRIVACY_COLUMNS),
+                 keystrokes=keystrokes, pointer=pointer,
                  events=prepared.n_events, first_wall_ns=wall.min(), last_wall_ns=wall.max(),  # type: ignore[arg-type]
                  duplicates_dropped=prepared.duplicates_dropped, redactions=dict(redactions))
 
@@ -196,19 +206,26 @@ def _finish(parts: list[_Part], out: Path, options: BuildOptions, *, pseudonymiz
     The same code for one part (``build_dataset``) and many (``build_dataset_distributed``), so both
     write the same bytes.
     """
-    actions = pl.concat([p.actions for p in parts], how="vertical", rechunk=True)
-    episodes = pl.concat([p.episodes for p in parts], how="vertical", rechunk=True)
+    def joined(name: str) -> pl.DataFrame:
+        return pl.concat([getattr(p, name) for p in parts], how="vertical", rechunk=True)
+
+    actions, episodes = joined("actions"), joined("episodes")
     redactions: Counter[str] = Counter()
     for p in parts:
         redactions.update(p.redactions)
-    actions, episodes = _protect(actions, episodes, redactor, pseudonymizer, device_to_employee, known,
-                                 redactions)
+    actions, episodes, keystrokes, pointer = _protect(actions, episodes, joined("keystrokes"), joined("pointer"),
+                                                      redactor, pseudonymizer, device_to_employee, known,
+                                                      redactions)
+    tables = {"actions": actions, "episodes": episodes, "keystrokes": keystrokes, "pointer": pointer}
+    if options.mode == "release":
+        step("anonymising timings")
+        tables = release_tables(tables, seed=pseudonymizer.pseudonym("seed", "dynamics").encode(),
+                                min_people=RELEASE_MIN_PEOPLE)
     walls = [w for p in parts for w in (p.first_wall_ns, p.last_wall_ns) if w is not None]
-    stats = _stats(sum(p.events for p in parts), min(walls, default=None), max(walls, default=None), actions,
-                   episodes, redactions, sum(p.duplicates_dropped for p in parts), pseudonymizer.key_id, options)
+    stats = _stats(sum(p.events for p in parts), min(walls, default=None), max(walls, default=None), tables,
+                   redactions, sum(p.duplicates_dropped for p in parts), pseudonymizer.key_id, options)
     step("writing files")
-    _write(out, actions.select(ACTION_SCHEMA.names), episodes.select(EPISODE_SCHEMA.names), stats, options,
-           provenance, overwrite)
+    write_dataset(out, tables, stats, options, provenance, overwrite)
     return stats
 
 
@@ -221,9 +238,11 @@ def _check_out(out: Path, overwrite: bool) -> None:
 
 # -- privacy -----------------------------------------------------------------------------------
 
-def _protect(actions: pl.DataFrame, episodes: pl.DataFrame, redactor: _Redactor, pseudonymizer: _Pseudonymizer,
-             device_to_employee: Mapping[str, str], known: tuple[str, ...],
-             redactions: Counter[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _protect(actions: pl.DataFrame, episodes: pl.DataFrame, keystrokes: pl.DataFrame, pointer: pl.DataFrame,
+             redactor: _Redactor, pseudonymizer: _Pseudonymizer, device_to_employee: Mapping[str, str],
+             known: tuple[str, ...], redactions: Counter[str]) -> tuple[pl.DataFrame, ...]:
+    """Titles redacted, ids pseudonymised, person and split added; the press and sample tables get the
+    action id of their action (``<episode_id>-<seq_index:05d>``, as the actions table has it)."""
     titles: dict[str, str] = {}
 
     def title(value: str | None) -> str | None:
@@ -242,23 +261,29 @@ def _protect(actions: pl.DataFrame, episodes: pl.DataFrame, redactor: _Redactor,
     persons = {d: pseudonymizer.pseudonym("person", device_to_employee[d]) for d in devices
                if d in device_to_employee}
     # The split follows the person, or the device when its owner is unknown (a device id is never null
-    # once stored; events passed without one all share the "unknown" split).
-    splits = {d: _split(persons.get(d) or devices[d]) for d in devices}
+    # once stored; events passed without one all share the "unknown" split). ``_who`` is that same key,
+    # for the release step, which models timings across people (and drops it).
+    who = {d: persons.get(d) or devices[d] for d in devices}
+    splits = {d: _split(w) for d, w in who.items()}
 
     def protect(df: pl.DataFrame) -> pl.DataFrame:
         device = df["device_id"]
-        return df.with_columns(
+        columns = dict(
             session_id=df["session_id"].replace_strict(sessions, return_dtype=pl.String),
             device_id=device.replace_strict(devices, default=None, return_dtype=pl.String),
             person_id=device.replace_strict(persons, default=None, return_dtype=pl.String),
-            window_title=pl.Series([title(t) for t in df["window_title"].to_list()], dtype=pl.String),
             split=device.replace_strict(splits, default=_split("unknown"), return_dtype=pl.String),
-        ).with_columns(episode_id())
+            _who=device.replace_strict(who, default="unknown", return_dtype=pl.String),
+        )
+        if "window_title" in df.columns:
+            columns["window_title"] = pl.Series([title(t) for t in df["window_title"].to_list()], dtype=pl.String)
+        return df.with_columns(**columns).with_columns(episode_id())
 
-    episodes = protect(episodes)
-    actions = protect(actions).with_columns(
-        action_id=pl.format("{}-{}", pl.col("episode_id"), pl.col("seq_index").cast(pl.String).str.zfill(5)))
-    return actions, episodes
+    def action_id(df: pl.DataFrame) -> pl.DataFrame:
+        return protect(df).with_columns(action_id=pl.format("{}-{}", pl.col("episode_id"),
+                                                            pl.col("seq_index").cast(pl.String).str.zfill(5)))
+
+    return action_id(actions), protect(episodes), action_id(keystrokes), action_id(pointer)
 
 
 def _split(pseudonym: str) -> str:
@@ -274,14 +299,21 @@ def _split(pseudonym: str) -> str:
 
 # -- statistics and files ----------------------------------------------------------------------
 
-def _utc(ns: int | None) -> str | None:
-    return None if ns is None else dt.datetime.fromtimestamp(ns / 1e9, dt.timezone.utc).isoformat()
+def _utc(ns: int | None, mode: str) -> str | None:
+    if ns is None:
+        return None
+    at = dt.datetime.fromtimestamp(ns / 1e9, dt.timezone.utc)
+    return at.date().isoformat() if mode == "release" else at.isoformat()
 
 
-def _stats(n_events: int, first_wall_ns: int | None, last_wall_ns: int | None, actions: pl.DataFrame,
-           episodes: pl.DataFrame, redactions: Counter[str], duplicates: int, key_id: str,
-           options: BuildOptions) -> DatasetStats:
-    duration_ns = episodes["t_end_mono_ns"] - episodes["t_start_mono_ns"]
+def _stats(n_events: int, first_wall_ns: int | None, last_wall_ns: int | None, tables: dict[str, pl.DataFrame],
+           redactions: Counter[str], duplicates: int, key_id: str, options: BuildOptions) -> DatasetStats:
+    """Figures over the whole dataset, per application and per split: never per person."""
+    actions, episodes = tables["actions"], tables["episodes"]
+    if options.mode == "release":
+        duration_ns = (episodes["duration_s"] * 1e9).cast(pl.Int64)
+    else:
+        duration_ns = episodes["t_end_mono_ns"] - episodes["t_start_mono_ns"]
     apps: dict[str, dict[str, Any]] = {}
     per_app_episodes = episodes.with_columns(d=duration_ns).group_by("app_class").agg(
         episodes=pl.len(), duration_ns=pl.col("d").sum())
@@ -291,51 +323,15 @@ def _stats(n_events: int, first_wall_ns: int | None, last_wall_ns: int | None, a
                                     "duration_s": round(d / 1e9, 3)}
     splits = {}
     for name, _ in SPLITS:
-        a = actions.filter(pl.col("split") == name)
-        e = episodes.filter(pl.col("split") == name)
-        splits[name] = {"persons": e["person_id"].drop_nulls().n_unique(), "episodes": e.height,
-                        "actions": a.height}
+        splits[name] = {"persons": episodes.filter(pl.col("split") == name)["person_id"].drop_nulls().n_unique(),
+                        **{table: df.filter(pl.col("split") == name).height
+                           for table, df in tables.items()}}
     by_kind = dict(sorted(actions.group_by("kind").agg(n=pl.len()).iter_rows()))
     return DatasetStats(
         events=n_events, sessions=episodes["session_id"].n_unique(), episodes=episodes.height,
         actions=actions.height, persons=episodes["person_id"].drop_nulls().n_unique(),
         actions_by_kind=by_kind, apps=apps, splits=splits, redactions=dict(sorted(redactions.items())),
         duration_s=round(float(duration_ns.sum()) / 1e9, 3),
-        first_event_utc=_utc(first_wall_ns), last_event_utc=_utc(last_wall_ns),
-        duplicates_dropped=duplicates, pseudonym_key_id=key_id, options=options.to_dict())
-
-
-def _arrow(df: pl.DataFrame, schema: pa.Schema) -> pa.Table:
-    # One chunk per column: how a frame happens to be chunked (one part or many) must not change the bytes.
-    return df.rechunk().to_arrow().cast(schema).combine_chunks()
-
-
-def _write(out: Path, actions: pl.DataFrame, episodes: pl.DataFrame, stats: DatasetStats, options: BuildOptions,
-           provenance: Mapping[str, Any], overwrite: bool) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        for name, df, schema in (("actions", actions, ACTION_SCHEMA), ("episodes", episodes, EPISODE_SCHEMA)):
-            if "parquet" in options.formats:
-                pq.write_table(_arrow(df, schema), tmp / f"{name}.parquet", compression="zstd")
-            if "jsonl" in options.formats:
-                df.write_ndjson(tmp / f"{name}.jsonl")
-        (tmp / "stats.json").write_text(json.dumps(stats.as_json(), indent=2) + "\n")
-        write_card(tmp / "README.md", stats, options, provenance)
-        for f in tmp.iterdir():
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-        old = None
-        if out.exists() and overwrite:
-            # Set the old dataset aside rather than delete it first: a crash between the two renames
-            # leaves it recoverable next to out, never lost with no new one in its place.
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, old / out.name)
-        elif out.exists():
-            out.rmdir()  # empty (checked above): the rename needs it gone
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        first_event_utc=_utc(first_wall_ns, options.mode), last_event_utc=_utc(last_wall_ns, options.mode),
+        duplicates_dropped=duplicates, pseudonym_key_id=key_id, options=options.to_dict(),
+        keystrokes=tables["keystrokes"].height, pointer_samples=tables["pointer"].height, mode=options.mode)

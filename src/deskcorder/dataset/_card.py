@@ -1,7 +1,9 @@
 """The dataset card (``README.md`` in the dataset folder): what it holds, where it came from, what was removed.
 
 Column documentation comes from ``_schema.py``, the same text that is in the
-Parquet field metadata, so card and files cannot disagree.
+Parquet field metadata, so card and files cannot disagree. The card opens with
+the YAML block the Hugging Face ``datasets`` library reads: one config per
+table (``actions`` the default), its files per split and its feature types.
 """
 
 from __future__ import annotations
@@ -9,8 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
+import pyarrow as pa
+
 from ._options import BuildOptions
-from ._schema import ACTION_COLUMNS, EPISODE_COLUMNS
+from ._schema import TABLES, schemas
 
 if TYPE_CHECKING:
     from ._build import DatasetStats
@@ -24,24 +28,58 @@ def _table(rows: list[tuple[Any, ...]], header: tuple[str, ...]) -> str:
     return "\n".join(lines)
 
 
-def write_card(path: Path, stats: DatasetStats, options: BuildOptions, provenance: Mapping[str, Any]) -> None:
-    files = [f"`{name}.{fmt}`" for name in ("actions", "episodes") for fmt in options.formats]
+_SPLITS = ("train", "validation", "test")
+_DTYPES = {pa.string(): "string", pa.int32(): "int32", pa.int64(): "int64", pa.float64(): "float64",
+           pa.bool_(): "bool"}
+
+
+def _yaml_header(stats: DatasetStats, options: BuildOptions) -> list[str]:
+    """The card's metadata block: configs (files per split) and dataset_info (features, rows per split)."""
+    fmt = "parquet" if "parquet" in options.formats else "jsonl"
+    lines = ["---", "configs:"]
+    for table in TABLES:
+        lines += [f"- config_name: {table}"] + (["  default: true"] if table == "actions" else [])
+        lines += ["  data_files:"]
+        lines += [f"  - split: {split}\n    path: data/{table}/{split}-*.{fmt}" for split in _SPLITS]
+    lines += ["dataset_info:"]
+    for table, (_, schema) in schemas(options.mode).items():
+        lines += [f"- config_name: {table}", "  features:"]
+        for field in schema:
+            if pa.types.is_list(field.type):
+                lines += [f"  - name: {field.name}", f"    sequence: {_DTYPES[field.type.value_type]}"]
+            else:
+                lines += [f"  - name: {field.name}", f"    dtype: {_DTYPES[field.type]}"]
+        lines += ["  splits:"]
+        lines += [f"  - name: {split}\n    num_examples: {stats.splits[split][table]}" for split in _SPLITS]
+    return lines + ["---", ""]
+
+
+def write_card(path: Path, stats: DatasetStats, options: BuildOptions, provenance: Mapping[str, Any],
+               location: Path | None = None) -> None:
+    """Write the card; ``location`` (the folder's final path) goes into the loading snippet."""
+    layout = schemas(options.mode)
+    files = [f"`data/{name}/<split>-00000.{fmt}`" for name in TABLES for fmt in options.formats]
     redacted = sum(stats.redactions.values())
-    parts = [
+    where = str(location) if location is not None else "path/to/this/folder"
+    release = options.mode == "release"
+    parts = _yaml_header(stats, options) + [
         "# Deskcorder dataset",
         "",
         "Desktop work recorded with the consent of the people at the keyboard, reduced to actions "
-        "(clicks, drags, scrolls, typed text, hotkeys) grouped into episodes. Built by deskcorder "
-        f"{stats.deskcorder_version}.",
+        "(clicks, drags, scrolls, typed text, hotkeys) grouped into episodes, with the timing of every key "
+        "press (`keystrokes`) and the pointer's paths (`pointer`). Built by deskcorder "
+        f"{stats.deskcorder_version}, {'release' if release else 'internal'} build.",
         "",
         f"Files: {', '.join(files)}, `stats.json` (the figures below, machine-readable).",
         "",
         "## Contents",
         "",
         _table([("raw events", stats.events), ("sessions", stats.sessions), ("episodes", stats.episodes),
-                ("actions", stats.actions), ("people", stats.persons),
+                ("actions", stats.actions), ("key presses", stats.keystrokes),
+                ("pointer samples", stats.pointer_samples), ("people", stats.persons),
                 ("recorded time (s, sum of episodes)", stats.duration_s),
-                ("first event (UTC)", stats.first_event_utc), ("last event (UTC)", stats.last_event_utc)],
+                ("first event (UTC" + (" day)" if release else ")"), stats.first_event_utc),
+                ("last event (UTC" + (" day)" if release else ")"), stats.last_event_utc)],
                ("", "value")),
         "",
         "Actions by kind:",
@@ -55,16 +93,18 @@ def write_card(path: Path, stats: DatasetStats, options: BuildOptions, provenanc
         "",
         "Splits (by person: nobody is in two splits):",
         "",
-        _table([(name, v["persons"], v["episodes"], v["actions"]) for name, v in stats.splits.items()],
-               ("split", "people", "episodes", "actions")),
+        _table([(name, v["persons"], *(v[t] for t in TABLES)) for name, v in stats.splits.items()],
+               ("split", "people", *TABLES)),
         "",
         "## Provenance",
         "",
         _table(sorted((k, v) for k, v in provenance.items()) or [("source", "events passed to build_dataset")],
                ("", "")),
         "",
-        "Each action lists in `event_seqs` the sequence numbers of exactly the raw events it was reduced "
-        "from (within its session), so any action can be traced back to the recording.",
+        ("Each action says in `n_events` how many raw events it was reduced from; a release keeps no "
+         "sequence numbers, which would show the gaps in the recording." if release else
+         "Each action lists in `event_seqs` the sequence numbers of exactly the raw events it was reduced "
+         "from (within its session), so any action can be traced back to the recording."),
         "",
         "## Privacy",
         "",
@@ -74,27 +114,33 @@ def write_card(path: Path, stats: DatasetStats, options: BuildOptions, provenanc
         "replaced by typed placeholders"
         + (": " + ", ".join(f"`<{k}>` {n}" for k, n in stats.redactions.items()) if redacted else "") + ".",
         f"- Session, device and person ids are keyed-HMAC pseudonyms (key id `{stats.pseudonym_key_id}`); "
-        "without the key they cannot be linked to anyone. No hostname, login or e-mail is included.",
-        "- Keystroke timing identifies people like a fingerprint: do not use this dataset to identify or "
-        "evaluate individuals, and keep it under the same access rules as the recording.",
+        "without the key they cannot be linked to anyone. No hostname, login or e-mail is included."
+        + (" The key is new for this build unless it was asked to be linkable: ids of two releases do not "
+           "match." if release and not options.linkable else ""),
+        ("- Release build: key hold and flight times and pointer paths are draws from a model of the whole "
+         "population (at least 5 people), not anyone's own rhythm; times are durations within an episode "
+         "re-derived from those draws, and the only calendar time is the UTC day (left out for days with "
+         "fewer than 5 people). There are no figures per person." if release else
+         "- INTERNAL build: raw key and pointer timings, which identify people like a fingerprint, and "
+         "wall-clock times. Keep it under the same access rules as the recording; never publish it."),
+        "- Do not use this dataset to identify, monitor or evaluate individuals.",
         "",
         "## Columns",
         "",
-        "`actions`:",
-        "",
-        _table([(f"`{name}`", str(typ), doc) for name, typ, _, doc in ACTION_COLUMNS], ("column", "type", "meaning")),
-        "",
-        "`episodes`:",
-        "",
-        _table([(f"`{name}`", str(typ), doc) for name, typ, _, doc in EPISODE_COLUMNS],
-               ("column", "type", "meaning")),
-        "",
+        *[line for table in TABLES for line in (
+            f"`{table}`:", "",
+            _table([(f"`{name}`", str(typ), doc) for name, typ, _, doc in layout[table][0]],
+                   ("column", "type", "meaning")), "")],
         "## Loading",
+        "",
+        "Each table is a config of this folder (`actions` is the default), each with a train, validation "
+        "and test split; the path below is where the folder was written (change it if you moved it):",
         "",
         "```python",
         "import datasets  # Hugging Face",
-        'ds = datasets.load_dataset("parquet", data_files={"train": "actions.parquet"})',
-        'train = ds["train"].filter(lambda a: a["split"] == "train")',
+        f"actions = datasets.load_dataset({where!r})",
+        f"keystrokes = datasets.load_dataset({where!r}, \"keystrokes\")",
+        'print(actions["train"].num_rows, keystrokes["test"].num_rows)',
         "```",
         "",
         "## Build options",

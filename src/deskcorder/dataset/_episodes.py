@@ -7,8 +7,11 @@ first FOCUS have no known application (null).
 
 A new episode starts at an event when
     * it is the first event of its session (``session_start``);
-    * the event before it is a PAUSE (``pause``), or it is a RESUME (``resume``):
-      what happens across a pause is never one task;
+    * the event before it is a PAUSE (``pause``; ``out_of_scope`` when the
+      agent paused because the window in front is outside the policy or a
+      password prompt: the person switched applications, they did not stop),
+      or it is a RESUME (``resume``): what happens across a pause is never
+      one task;
     * it is a FOCUS event naming another application (``app_switch``): another
       (app_class, app_process) pair than the current one. A FOCUS that only
       changes the window title in the same application (a tab, a document
@@ -41,9 +44,11 @@ __all__ = ["KIND_CODE", "Prepared", "prepare", "episodes_frame"]
 KIND_CODE: dict[str, int] = {kind.value: code for code, kind in enumerate(EventKind)}
 _FOCUS, _PAUSE, _RESUME = KIND_CODE["focus"], KIND_CODE["pause"], KIND_CODE["resume"]
 
-# Columns the builder reads; vk and reason carry nothing an action needs.
+# Columns the builder reads; vk carries nothing an action needs, reason only why a pause began.
 _INPUT = ("session_id", "seq", "t_mono_ns", "t_wall_ns", "kind", "key", "char", "button", "x", "y", "dx", "dy",
-          "app_process", "app_class", "window_title")
+          "app_process", "app_class", "window_title", "reason")
+# PAUSE reasons of the agent's window check (capture/_gate.py): the person left the policy's scope.
+_OUT_OF_SCOPE = ("out_of_scope", "password_prompt")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,12 +127,14 @@ def _with_context(df: pl.DataFrame, options: BuildOptions) -> pl.DataFrame:
                          app_now=pl.when(in_session).then(pl.col("app_key").forward_fill()))
     app_before = pl.when(~new_session).then(pl.col("app_now").shift(1))
     gap_ns = int(options.idle_gap_s * 1e9)
+    after_pause = (code.shift(1) == _PAUSE).fill_null(False)
     reason = (pl.when(new_session).then(pl.lit("session_start"))
-              .when((code.shift(1) == _PAUSE).fill_null(False)).then(pl.lit("pause"))
+              .when(after_pause & pl.col("reason").shift(1).is_in(_OUT_OF_SCOPE)).then(pl.lit("out_of_scope"))
+              .when(after_pause).then(pl.lit("pause"))
               .when(code == _RESUME).then(pl.lit("resume"))
               .when((code == _FOCUS) & app_before.ne_missing(pl.col("app_key"))).then(pl.lit("app_switch"))
               .when((pl.col("t_mono_ns").diff() > gap_ns).fill_null(False)).then(pl.lit("idle_gap")))
-    df = df.with_columns(start_reason=reason)
+    df = df.with_columns(start_reason=reason).drop("reason")
     df = df.with_columns(episode=pl.col("start_reason").is_not_null().cum_sum().cast(pl.Int64) - 1)
     df = df.with_columns(
         episode_index=(pl.col("episode") - pl.when(new_session).then(pl.col("episode")).forward_fill()).cast(pl.Int32))

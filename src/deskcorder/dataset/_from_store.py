@@ -1,10 +1,14 @@
 """``build_from_store``: a dataset from what an ``EventStore`` holds, audited, with the store's privacy keys.
 
-The read names who builds and why (it is an audited read of raw events), the
-pseudonym key is the data dir's (``pseudonym.key``: datasets built from one
-store share pseudonyms, see ``deskcorder.privacy``), device hostnames are
-scrubbed from window titles, and the build itself is written to the audit log
-with its statistics, which is what the admin console lists as dataset builds.
+The read names who builds and why (it is an audited read of raw events),
+device hostnames are scrubbed from window titles, and the build itself is
+written to the audit log with its mode and statistics, which is what the admin
+console lists as dataset builds.
+
+Pseudonyms: a release (the default) uses a fresh key, so its ids match no
+other build; an internal build, or a release asked to be ``linkable``, uses
+the data dir's key (``pseudonym.key``: datasets built with it share
+pseudonyms, see ``deskcorder.privacy``). Both are recorded in the audit entry.
 """
 
 from __future__ import annotations
@@ -38,6 +42,10 @@ def build_from_store(store: EventStore, out: Path | str, *, actor: str, purpose:
     """
     from ..privacy import Pseudonymizer
 
+    if options.linkable and options.mode != "release":
+        raise DatasetError("--linkable is for a release; an internal build always keeps the store's pseudonyms")
+    stable = options.mode == "internal" or options.linkable
+
     if engine not in ENGINES:
         raise DatasetError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
     if engine == "local" and (scheduler_address is not None or workers is not None):
@@ -61,10 +69,13 @@ def build_from_store(store: EventStore, out: Path | str, *, actor: str, purpose:
         distributed: dict[str, Any] = {"scheduler_address": scheduler_address, "workers": workers}
         build = functools.partial(build_dataset_distributed, **distributed) if engine == "dask" else build_dataset
         stats = build(
-            events, out, options, pseudonymizer=Pseudonymizer.from_file(store.data_dir / PSEUDONYM_KEY_FILE),
+            events, out, options,
+            pseudonymizer=Pseudonymizer.from_file(store.data_dir / PSEUDONYM_KEY_FILE) if stable
+            else Pseudonymizer.generate(),
             device_to_employee={d.device_id: d.employee_id for d in devices},
             known_identifiers=[d.hostname for d in devices] + [e.handle for e in store.employees()],
             provenance=provenance, overwrite=overwrite, progress=progress)
     store.audit(actor, "dataset.build", "dataset", purpose,
-                {"out": str(out), "policy_version": policy.version, **stats.as_json()})
+                {"out": str(out), "policy_version": policy.version, "mode": options.mode,
+                 "linkable": stable, **stats.as_json()})
     return stats

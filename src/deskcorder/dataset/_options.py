@@ -6,9 +6,12 @@ import dataclasses
 import math
 from typing import Any
 
-__all__ = ["BuildOptions", "FORMATS"]
+__all__ = ["BuildOptions", "FORMATS", "MODES"]
 
 FORMATS: tuple[str, ...] = ("parquet", "jsonl")
+# release: anonymised timings, no clock finer than the day, fresh pseudonyms (the default; see _release.py);
+# internal: raw timings and the store's stable pseudonyms, for work inside the organisation (audited).
+MODES: tuple[str, ...] = ("release", "internal")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,6 +25,8 @@ class BuildOptions:
     scroll_merge_s: float = 0.5  # max pause between two scroll events merged into one scroll action
     type_merge_s: float = 2.0  # max pause inside one typed run
     formats: tuple[str, ...] = FORMATS  # which files to write for each table
+    mode: str = "release"  # one of MODES
+    linkable: bool = False  # release with the store's pseudonyms, so two releases can be joined (audited)
 
     def __post_init__(self) -> None:
         for name in ("idle_gap_s", "double_click_s", "scroll_merge_s", "type_merge_s"):
@@ -39,6 +44,10 @@ class BuildOptions:
             raise ValueError(f"BuildOptions.formats must name each of {', '.join(FORMATS)} at most once "
                              f"(at least one), not {self.formats!r}")
         object.__setattr__(self, "formats", formats)
+        if self.mode not in MODES:
+            raise ValueError(f"BuildOptions.mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+        if not isinstance(self.linkable, bool):
+            raise ValueError(f"BuildOptions.linkable must be True or False, not {self.linkable!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)

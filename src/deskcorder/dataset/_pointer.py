@@ -13,8 +13,10 @@ Rules:
       first, with the same modifiers and no other action in between. A third
       click starts afresh (so a triple click is a double click and a click).
     * ``scroll``: scroll events merged while each follows the previous within
-      ``scroll_merge_s``, the held modifiers stay the same, and no other
-      action comes between; dx/dy summed, x/y of the first.
+      ``scroll_merge_s``, the held modifiers stay the same, the direction
+      does not turn (a step up after steps down starts a new scroll, so up
+      then down never sums to 0, 0), and no other action comes between;
+      dx/dy summed, x/y of the first.
     * ``keys`` of a pointer action: the modifiers held when it started
       ("ctrl" for ctrl+click, ctrl+scroll zoom), null when none.
     * A press still open at an episode boundary goes on (clicking another
@@ -107,7 +109,8 @@ class PointerReducer:
             self._pending = None
         seqs = self._sc_seqs
         if seqs is not None:
-            if t - self._sc_t <= self._scroll_ns and keys == self._sc_keys:
+            if t - self._sc_t <= self._scroll_ns and keys == self._sc_keys \
+                    and dx * self._sc_dx >= 0 and dy * self._sc_dy >= 0:
                 seqs.append(seq)
                 self._sc_t = t
                 self._sc_dx += dx

@@ -28,6 +28,7 @@ import polars as pl
 
 from ._episodes import KIND_CODE, Prepared, episode_id
 from ._keyboard import KeyboardReducer
+from ._keystrokes import KeyTimer
 from ._options import BuildOptions
 from ._pointer import PointerReducer, _Press
 
@@ -96,10 +97,12 @@ class ActionSink:
         self._add(row, "scroll", t0, t1, list(seqs), keys=keys, x=x, y=y, dx=dx, dy=dy)
 
 
-def reduce_actions(prepared: Prepared, options: BuildOptions) -> pl.DataFrame:
+def reduce_actions(prepared: Prepared, options: BuildOptions, timer: KeyTimer | None = None) -> pl.DataFrame:
     """Actions in order of their first event, with ``row`` (their first event's row), ``episode`` and
-    ``seq_index``; the context columns (ids, app, window, wall time) come from the events."""
+    ``seq_index``; the context columns (ids, app, window, wall time) come from the events. ``timer``
+    is told every key event (for the keystrokes table)."""
     sink = ActionSink()
+    timer = timer if timer is not None else KeyTimer()
     kb = KeyboardReducer(sink, options.type_merge_s)
     ptr = PointerReducer(sink, drag_threshold_px=options.drag_threshold_px,
                          double_click_s=options.double_click_s, double_click_px=options.double_click_px,
@@ -115,6 +118,7 @@ def reduce_actions(prepared: Prepared, options: BuildOptions) -> pl.DataFrame:
                     kb.reset()
                     ptr.close()
                     held.clear()
+                    timer.reset()
             elif reason in _INTERRUPTING:
                 kb.interrupt()
                 ptr.interrupt()
@@ -122,11 +126,14 @@ def reduce_actions(prepared: Prepared, options: BuildOptions) -> pl.DataFrame:
             if held:
                 sink.moves.setdefault(next(iter(held.values())), []).append(seq)
         elif code == _KEY_DOWN:
+            timer.down(row, seq, t, key, char, kb.mods)
             if kb.key_down(row, seq, t, key, char):
                 ptr.interrupt()
         elif code == _KEY_UP:
+            timer.up(t, key)
             kb.key_up(key)
         elif code == _DOWN:
+            timer.pointer()
             kb.interrupt()
             ptr.button_down(row, seq, t, button, x, y, kb.mods)
             held.pop(button, None)  # a press whose release was lost gives way to this one
@@ -135,12 +142,14 @@ def reduce_actions(prepared: Prepared, options: BuildOptions) -> pl.DataFrame:
             held.pop(button, None)
             ptr.button_up(row, seq, t, button, x, y)
         elif code == _SCROLL:
+            timer.pointer()
             kb.interrupt()
             ptr.scroll(row, seq, t, x, y, dx, dy, kb.mods)
         elif code == _PAUSE:
             kb.reset()
             ptr.close()
             held.clear()
+            timer.reset()
     kb.reset()
     ptr.close()
 

@@ -9,13 +9,16 @@ from __future__ import annotations
 import pyarrow as pa
 
 __all__ = ["ACTION_KINDS", "ACTION_COLUMNS", "ACTION_SCHEMA", "EPISODE_COLUMNS", "EPISODE_SCHEMA",
-           "EPISODE_START_REASONS"]
+           "EPISODE_START_REASONS", "KEYSTROKE_COLUMNS", "KEYSTROKE_SCHEMA", "POINTER_COLUMNS", "POINTER_SCHEMA",
+           "RELEASE_ACTION_COLUMNS", "RELEASE_ACTION_SCHEMA", "RELEASE_EPISODE_COLUMNS", "RELEASE_EPISODE_SCHEMA",
+           "TABLES", "schemas"]
 
 ACTION_KINDS: tuple[str, ...] = ("click", "double_click", "right_click", "middle_click", "drag", "scroll",
                                  "type", "hotkey", "key")
 
 # Why an episode starts where it does (episodes.start_reason), in order of precedence.
-EPISODE_START_REASONS: tuple[str, ...] = ("session_start", "pause", "resume", "app_switch", "idle_gap")
+EPISODE_START_REASONS: tuple[str, ...] = ("session_start", "out_of_scope", "pause", "resume", "app_switch",
+                                          "idle_gap")
 
 _Column = tuple[str, pa.DataType, bool, str]  # name, type, nullable, description
 
@@ -76,6 +79,57 @@ EPISODE_COLUMNS: tuple[_Column, ...] = (
 )
 
 
+KEYSTROKE_COLUMNS: tuple[_Column, ...] = (
+    ("action_id", pa.string(), False, "the type, hotkey or key action the press is part of"),
+    ("person_id", pa.string(), True, "the person recorded (pseudonym)"),
+    ("split", pa.string(), False, "train, validation or test, by person"),
+    ("position", pa.int32(), False, "order of the press in its action, from 0 (modifier presses included)"),
+    ("key_class", pa.string(), False, "letter, digit, space, punctuation, modifier, backspace, enter, navigation, "
+                                      "function, other; redacted where the key's character was redacted"),
+    ("key", pa.string(), True, "the key (a character as typed, or a name: enter, shift, f5); null where its "
+                               "character lies in a redacted span or was deleted from a redacted run"),
+    ("prev_key", pa.string(), True, "key of the previous press in the action (null: first, or masked)"),
+    ("modifiers", pa.string(), True, "modifiers held when the key went down, e.g. `ctrl+shift` (null: none)"),
+    ("hold_ms", pa.float64(), True, "key down to key up, ms (null: the release was not recorded)"),
+    ("dd_ms", pa.float64(), True, "down-down: from the previous press's down, ms (null at position 0)"),
+    ("ud_ms", pa.float64(), True, "up-down: from the previous press's up, ms; negative when they overlap"),
+    ("rollover", pa.bool_(), False, "the next press of the action went down before this key came up"),
+)
+
+POINTER_COLUMNS: tuple[_Column, ...] = (
+    ("action_id", pa.string(), False, "the action the path ends in (the click or drag approached, the drag, "
+                                      "the scroll)"),
+    ("person_id", pa.string(), True, "the person recorded (pseudonym)"),
+    ("split", pa.string(), False, "train, validation or test, by person"),
+    ("path_kind", pa.string(), False, "approach (moves before a press, at most 2 s, the press last), drag "
+                                      "(down, moves, up) or scroll (each scroll step)"),
+    ("sample", pa.int32(), False, "order of the sample in its path, from 0"),
+    ("t_ms", pa.float64(), False, "time since the path's first sample, ms"),
+    ("x", pa.int32(), False, "pointer position, screen pixels"),
+    ("y", pa.int32(), False, "pointer position, screen pixels"),
+    ("screen_width", pa.int32(), True, "screen size in pixels, to normalise x (null: not recorded)"),
+    ("screen_height", pa.int32(), True, "screen size in pixels, to normalise y (null: not recorded)"),
+)
+
+# A release (the default build) keeps no clock: what a time says about a person is reduced to the day and
+# to durations inside the episode, re-derived from the anonymised timings (see _release.py).
+_RELEASE_DROPPED = ("t_start_mono_ns", "t_end_mono_ns", "t_start_wall_ns", "t_end_wall_ns", "event_seq_first",
+                    "event_seq_last", "event_seqs")
+_DAY: _Column = ("day", pa.string(), True, "UTC day of the episode, YYYY-MM-DD (null where fewer than 5 people "
+                                           "recorded that day)")
+RELEASE_ACTION_COLUMNS: tuple[_Column, ...] = tuple(c for c in ACTION_COLUMNS if c[0] not in _RELEASE_DROPPED) + (
+    _DAY,
+    ("t_start_ms", pa.float64(), False, "start, ms since the episode's start (re-derived from anonymised timings, "
+                                        "pauses between actions rounded to 100 ms)"),
+    ("t_end_ms", pa.float64(), False, "end, ms since the episode's start (its anonymised duration after the start)"),
+    ("n_events", pa.int64(), False, "how many raw events formed the action"),
+)
+RELEASE_EPISODE_COLUMNS: tuple[_Column, ...] = tuple(c for c in EPISODE_COLUMNS if c[0] not in _RELEASE_DROPPED) + (
+    _DAY,
+    ("duration_s", pa.float64(), False, "the episode's actions from first start to last end, rounded to 10 s"),
+)
+
+
 def _schema(columns: tuple[_Column, ...]) -> pa.Schema:
     return pa.schema([pa.field(name, typ, nullable=nullable, metadata={"description": doc})
                       for name, typ, nullable, doc in columns])
@@ -83,3 +137,22 @@ def _schema(columns: tuple[_Column, ...]) -> pa.Schema:
 
 ACTION_SCHEMA = _schema(ACTION_COLUMNS)
 EPISODE_SCHEMA = _schema(EPISODE_COLUMNS)
+KEYSTROKE_SCHEMA = _schema(KEYSTROKE_COLUMNS)
+POINTER_SCHEMA = _schema(POINTER_COLUMNS)
+RELEASE_ACTION_SCHEMA = _schema(RELEASE_ACTION_COLUMNS)
+RELEASE_EPISODE_SCHEMA = _schema(RELEASE_EPISODE_COLUMNS)
+
+# The tables of a dataset, in the order the card lists them; actions is the default config.
+TABLES: tuple[str, ...] = ("actions", "episodes", "keystrokes", "pointer")
+
+
+def schemas(mode: str) -> dict[str, tuple[tuple[_Column, ...], pa.Schema]]:
+    """Each table's columns and schema in a build of ``mode`` (release or internal)."""
+    release = mode == "release"
+    return {
+        "actions": (RELEASE_ACTION_COLUMNS, RELEASE_ACTION_SCHEMA) if release else (ACTION_COLUMNS, ACTION_SCHEMA),
+        "episodes": (RELEASE_EPISODE_COLUMNS, RELEASE_EPISODE_SCHEMA) if release
+        else (EPISODE_COLUMNS, EPISODE_SCHEMA),
+        "keystrokes": (KEYSTROKE_COLUMNS, KEYSTROKE_SCHEMA),
+        "pointer": (POINTER_COLUMNS, POINTER_SCHEMA),
+    }
