@@ -138,12 +138,13 @@ class CategoryScore:
         return self.unchanged / self.look_alikes if self.look_alikes else None
 
 
-def score_samples(redactor: Redactor, samples: Iterable[Any]) -> dict[str, CategoryScore]:
+def score_samples(redactor: Redactor, samples: Iterable[Any], *, strict_kind: bool = True) -> dict[str, CategoryScore]:
     """Score `Sample`-like objects (``text``, ``spans`` as ``(start, end, kind)``, ``category``, ``context``).
 
     Samples whose context is ``"title"`` go through `Redactor.find_title_spans`, the rest through
     `Redactor.find_spans`. A sample without spans is a look-alike: it counts as unchanged when
-    nothing at all is redacted.
+    nothing at all is redacted. ``strict_kind=False`` counts an expected span as found under any
+    placeholder (the value is gone either way; the benchmark reports the strict figure).
     """
     scores: dict[str, CategoryScore] = {}
     for sample in samples:
@@ -156,7 +157,7 @@ def score_samples(redactor: Redactor, samples: Iterable[Any]) -> dict[str, Categ
             spans = redactor.find_spans(text)
         for a, b, kind in sample.spans:
             score.expected += 1
-            if any(s.kind == kind and s.start <= a and b <= s.end for s in spans):
+            if any((s.kind == kind or not strict_kind) and s.start <= a and b <= s.end for s in spans):
                 score.found += 1
             else:
                 got = [f"{s.kind}:{text[s.start:s.end]!r}" for s in spans if s.start < b and a < s.end]
