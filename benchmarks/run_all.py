@@ -10,6 +10,7 @@ Each benchmark is its own script (run them alone for more options):
     load_generator.py     simulated devices, embedded and fleet (NATS JetStream + PostgreSQL) modes
     fleet_ingest.py       fleet collector and writer events/s per core at 1,000-10,000 events per batch
     status_poll.py        what an agent's status poll costs a collector (and PostgreSQL), polls/s per core
+    keystroke_reid.py     re-identification of typists (CMU) and pointer users before/after anonymisation
 They run sequentially, never side by side, so one does not steal the other's cores.
 """
 
@@ -38,6 +39,7 @@ def main() -> None:
         ("fleet load", ["load_generator.py", "--duration", "10" if quick else "30"]),
         ("fleet batch mode", ["fleet_ingest.py", "--rounds", "1" if quick else "3"]),
         ("status polls", ["status_poll.py", "--seconds", "5" if quick else "10"]),
+        ("keystroke re-identification", ["keystroke_reid.py", "--reps", "100" if quick else "400"]),
     ]
     failed = []
     for title, argv in runs:
