@@ -13,8 +13,8 @@ data / on raw; identification out of 51, chance 0.020):
     kloak, 0-100 ms delay        0.147    0.161      0.534      0.401    0.171  0.038  0.067     2.8 ms
     50 ms quantisation           0.117    0.112      0.691      0.624    0.341  0.114  0.105     0.7 ms
     population model (this)      0.507    0.509      0.020      0.019    0.003  0.001  0.011     0.1 ms
-    population + noise, eps 1    0.492    0.503      0.019      0.018    0.035  0.036  0.058   272.6 ms
-    population + noise, eps 10   0.506    0.509      0.016      0.019    0.030  0.014  0.019    30.5 ms
+    population + noise, eps 1    0.491    0.501      0.020      0.018    0.030  0.039  0.052   320.9 ms
+    population + noise, eps 10   0.512    0.511      0.020      0.019    0.030  0.014  0.018    26.3 ms
 
 So a release does not perturb a person's timings; it *replaces* them with
 draws from a model of everyone, in which the person is not a variable:
@@ -53,7 +53,7 @@ The noise variant (``epsilon``) caps each person's weight per group at
 `DP_PERSON_CAP` presses and adds Laplace noise to coarser (35 %) histogram
 bins of a fixed 5 ms-5 s range: epsilon-DP per group, and k*epsilon for a
 person in k groups. With only 51 people the noise is about 2 % of a group's
-mass per bin at eps 1, which moves per-digraph means by up to 270 ms (30 ms
+mass per bin at eps 1, which moves per-digraph means by up to 320 ms (26 ms
 at eps 10), so it is not the default; the error shrinks as 1/people.
 
 Cost: 445,000 key presses/s in one process on a build-sized frame (1 M
