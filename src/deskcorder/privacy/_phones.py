@@ -79,6 +79,15 @@ class PhoneFinder:
         self.regions = tuple(regions)
         self._confirmed = functools.lru_cache(maxsize=_CACHE_SIZE)(self._confirm)
 
+    # A Redactor travels to Dask workers by pickle; the cache (a bound lru_cache) cannot, so it is
+    # left behind and rebuilt empty on the other side.
+    def __getstate__(self) -> dict[str, object]:
+        return {k: v for k, v in self.__dict__.items() if k != "_confirmed"}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._confirmed = functools.lru_cache(maxsize=_CACHE_SIZE)(self._confirm)
+
     def find(self, text: str) -> Iterator[tuple[int, int]]:
         for m in _CANDIDATE_RE.finditer(text):
             s, start, end = m.group(), m.start(), m.end()
