@@ -91,7 +91,7 @@ _PLACEHOLDER_RUN_RE = re.compile(r"(?i)x{4}|\*{3}|0{6}|\.\.\.|1234567890|abcdef(
 def _is_placeholder(token: str) -> bool:
     """``sk_live_xxxxxxxxxxxx``, ``ghp_0000...``, ``AKIA...EXAMPLE``: documentation, not a key."""
     tail = token[-24:]
-    return len(set(tail)) < 6 or bool(_PLACEHOLDER_RUN_RE.search(token)) or token.endswith("EXAMPLE")
+    return len(set(tail)) < 4 or bool(_PLACEHOLDER_RUN_RE.search(token)) or token.endswith("EXAMPLE")
 
 
 def _mixed_alnum(s: str) -> bool:
