@@ -27,8 +27,8 @@ from deskcorder import __version__
 from deskcorder.events import Event, EventKind, events_to_columns
 from deskcorder.store import EventStore
 
-from .helpers import READ, _read_until, _stop, auth_headers, enrol_in, enrol_over_http, next_utc_midnight_ns, \
-    remember_collector, spawn_collector, start_collector
+from .helpers import READ, _read_until, _stop, admin_headers, auth_headers, enrol_in, enrol_over_http, \
+    next_utc_midnight_ns, remember_collector, spawn_collector, start_collector
 
 T0 = next_utc_midnight_ns()  # tomorrow 00:00 UTC: after the consent the tests give
 MIB = 1024 * 1024
@@ -129,7 +129,7 @@ def test_concurrent_posts_of_one_batch_store_it_once(server: tuple[str, Path]) -
     assert [r.status_code for r in results] == [200] * 8
     answers = sorted((r.json()["stored"], r.json()["duplicate"]) for r in results)
     assert answers == [(0, True)] * 7 + [(2000, False)]
-    sessions = {s["session_id"]: s for s in httpx.get(f"{url}/v1/sessions").json()}
+    sessions = {s["session_id"]: s for s in httpx.get(f"{url}/v1/sessions", headers=admin_headers(data_dir)).json()}
     assert sessions["sess-concurrent"]["n_events"] == 2000
     files, rows = snapshot(data_dir)
     assert len([b for b in rows["batches"] if b[0] == "batch-concurrent"]) == 1
@@ -260,14 +260,14 @@ def test_unknown_routes_and_methods_answer_in_the_error_shape(server: tuple[str,
     assert wrong.status_code == 405 and set(wrong.json()) == {"error", "field", "row"}
 
 
-def test_sessions_and_devices_list_what_was_stored(server: tuple[str, Path]) -> None:
-    url, _ = server
+def test_sessions_and_devices_list_what_was_stored_for_an_admin(server: tuple[str, Path]) -> None:
+    url, data_dir = server
     assert post(url, packed(batch("batch-list-0001", columns("sess-list", 30), "device-list")),
                 device="device-list").status_code == 200
-    sessions = {s["session_id"]: s for s in httpx.get(f"{url}/v1/sessions").json()}
+    sessions = {s["session_id"]: s for s in httpx.get(f"{url}/v1/sessions", headers=admin_headers(data_dir)).json()}
     assert sessions["sess-list"] == {"session_id": "sess-list", "device_id": "device-list", "first_t_wall_ns": T0,
                                      "last_t_wall_ns": T0 + 29_000, "n_events": 30}
-    devices = {d["device_id"]: d for d in httpx.get(f"{url}/v1/devices").json()}
+    devices = {d["device_id"]: d for d in httpx.get(f"{url}/v1/devices", headers=admin_headers(data_dir)).json()}
     assert (devices["device-list"]["n_batches"], devices["device-list"]["n_events"]) == (1, 30)
     assert devices["device-list"]["first_seen"].endswith("+00:00")
 
@@ -284,7 +284,7 @@ def test_busy_collector_answers_429_with_retry_after(tmp_path: Path) -> None:
         response = post(url, packed(batch("batch-busy-0001")))
         assert response.status_code == 429 and response.headers["Retry-After"] == "1"
         assert "retry" in response.json()["error"]
-        assert httpx.get(f"{url}/v1/sessions").json() == []
+        assert httpx.get(f"{url}/v1/sessions", headers=admin_headers(tmp_path / "data")).json() == []
     finally:
         _stop(proc)
 

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from ..store import BatchConflict, ClockAhead, EventStore, NotPermitted, StoreError
 from ..wire import JSON, MSGPACK, Batch, InvalidBatch, UnreadableBatch, decode_batch
 from ._device_auth import check_sender
-from ._problems import Problem
+from ._problems import Problem, unavailable
 
 if TYPE_CHECKING:
     from fastapi import Request
@@ -80,9 +80,7 @@ class BatchIntake:
         except BatchConflict as exc:
             raise Problem(409, str(exc), field=exc.field) from exc
         except StoreError as exc:
-            log.error("storing batch %s failed: %s", batch.batch_id, exc)
-            raise Problem(503, f"the collector could not store the batch: {exc}", field=None,
-                          headers={"Retry-After": _RETRY_AFTER_S}) from exc
+            raise unavailable(f"storing batch {batch.batch_id}", exc) from exc  # the detail only in the log
         return {"batch_id": result.batch_id, "stored": result.stored, "duplicate": result.duplicate}
 
 

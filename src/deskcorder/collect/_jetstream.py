@@ -58,7 +58,7 @@ from ..store._ingest_worker import (STREAM, check_batch, check_replicas, check_s
                                     ensure_stream, message_id, subject_for)
 from ..wire import ARROW_STREAM, InvalidBatch, UnreadableBatch, decode_batch, encode_checked
 from ._device_auth import check_sender
-from ._problems import Problem
+from ._problems import Problem, unavailable
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -180,15 +180,14 @@ class JetStreamPublisher:
         except BatchConflict as exc:
             raise Problem(409, str(exc), field=exc.field) from exc
         except StoreError as exc:
-            log.error("checking batch %s failed: %s", batch.batch_id, exc)
-            raise Problem(503, f"the collector could not check the batch: {exc}",
-                          headers={"Retry-After": _RETRY_AFTER_S}) from exc
+            raise unavailable(f"checking batch {batch.batch_id}", exc) from exc  # the detail only in the log
         if known is not None:
             return batch, known, None
         return batch, None, _fitting(batch, limit)
 
     def _unavailable(self, what: str) -> Problem:
-        return Problem(503, f"this collector {what} its NATS JetStream buffer at {self._url}; nothing was "
+        # No URL in the answer (it may carry credentials); the log names it.
+        return Problem(503, f"this collector {what} its NATS JetStream buffer; nothing was "
                             f"acknowledged: retry after {_RETRY_AFTER_S} s with the same batch_id",
                        headers={"Retry-After": _RETRY_AFTER_S})
 

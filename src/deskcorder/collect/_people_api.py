@@ -139,7 +139,8 @@ def people_router(store: EventStore, cadence: AgentCadence = AgentCadence(),
         limiter.check(request.client.host if request.client else "unknown")
 
     @router.post("/v1/devices/enrol", dependencies=[Depends(admit_enrolment)], response_model=Enrolled,
-                 responses=problems({401: "the token is unknown, used or expired: ask an admin for a new one",
+                 responses=problems({400: "the body is not readable JSON",
+                                     401: "the token is unknown, used or expired: ask an admin for a new one",
                                      409: "the device belongs to someone else or was revoked",
                                      422: "a malformed body, device id or hostname",
                                      429: "too many enrolment attempts from this address",
@@ -177,7 +178,8 @@ def people_router(store: EventStore, cadence: AgentCadence = AgentCadence(),
         return _the_person_themself(store, request, handle)
 
     @router.post("/v1/employees/{handle}/consent", openapi_extra=SECURITY["employee"], responses=problems({
-        401: "no, a malformed or a wrong portal login", 403: "the login is not this person's own",
+        400: "the body is not readable JSON", 401: "no, a malformed or a wrong portal login",
+        403: "the login is not this person's own",
         404: "no such employee", 409: "`give` does not name the current policy version",
         422: "a malformed body", 429: "this login is locked after repeated wrong passwords",
         503: "the store is unavailable"}))
