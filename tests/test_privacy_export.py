@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import select
 
+from deskcorder.policy import consent_text
 from deskcorder.store import Conflict, EventStore, NotFound, StoreError
 from deskcorder.store._export import ARCHIVE_FILES
 from deskcorder.store._tables import device_credentials, enrolment_tokens
@@ -80,7 +81,8 @@ def test_the_archive_holds_everything_stored_about_the_person(store: EventStore,
     consents = as_json(files, "consents.json")
     assert [(c["action"], c["policy_version"], c["method"]) for c in consents] == [
         ("give", 1, "api"), ("withdraw", 1, "portal"), ("give", 1, "portal")]
-    assert consents[0]["scope_text"] == "Privacy tests: every application."
+    assert consents[0]["scope_text"] == consent_text(store.current_policy().policy, 1)  # what they were shown
+    assert "“Privacy tests: every application.”" in consents[0]["scope_text"]
     assert files["policies/v1.toml"].decode() == files["policy.toml"].decode() == store.current_policy().text
 
     sessions = as_json(files, "sessions.json")

@@ -20,6 +20,7 @@ import msgpack
 import pytest
 
 from deskcorder.events import Event, EventKind, events_to_columns
+from deskcorder.policy import consent_text
 from deskcorder.store import EventStore
 from deskcorder.store._consent import CLOCK_GRACE_NS, _consent_periods
 from deskcorder.store._records import ConsentRecord
@@ -200,7 +201,10 @@ def test_consent_history_is_append_only(collector: tuple[str, Path]) -> None:
     with EventStore(data_dir) as store:
         first = store.consent_history("frank")
         assert [c.action for c in first] == ["give", "withdraw", "give", "withdraw"]
-        assert all(c.scope_text == "Tests: every application, any time." and c.method == "api" for c in first)
+        # What they were shown: the text generated from the rules, the admin's words in it, labelled.
+        shown = consent_text(store.current_policy().policy, store.current_policy().version)
+        assert all(c.scope_text == shown and c.method == "api" for c in first)
+        assert "“Tests: every application, any time.”" in shown
         assert [c.recorded_at for c in first] == sorted(c.recorded_at for c in first)
         assert give(url, "frank").status_code == 200
         again = store.consent_history("frank")

@@ -24,7 +24,23 @@ scope is dropped before it touches the disk. Example::
 An app rule matches when every field it sets matches (WM_CLASS and process
 names compare case-insensitively and exactly; title patterns are regular
 expressions searched in the window title). No rule, no recording: the default
-policy allows nothing.
+policy allows nothing. Working hours include their end minute: 09:00-17:00
+records until 17:00:59.
+
+What a person consents to is ``consent_lines(policy)``: sentences generated
+from the rules the agent enforces (applications, title exclusions, hours with
+days and timezone, what is captured and what never is, retention, where the
+data goes), with the admin's ``scope_text`` after them, labelled as the
+admin's words. Free text can promise what the rules do not keep; the
+generated sentences cannot. The same lines are shown by ``deskcorder consent
+give``, ``deskcorder policy show``, the portal and the employee's export
+(each consent record keeps the text that was shown).
+
+``parse_policy`` reads any stored policy; ``check_policy`` is the stricter
+gate a *new* policy passes (``deskcorder policy set``): it refuses policies
+that cannot mean what they say (no application, hours that end before they
+start, duplicate rules, a rule that can never match, an admin text that
+promises limits the rules do not have).
 """
 
 from __future__ import annotations
@@ -37,7 +53,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-__all__ = ["AppRule", "Hours", "Policy", "PolicyError", "parse_policy"]
+__all__ = ["AppRule", "Hours", "Policy", "PolicyError", "check_policy", "consent_lines", "consent_text",
+           "parse_policy"]
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -146,3 +163,120 @@ def parse_policy(text: str) -> Policy:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "policy"
         raise PolicyError(f"{where}: {first['msg']}") from exc
+
+
+# -- a new policy must mean what it says ------------------------------------------------------
+
+# Words in an admin's text that promise limits; a policy whose rules have none of them is refused.
+_PROMISES_HOURS = re.compile(r"\b(weekdays?|week-days?|working hours|office hours|monday|tuesday|wednesday|"
+                             r"thursday|friday|saturday|sunday|mon-fri|\d{1,2}(:\d\d)?\s*(am|pm)?\s*(-|–|to)\s*"
+                             r"\d{1,2}(:\d\d)?\s*(am|pm)?)\b", re.IGNORECASE)
+_PROMISES_APPS = re.compile(r"\b(only|just|nothing else|no other)\b", re.IGNORECASE)
+
+
+def check_policy(policy: Policy) -> Policy:
+    """``policy`` if it can be enforced as it reads; else PolicyError naming the field and the fix."""
+    if not policy.apps:
+        raise PolicyError("apps: the policy allows no application, so nothing could ever be recorded; add at "
+                          "least one [[apps]] rule (wm_class, process or title_include)")
+    for i, rule in enumerate(policy.apps):
+        if rule in policy.apps[:i]:
+            raise PolicyError(f"apps[{i}]: the same rule as apps[{policy.apps.index(rule)}]; remove one")
+        both = set(rule.title_include) & set(rule.title_exclude)
+        if both:
+            raise PolicyError(f"apps[{i}].title_exclude: {sorted(both)[0]!r} is also in title_include, so the "
+                              f"rule can never match; remove it from one of them")
+    hours = policy.hours
+    if hours is not None:
+        if not hours.days:
+            raise PolicyError("hours.days: no day at all, so nothing could ever be recorded; list the days "
+                              "(e.g. days = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\"]) or remove [hours]")
+        twice = next((d for i, d in enumerate(hours.days) if d in hours.days[:i]), None)
+        if twice is not None:
+            raise PolicyError(f"hours.days: {twice!r} is listed twice; list each day once")
+        if hours.end <= hours.start:
+            raise PolicyError(f"hours.end: {hours.end} is not after hours.start {hours.start}; hours cannot "
+                              f"span midnight or be empty: set end later than start, or remove [hours] to allow "
+                              f"any time")
+    text = policy.scope_text
+    if hours is None and (promise := _PROMISES_HOURS.search(text)):
+        raise PolicyError(f"scope_text: it says {promise.group(0)!r}, but the policy has no [hours], so it allows "
+                          f"recording at any time; add [hours] with days, start, end and timezone, or reword "
+                          f"scope_text")
+    every = next((i for i, r in enumerate(policy.apps) if _allows_every_window(r)), None)
+    if every is not None and (promise := _PROMISES_APPS.search(text)):
+        raise PolicyError(f"scope_text: it says {promise.group(0)!r}, but apps[{every}] allows every "
+                          f"application; name the applications (wm_class or process), or reword scope_text")
+    return policy
+
+
+def _allows_every_window(rule: AppRule) -> bool:
+    return not (rule.wm_class or rule.process) and any(re.search(p, "") for p in rule.title_include)
+
+
+# -- what a person consents to, in words ------------------------------------------------------
+
+_DAY_NAMES = {"mon": "Monday", "tue": "Tuesday", "wed": "Wednesday", "thu": "Thursday", "fri": "Friday",
+              "sat": "Saturday", "sun": "Sunday"}
+NO_POLICY_TEXT = "No recording policy has been set, so nothing is recorded."
+
+
+def consent_lines(policy: Policy | None) -> list[str]:
+    """The sentences a person agrees to, generated from the rules that are enforced; the admin's text last."""
+    if policy is None:
+        return [NO_POLICY_TEXT]
+    lines = [_app_words(rule) for rule in policy.apps] or ["No application may be recorded, so nothing is."]
+    lines.append(_hours_words(policy.hours))
+    lines.append("Captured there: every key pressed and released (so the text you type, character by character), "
+                 "mouse movements, clicks and scrolling with the pointer position, and the application name "
+                 "and title of the window in front. No screenshots, no audio, no clipboard, no files.")
+    lines.append("Never recorded: password prompts (windows whose title or program reads as one: sudo, login, "
+                 "sign in, passphrase, pinentry, password managers), any time while recording is paused (the "
+                 "pause hotkey, ctrl+alt+shift+p unless set otherwise; `deskcorder agent pause`; the portal), "
+                 "time outside the hours above, and every other application, not even its window title.")
+    lines.append(f"Kept for {policy.retention_days} days after it is recorded, then deleted; you can export or "
+                 f"erase your data before that in the portal.")
+    lines.append("Where it goes: from your computer to your organisation's deskcorder collector, where it is "
+                 "stored encrypted; admins build AI training datasets from it, with typed secrets and personal "
+                 "numbers redacted and your name replaced by a pseudonym.")
+    if policy.scope_text.strip():
+        lines.append(f"Your admin adds, in their own words (the rules above are what is enforced): "
+                     f"“{policy.scope_text.strip()}”")
+    return lines
+
+
+def consent_text(policy: Policy | None, version: int | None = None) -> str:
+    """``consent_lines`` as one text, as shown in the CLI and kept with each consent record."""
+    head = [f"Recording policy version {version}:"] if version else []
+    return "\n".join(head + [f"- {line}" for line in consent_lines(policy)])
+
+
+def _app_words(rule: AppRule) -> str:
+    if _allows_every_window(rule) and not rule.title_exclude:
+        return "Recorded: every application and window."
+    parts = []
+    if rule.wm_class:
+        parts.append(f"windows of the application “{rule.wm_class}”")
+    if rule.process:
+        parts.append(f"{'run by' if parts else 'windows of'} the program “{rule.process}”")
+    if rule.title_include and not all(re.search(p, "") for p in rule.title_include):
+        parts.append(("whose" if parts else "windows whose") + " title matches "
+                     + " or ".join(f"“{p}”" for p in rule.title_include))
+    elif not parts:
+        parts.append("every application and window")
+    text = "Recorded: " + ", ".join(parts)
+    if rule.title_exclude:
+        text += ", except windows whose title matches " + " or ".join(f"“{p}”" for p in rule.title_exclude)
+    return text + "."
+
+
+def _hours_words(hours: Hours | None) -> str:
+    if hours is None:
+        return "At any time of day, every day of the week."
+    if list(hours.days) == list(_DAYS[:5]):
+        days = "on weekdays (Monday to Friday)"
+    else:
+        days = "only on " + (", ".join(_DAY_NAMES[d] for d in hours.days) or "no day")
+    until = "midnight" if hours.end == "23:59" else f"{hours.end}:59"  # the end minute is included
+    return (f"When: {days}, from {hours.start} to {hours.end} (until {until}), {hours.timezone} time; never at "
+            f"other times.")

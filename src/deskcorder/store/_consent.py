@@ -10,6 +10,14 @@ So a new policy version needs fresh consent, and a withdrawal stops recording.
 consent period for clock skew between desk and server and for the agent's
 poll interval. History tables are append-only: nothing here updates or
 deletes a consent or policy row.
+
+What a consent record keeps: the text the person was shown (``scope_text``:
+``policy.consent_text``, generated from the enforced rules, the admin's own
+words labelled as theirs), how it came (``method``: ``portal`` and ``api``
+are the person's own login; ``paper`` is a consent given elsewhere, a signed
+form, entered by an admin with its ``evidence``; ``cli`` is left for
+withdrawals entered by an admin and for records made before ``paper``
+existed) and who entered it (``recorded_by``).
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import Connection, func, select
 
-from ..policy import Policy, PolicyError, parse_policy
+from ..policy import Policy, PolicyError, check_policy, consent_text, parse_policy
 from . import _audit
 from ._errors import Conflict, InvalidInput, NotPermitted
 from ._control import as_utc
@@ -37,7 +45,8 @@ __all__ = ["NO_POLICY", "CLOCK_GRACE_NS", "current_policy", "set_policy", "recor
 
 CLOCK_GRACE_NS = 2_000_000_000
 ACTIONS = ("give", "withdraw")
-METHODS = ("cli", "portal", "api")
+METHODS = ("cli", "portal", "api", "paper")
+MAX_EVIDENCE = 500
 NO_POLICY = PolicyRecord(version=0, text="", policy=None, created_at=None, created_by=None, note=None)
 _FOREVER = 2**63 - 1
 
@@ -60,7 +69,7 @@ def current_policy(conn: Connection) -> PolicyRecord:
 
 def set_policy(conn: Connection, text: str, actor: str, note: str | None) -> PolicyRecord:
     try:
-        parsed = parse_policy(text)
+        parsed = check_policy(parse_policy(text))  # a new policy must also mean what it says
     except PolicyError as exc:
         raise InvalidInput(f"invalid policy: {exc}", field="policy") from exc
     _audit.lock_chain(conn)
@@ -81,7 +90,7 @@ def set_policy(conn: Connection, text: str, actor: str, note: str | None) -> Pol
 
 def _consent(row: Any) -> ConsentRecord:
     return ConsentRecord(row.id, row.employee_id, row.action, row.policy_version, row.scope_text, row.method,
-                         as_utc(row.recorded_at))
+                         as_utc(row.recorded_at), row.recorded_by, row.evidence)
 
 
 def consent_history(conn: Connection, employee_id: str) -> list[ConsentRecord]:
@@ -90,12 +99,23 @@ def consent_history(conn: Connection, employee_id: str) -> list[ConsentRecord]:
 
 
 def record_consent(conn: Connection, handle: str, action: str, policy_version: int | None, method: str,
-                   actor: str) -> ConsentRecord:
-    """Append one consent act, audited. ``give`` must name the current policy version."""
+                   actor: str, evidence: str | None = None) -> ConsentRecord:
+    """Append one consent act, audited, with ``actor`` as who entered it. ``give`` must name the current
+    policy version; method ``paper`` needs ``evidence`` (and no other method takes it)."""
     if action not in ACTIONS:
         raise InvalidInput(f"consent action must be one of {', '.join(ACTIONS)}, got {action!r}", field="action")
     if method not in METHODS:
         raise InvalidInput(f"consent method must be one of {', '.join(METHODS)}, got {method!r}", field="method")
+    evidence = (evidence or "").strip() or None
+    if method == "paper" and evidence is None:
+        raise InvalidInput("a consent given on paper needs its evidence, e.g. evidence \"signed form 2026-12-01\": "
+                           "what shows the person agreed", field="evidence")
+    if method != "paper" and evidence is not None:
+        raise InvalidInput(f"evidence is only for method 'paper' (a consent given elsewhere), not {method!r}",
+                           field="evidence")
+    if evidence is not None and len(evidence) > MAX_EVIDENCE:
+        raise InvalidInput(f"evidence is {len(evidence)} characters; at most {MAX_EVIDENCE}: name the document, "
+                           f"not its content", field="evidence")
     _audit.lock_chain(conn)
     employee = get_employee(conn, handle)
     if employee.erasure_started_at is not None:
@@ -110,15 +130,20 @@ def record_consent(conn: Connection, handle: str, action: str, policy_version: i
                            f"version {policy.version}; show the employee version {policy.version} "
                            f"(deskcorder policy show) and ask again")
     # A withdrawal is recorded whatever version the caller saw: it must never fail on a technicality.
-    scope = policy.policy.scope_text if policy.policy else ""
+    # What they were shown: generated from the rules, the same text everywhere it is shown.
+    scope = consent_text(policy.policy, policy.version) if policy.policy else ""
     now = dt.datetime.now(dt.timezone.utc)
     result = conn.execute(consents.insert(), {"employee_id": employee.employee_id, "action": action,
                                               "policy_version": policy.version, "scope_text": scope,
-                                              "method": method, "recorded_at": now})
+                                              "method": method, "recorded_at": now, "recorded_by": actor,
+                                              "evidence": evidence})
+    details: dict[str, Any] = {"policy_version": policy.version, "method": method}
+    if evidence is not None:
+        details["evidence"] = evidence
     _audit.append(conn, actor=actor, action=f"consent.{action}", target=_audit.employee_target(employee.employee_id),
-                  reason="", details={"policy_version": policy.version, "method": method})
+                  reason="", details=details)
     return ConsentRecord(result.inserted_primary_key[0], employee.employee_id, action, policy.version, scope,
-                         method, now)
+                         method, now, actor, evidence)
 
 
 _DEVICE_OWNER = (select(devices.c.employee_id, employees.c.erasure_started_at, employee_keys.c.key_id,

@@ -56,12 +56,15 @@ class ConsentRecord:
     action: str  # "give" | "withdraw"
     policy_version: int
     scope_text: str  # what the employee was shown
-    method: str  # "cli" | "portal" | "api"
+    method: str  # "cli" | "portal" | "api" | "paper" (given elsewhere, entered by an admin)
     recorded_at: dt.datetime
+    recorded_by: str | None = None  # the actor who entered it; None on records older than this field
+    evidence: str | None = None  # method "paper": what shows the person consented
 
     def as_json(self) -> dict[str, Any]:
         return {"action": self.action, "policy_version": self.policy_version, "method": self.method,
-                "recorded_at": self.recorded_at.isoformat(), "scope_text": self.scope_text}
+                "recorded_at": self.recorded_at.isoformat(), "scope_text": self.scope_text,
+                "recorded_by": self.recorded_by, "evidence": self.evidence}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -119,8 +119,10 @@ consents = Table(
     Column("scope_text", Text, nullable=False),  # what they were shown, verbatim
     Column("method", String(16), nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_by", String(256), nullable=True),  # who entered it (NULL before migration 0006)
+    Column("evidence", Text, nullable=True),  # method 'paper': what shows the person consented
     CheckConstraint("action IN ('give', 'withdraw')", name="action"),
-    CheckConstraint("method IN ('cli', 'portal', 'api')", name="method"),
+    CheckConstraint("method IN ('cli', 'portal', 'api', 'paper')", name="method"),
 )
 
 policies = Table(
