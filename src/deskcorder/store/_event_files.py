@@ -50,7 +50,7 @@ from pathlib import Path
 
 from ._errors import InvalidInput, StoreError
 from ._files import EVENTS_DIR
-from ._private import DIR_MODE, open_private, private_dir
+from ._private import make_private_dirs, open_private, private_dir
 
 __all__ = ["EventFiles", "StoredFile", "LocalEventFiles", "ObjectStoreEventFiles", "open_event_files",
            "check_events_url"]
@@ -265,15 +265,7 @@ def _without_query(url: str) -> str:
 
 
 def _make_dirs_durably(path: Path) -> None:
-    missing = []
-    probe = path
-    while not probe.exists():
-        missing.append(probe)
-        probe = probe.parent
-    for folder in reversed(missing):
-        folder.mkdir(exist_ok=True)  # a concurrent writer may create it first
-        os.chmod(folder, DIR_MODE)  # not left to the umask (see _private.py)
-        _fsync_dir(folder.parent)
+    make_private_dirs(path, created=lambda folder: _fsync_dir(folder.parent))
 
 
 def _fsync_dir(path: Path) -> None:

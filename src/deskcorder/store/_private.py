@@ -22,9 +22,10 @@ from __future__ import annotations
 import logging
 import os
 import stat
+from typing import Callable
 from pathlib import Path
 
-__all__ = ["DIR_MODE", "FILE_MODE", "private_dir", "private_file", "tighten", "open_private"]
+__all__ = ["DIR_MODE", "FILE_MODE", "make_private_dirs", "private_dir", "private_file", "tighten", "open_private"]
 
 log = logging.getLogger("deskcorder.store")
 
@@ -48,6 +49,13 @@ def tighten(path: Path, mode: int) -> None:
 
 def private_dir(path: Path) -> None:
     """Create ``path`` (and missing parents) as 0700 folders; an existing ``path`` is made 0700."""
+    make_private_dirs(path)
+    tighten(path, DIR_MODE)
+
+
+def make_private_dirs(path: Path, created: Callable[[Path], None] = lambda _: None) -> None:
+    """Create the missing folders of ``path``, parents first, each 0700 whatever the umask, calling
+    ``created`` with each new one (the event files fsync its parent there)."""
     missing = []
     probe = path
     while not probe.exists():
@@ -56,7 +64,7 @@ def private_dir(path: Path) -> None:
     for folder in reversed(missing):
         folder.mkdir(exist_ok=True)  # a concurrent process may create it first
         os.chmod(folder, DIR_MODE)
-    tighten(path, DIR_MODE)
+        created(folder)
 
 
 def open_private(path: Path, flags: int) -> int:
