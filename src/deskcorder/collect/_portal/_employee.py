@@ -119,12 +119,16 @@ def employee_router(store: EventStore, auth: Auth) -> APIRouter:
                                   f"/me/sessions.")
             events = store.read_events(actor=viewer.actor, purpose=PURPOSE, employee=viewer.handle,
                                        session_id=session_id)
+            # What `deskcorder dataset build` replaces besides the detectors' finds (build_from_store).
+            known = [d.hostname for d in store.devices()] + [e.handle for e in store.employees()]
         except StoreError as exc:
             raise store_problem(exc) from exc
-        runs = _views.typed_runs(events)
+        runs = _views.typed_runs(events, known)
+        typed, titles = _views.dataset_redactions(events, known)
         return render(request, "me_session.html", viewer=viewer, info=owned[session_id], runs=runs,
                       windows=_views.focus_changes(events), n_events=events.num_rows,
-                      redactions=sum(r.redactions for r in runs))
+                      typed_replaced=_views.replaced_in_words(typed),
+                      titles_replaced=_views.replaced_in_words(titles))
 
     @router.post("/me/export")
     def export(posted: Posted = Depends(auth.employee_post)) -> Response:

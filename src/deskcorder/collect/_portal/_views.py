@@ -5,6 +5,8 @@
   employee's timeline and activity chart, from their own events.
 * ``typed_runs``: the text an employee typed, one run per stretch of typing,
   with what the privacy stage would redact marked. Shown only to its author.
+* ``dataset_redactions`` and ``replaced_in_words``: what a dataset build of a
+  session would replace, counted by the build's own code, as a sentence.
 * ``activity_by_app``: the admin's aggregate, with every group of fewer than
   ``K_ANONYMITY`` people suppressed.
 * ``dataset_card``: the sections of a dataset card, read defensively from a
@@ -27,7 +29,8 @@ from ...policy import Policy
 from ...store import SessionInfo
 
 __all__ = ["K_ANONYMITY", "policy_in_words", "SessionSummary", "session_summaries", "events_per_day",
-           "bar_chart_svg", "TypedRun", "typed_runs", "focus_changes", "AppActivity", "activity_by_app",
+           "bar_chart_svg", "TypedRun", "typed_runs", "dataset_redactions", "replaced_in_words", "focus_changes",
+           "AppActivity", "activity_by_app",
            "dataset_card"]
 
 K_ANONYMITY = 5  # an aggregate is shown only when at least this many people contribute to it
@@ -173,15 +176,24 @@ def _redactor() -> Any:
     return Redactor()
 
 
-def _redacted(text: str, app: str, title: str) -> tuple[Markup, int]:
-    """The text as a dataset would keep it (``deskcorder.privacy.Redactor``), each placeholder marked."""
+def _redacted(text: str, app: str, title: str, context: str | None = None,
+              known: tuple[str, ...] = ()) -> tuple[Markup, int]:
+    """The text as a dataset would keep it (``deskcorder.privacy.Redactor``), each placeholder marked.
+
+    As the build does (``deskcorder.dataset._typed``), the line entered just before is passed as context
+    (it tells a password typed after ``sudo``) and the known identifiers (logins, hostnames) are replaced."""
     redactor = _redactor()
     spans: list[Any] = []
     if redactor is not None:
+        joined = text if context is None else context + "\n" + text
+        offset = 0 if context is None else len(context) + 1
         try:
-            spans = list(redactor.find_spans(text, app_class=app or None, window_title=title or None))
+            found = redactor.find_spans(joined, app_class=app or None, window_title=title or None,
+                                        known_identifiers=known)
         except Exception:  # a redactor bug must never hide the page from its author
-            spans = []
+            found = []
+        spans = [s._replace(start=max(s.start, offset) - offset, end=s.end - offset)
+                 for s in found if s.end > offset]  # the previous line's own spans are its own
     parts: list[str] = []
     pos = 0
     for span in spans:  # sorted and disjoint, as the redactor applies them
@@ -193,9 +205,11 @@ def _redacted(text: str, app: str, title: str) -> tuple[Markup, int]:
     return Markup("".join(parts)), len(spans)
 
 
-def typed_runs(events: pa.Table) -> list[TypedRun]:
+def typed_runs(events: pa.Table, known_identifiers: Iterable[str] = ()) -> list[TypedRun]:
     """Stretches of typing in one session (sorted by seq): a run ends at a non-character key, a hotkey,
-    a click, a window change or a pause; backspace removes the last character."""
+    a click, a window change or a pause; backspace removes the last character. ``known_identifiers``:
+    what the dataset build replaces besides the detectors' finds (the store's logins and hostnames)."""
+    known = tuple(k for k in known_identifiers if k)
     rows = _frame(events, ["seq", "t_wall_ns", "kind", "key", "char", "app_class", "app_process", "window_title"]
                   ).filter(pl.col("kind").is_in(["key_down", "key_up", "focus", "button_down", "pause", "resume"])
                            ).sort("seq").iter_rows(named=True)
@@ -204,13 +218,17 @@ def typed_runs(events: pa.Table) -> list[TypedRun]:
     app = title = ""
     start: int | None = None
     text: list[str] = []
+    entered: str | None = None  # the run just ended by Enter, while nothing else happened since
 
     def close(ended_by: str | None) -> None:
-        nonlocal start, text
+        nonlocal start, text, entered
         if start is not None:
             typed = "".join(text)
-            shown, n = _redacted(typed, app, title)
+            shown, n = _redacted(typed, app, title, entered, known)
             runs.append(TypedRun(start, app, title, typed, ended_by, shown, n))
+            entered = typed if ended_by == "enter" else None
+        else:
+            entered = None
         start, text = None, []
 
     for r in rows:
@@ -239,6 +257,58 @@ def typed_runs(events: pa.Table) -> list[TypedRun]:
             close(f"{chord}+{key}" if chord else key)
     close(None)
     return runs
+
+
+# How the page names each placeholder kind: (one, several).
+_KIND_WORDS: dict[str, tuple[str, str]] = {
+    "EMAIL": ("e-mail", "e-mails"), "PHONE": ("phone number", "phone numbers"),
+    "CREDIT_CARD": ("card number", "card numbers"), "IBAN": ("IBAN", "IBANs"),
+    "NATIONAL_ID": ("national id", "national ids"), "SECRET": ("secret", "secrets"),
+    "PASSWORD": ("password", "passwords"), "MAC": ("MAC address", "MAC addresses"),
+    "USER": ("user name", "user names"), "HOST": ("host name", "host names"),
+    "IDENTIFIER": ("login or device name", "logins or device names"),
+    "REDACTED": ("whole text (the filter failed on it)", "whole texts (the filter failed on them)"),
+    "IP": ("IP address", "IP addresses"), "ID_DOCUMENT": ("passport or licence number", "passport or licence numbers"),
+    "BANK_ACCOUNT": ("bank account", "bank accounts"), "NAME": ("name", "names"),
+    "HEALTH": ("health term", "health terms"),
+}
+
+
+def replaced_in_words(counts: dict[str, int]) -> str:
+    """``{"EMAIL": 1, "SECRET": 2}`` -> ``"3 replaced: 1 e-mail, 2 secrets"``; ``""`` when nothing is."""
+    total = sum(counts.values())
+    if not total:
+        return ""
+    words = []
+    for kind, n in sorted(counts.items(), key=lambda kv: _KIND_WORDS.get(kv[0], (kv[0].lower(),))[0]):
+        one, several = _KIND_WORDS.get(kind, (kind.lower(), kind.lower()))
+        words.append(f"{n} {one if n == 1 else several}")
+    return f"{total} replaced: {', '.join(words)}"
+
+
+def dataset_redactions(events: pa.Table, known_identifiers: Iterable[str] = ()) -> tuple[dict[str, int],
+                                                                                         dict[str, int]]:
+    """What a dataset build of ``events`` would replace, counted by the build's own code (the same
+    episodes, actions, previous-line context, default Redactor and options, as ``deskcorder dataset build``):
+    ``(typed text: {kind: n}, window titles: {kind: n})``, titles counted once per distinct title.
+    Empty counts when the privacy or dataset stage is not installed or fails: the page still shows."""
+    redactor = _redactor()
+    if redactor is None or events.num_rows == 0:
+        return {}, {}
+    known = tuple(k for k in known_identifiers if k)
+    try:
+        from ...dataset import BuildOptions
+        from ...dataset._build import _compute  # one session's part of a build, written nowhere
+
+        part = _compute(events, BuildOptions(), redactor, known)
+        titles: dict[str, int] = {}
+        titles_kept = set(part.actions["window_title"].drop_nulls()) | set(part.episodes["window_title"].drop_nulls())
+        for title in titles_kept:
+            for kind, n in redactor.redact_title(title, known_identifiers=known)[1].items():
+                titles[kind] = titles.get(kind, 0) + n
+        return dict(part.redactions), titles
+    except Exception:  # a build bug must never hide the page from its author
+        return {}, {}
 
 
 def focus_changes(events: pa.Table) -> list[dict[str, Any]]:
