@@ -28,11 +28,13 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 
+from ..events import EVENT_SCHEMA, MAX_EVENTS_PER_BATCH
 from ..wire import JSON, MSGPACK, batch_json_schema
 from ._problems import Problem
 
@@ -141,6 +143,19 @@ DOCS_CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inl
 def _batch_schema() -> dict[str, Any]:
     schema = batch_json_schema()
     schema.pop("$schema", None)  # a component of the document, which names its own dialect
+    events = schema["properties"]["events"]
+    for name in events["required"]:  # a batch holds 1 to MAX_EVENTS_PER_BATCH events (else 422)
+        events["properties"][name].update(minItems=1, maxItems=MAX_EVENTS_PER_BATCH)
+    # Each integer column holds its Arrow type's range and nothing wider (a larger number answers 422):
+    # said here so clients know it, and so generated bodies fit MessagePack's 64-bit integers.
+    for name, column in events["properties"].items():
+        arrow = EVENT_SCHEMA.field(name).type
+        if pa.types.is_integer(arrow):
+            item = column["items"]
+            for branch in item.get("anyOf", [item]):
+                if branch.get("type") == "integer":
+                    half = 2 ** (arrow.bit_width - 1)
+                    branch["minimum"], branch["maximum"] = -half, half - 1
     return schema
 
 
