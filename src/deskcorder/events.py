@@ -68,6 +68,13 @@ class Event:
     app_class: str | None = None  # focus: WM_CLASS class part, e.g. "XTerm"
     window_title: str | None = None  # focus: _NET_WM_NAME / WM_NAME
     reason: str | None = None  # pause/resume: why
+    # focus: the geometry in force, so every coordinate can be normalised to the screen and the window.
+    screen_width: int | None = None  # root window size in pixels (the whole X screen, all monitors)
+    screen_height: int | None = None
+    window_x: int | None = None  # the focused window's client area, root coordinates (may be negative)
+    window_y: int | None = None
+    window_width: int | None = None
+    window_height: int | None = None
 
 
 # (name, arrow type, nullable). Field order here is column order everywhere.
@@ -89,6 +96,12 @@ _FIELDS: tuple[tuple[str, pa.DataType, bool], ...] = (
     ("app_class", pa.string(), True),
     ("window_title", pa.string(), True),
     ("reason", pa.string(), True),
+    ("screen_width", pa.int32(), True),
+    ("screen_height", pa.int32(), True),
+    ("window_x", pa.int32(), True),
+    ("window_y", pa.int32(), True),
+    ("window_width", pa.int32(), True),
+    ("window_height", pa.int32(), True),
 )
 assert tuple(f[0] for f in _FIELDS) == tuple(f.name for f in dataclasses.fields(Event))
 
@@ -114,6 +127,7 @@ MAX_EVENTS_PER_BATCH = 100_000
 _MAX_STRING = {"session_id": 64, "key": 64, "char": 8, "button": 16, "app_process": 256,
                "app_class": 256, "window_title": 1024, "reason": 256}
 _MAX_ABS_COORD = 1_000_000
+_SIZES = ("screen_width", "screen_height", "window_width", "window_height")
 
 
 class InvalidEvents(ValueError):
@@ -280,7 +294,11 @@ def _check_values(table: pa.Table) -> None:
         negative = pc.less(table.column(name), 0)
         if pc.any(negative).as_py():
             raise InvalidEvents("must be >= 0", field=name, row=_first_row(negative))
-    for name in ("x", "y", "dx", "dy"):
+    for name in _SIZES:
+        empty = pc.less(table.column(name), 1)
+        if pc.any(empty).as_py():
+            raise InvalidEvents("must be at least 1 pixel", field=name, row=_first_row(pc.fill_null(empty, False)))
+    for name in ("x", "y", "dx", "dy", "window_x", "window_y", *_SIZES):
         out = pc.greater(pc.abs(pc.cast(table.column(name), pa.int64())), _MAX_ABS_COORD)
         if pc.any(out).as_py():
             raise InvalidEvents(f"absolute value above {_MAX_ABS_COORD}", field=name,

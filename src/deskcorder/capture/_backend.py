@@ -44,6 +44,12 @@ class RawEvent(NamedTuple):
     app_class: str | None = None
     window_title: str | None = None
     reason: str | None = None
+    screen_width: int | None = None
+    screen_height: int | None = None
+    window_x: int | None = None
+    window_y: int | None = None
+    window_width: int | None = None
+    window_height: int | None = None
 
 
 # The writer turns (session, seq, t_mono, t_wall) + RawEvent into columns by position.

@@ -304,6 +304,8 @@ class Spool:
 def _merge(bodies: list[tuple[bytes]]) -> dict[str, list[Any]]:
     columns: dict[str, list[Any]] = {name: [] for name in FIELD_NAMES}
     for (body,) in bodies:
-        for name, values in msgpack.unpackb(body, raw=False).items():
-            columns[name].extend(values)
+        chunk = msgpack.unpackb(body, raw=False)
+        n = len(chunk["seq"])
+        for name, values in columns.items():  # a chunk spooled before a column existed: nulls for it
+            values.extend(chunk.get(name) or [None] * n)
     return columns

@@ -7,6 +7,15 @@ on the active window for title changes. A window manager without EWMH
 support sets no ``_NET_ACTIVE_WINDOW``; then the tracker polls
 ``XGetInputFocus`` instead.
 
+Each FOCUS event carries the geometry in force: the screen size (the root
+window's, asked each time, so a RandR resize is seen) and the focused
+window's client area in root coordinates, so a dataset can normalise every
+coordinate to the screen and the window. A resized screen (``ConfigureNotify``
+on the root) or a moved or resized active window (``ConfigureNotify`` on it,
+synthetic from the window manager for a move) is followed by a new FOCUS
+event once it has stayed still for ``_GEOMETRY_SETTLE_S``: dragging a window
+across the screen makes one event, not one per step.
+
 Windows vanish between the notification and our questions about them; X
 answers with BadWindow, which becomes a FOCUS event with unknown fields
 instead of a crash.
@@ -43,8 +52,12 @@ log = logging.getLogger("deskcorder.capture")
 _MAX_TITLE = 1024
 _MAX_NAME = 256
 _NO_WINDOW_GRACE_S = 0.15
+_GEOMETRY_SETTLE_S = 0.2
+_WINDOW_EVENTS = Xlib.X.PropertyChangeMask | Xlib.X.StructureNotifyMask
 
 _Info = tuple[str | None, str | None, str | None]  # app_process, app_class, window_title
+_Bounds = tuple[int | None, int | None, int | None, int | None]  # x, y, width, height (client area, root coords)
+_NO_BOUNDS: _Bounds = (None, None, None, None)
 
 
 class FocusTracker:
@@ -56,8 +69,9 @@ class FocusTracker:
         self._wake_r, self._wake_w = os.pipe()
         self._thread = threading.Thread(target=self._run, name="deskcorder-focus", daemon=True)
         self._active: int | None = None
-        self._last: tuple[int | None, _Info] | None = None
+        self._last: tuple[int | None, _Info, _Bounds, tuple[int | None, int | None]] | None = None
         self._no_window_since: float | None = None
+        self._geometry_due: float | None = None  # when a moved window or resized screen has settled
 
     def start(self) -> None:
         """Connect, submit the FOCUS event for the window already active, then follow changes."""
@@ -75,9 +89,10 @@ class FocusTracker:
         self._UTF8_STRING = atom("UTF8_STRING")
         supported = self._root.get_full_property(atom("_NET_SUPPORTED"), Xlib.Xatom.ATOM)
         self.ewmh = supported is not None and self._NET_ACTIVE_WINDOW in supported.value
-        if self.ewmh:
-            self._root.change_attributes(event_mask=Xlib.X.PropertyChangeMask)
-        else:
+        # StructureNotify on the root: its own ConfigureNotify, when RandR resizes the screen.
+        self._root.change_attributes(event_mask=Xlib.X.StructureNotifyMask
+                                     | (Xlib.X.PropertyChangeMask if self.ewmh else 0))
+        if not self.ewmh:
             log.info("window manager does not support _NET_ACTIVE_WINDOW; polling the input focus every %.2f s",
                      self._poll_s)
         self._update(force=True)
@@ -118,6 +133,9 @@ class FocusTracker:
             # own round trips sit in python-xlib's queue, where select() cannot see them.
             while d.pending_events():
                 ev = d.next_event()
+                if ev.type == Xlib.X.ConfigureNotify and ev.window.id in (root_id, self._active):
+                    self._geometry_due = time.monotonic() + _GEOMETRY_SETTLE_S
+                    continue
                 if ev.type != Xlib.X.PropertyNotify:
                     continue
                 if ev.window.id == root_id and ev.atom == self._NET_ACTIVE_WINDOW:
@@ -125,6 +143,9 @@ class FocusTracker:
                 elif ev.window.id == self._active and ev.atom in (self._NET_WM_NAME, Xlib.Xatom.WM_NAME):
                     changed = True
             force = self._resync.is_set()
+            if self._geometry_due is not None and time.monotonic() >= self._geometry_due:
+                self._geometry_due = None
+                changed = True
             if changed or force or self._no_window_since is not None:
                 self._resync.clear()
                 self._update(force=force)
@@ -133,6 +154,8 @@ class FocusTracker:
             timeout = self._poll_s if not self.ewmh else 5.0
             if self._no_window_since is not None:
                 timeout = min(timeout, max(0.0, self._no_window_since + _NO_WINDOW_GRACE_S - time.monotonic()))
+            if self._geometry_due is not None:
+                timeout = min(timeout, max(0.0, self._geometry_due - time.monotonic()))
             ready, _, _ = select.select([d.fileno(), self._wake_r], [], [], timeout)
             if self._wake_r in ready:
                 os.read(self._wake_r, 64)
@@ -150,16 +173,28 @@ class FocusTracker:
                 return  # probably the window manager between two windows; look again shortly
         self._no_window_since = None
         info = self._describe(window) if window is not None else (None, None, None)
-        if not force and self._last == (window, info):
+        bounds = self._bounds(window) if window is not None else _NO_BOUNDS
+        screen = self._screen_size()
+        if not force and self._last == (window, info, bounds, screen):
             return
         if window != self._active:
             self._watch(self._active, 0)
-            self._watch(window, Xlib.X.PropertyChangeMask)
+            self._watch(window, _WINDOW_EVENTS)
             self._active = window
-        self._last = (window, info)
+        self._last = (window, info, bounds, screen)
         app_process, app_class, title = info
+        x, y, width, height = bounds
         self._sink.submit(RawEvent(EventKind.FOCUS, app_process=app_process, app_class=app_class,
-                                   window_title=title))
+                                   window_title=title, screen_width=screen[0], screen_height=screen[1],
+                                   window_x=x, window_y=y, window_width=width, window_height=height))
+
+    def _screen_size(self) -> tuple[int | None, int | None]:
+        """The root window's size now (the connection's setup data would miss a RandR resize)."""
+        try:
+            geometry = self._root.get_geometry()
+        except Xlib.error.XError:
+            return (None, None)
+        return (int(geometry.width), int(geometry.height))
 
     def _active_window(self) -> int | None:
         try:
@@ -200,6 +235,16 @@ class FocusTracker:
         process = _process_name(int(pid.value[0])) if pid is not None and len(pid.value) else None
         app_class = wm_class[1][:_MAX_NAME] if wm_class else None
         return (process, app_class, title[:_MAX_TITLE] if title else None)
+
+    def _bounds(self, wid: int) -> _Bounds:
+        """The window's client area in root coordinates (get_geometry's x, y are relative to the WM's frame)."""
+        window = self._d.create_resource_object("window", wid)
+        try:
+            size = window.get_geometry()
+            origin = self._root.translate_coords(window, 0, 0)  # the window's (0, 0) in the root's coordinates
+        except Xlib.error.XError:
+            return _NO_BOUNDS  # the window vanished while we asked
+        return (int(origin.x), int(origin.y), int(size.width), int(size.height))
 
 
 def _text(value: str | bytes) -> str:

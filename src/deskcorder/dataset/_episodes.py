@@ -47,6 +47,8 @@ _FOCUS, _PAUSE, _RESUME = KIND_CODE["focus"], KIND_CODE["pause"], KIND_CODE["res
 # Columns the builder reads; vk carries nothing an action needs, reason only why a pause began.
 _INPUT = ("session_id", "seq", "t_mono_ns", "t_wall_ns", "kind", "key", "char", "button", "x", "y", "dx", "dy",
           "app_process", "app_class", "window_title", "reason")
+# Read where present: the screen size of FOCUS events (agents before it, and synthetic tables, lack it).
+_GEOMETRY = ("screen_width", "screen_height")
 # PAUSE reasons of the agent's window check (capture/_gate.py): the person left the policy's scope.
 _OUT_OF_SCOPE = ("out_of_scope", "password_prompt")
 
@@ -74,11 +76,15 @@ def prepare(events: pa.Table, options: BuildOptions) -> Prepared:
         raise ValueError(f"the events table lacks column(s) {', '.join(missing)}; pass events with the "
                          f"EVENT_SCHEMA columns (deskcorder.events), as EventStore.read_events returns them")
     table = events.select(list(_INPUT))
+    for name in _GEOMETRY:
+        table = table.append_column(name, events.column(name) if name in events.column_names
+                                    else pa.nulls(events.num_rows, EVENT_SCHEMA.field(name).type))
     if "device_id" in events.column_names:
         table = table.append_column("device_id", events.column("device_id").cast(pa.string()))
     else:
         table = table.append_column("device_id", pa.nulls(events.num_rows, pa.string()))
-    table = table.cast(pa.schema([EVENT_SCHEMA.field(n) for n in _INPUT] + [pa.field("device_id", pa.string())]))
+    table = table.cast(pa.schema([EVENT_SCHEMA.field(n) for n in (*_INPUT, *_GEOMETRY)]
+                                 + [pa.field("device_id", pa.string())]))
     df = pl.from_arrow(table)
     assert isinstance(df, pl.DataFrame)
     df, duplicates = _sorted_unique(df)
