@@ -235,9 +235,9 @@ def enrol_over_http(url: str, data_dir: Path, device_id: str, handle: str,
 
 def decrypted_file(store: "EventStore", rel_path: str) -> bytes:
     """The Parquet bytes of one stored event file (tests look inside files; callers use read_events)."""
-    from deskcorder.store._people import unwrap_key
-    from deskcorder.store._reader import select_files
-    from deskcorder.store._sealed import unseal
+    from deskcorder.store._people._employees import unwrap_key
+    from deskcorder.store._events._reader import select_files
+    from deskcorder.store._events._sealed import unseal
 
     device_id = rel_path.split("/")[2].removeprefix("device=")
     with store._engine.connect() as conn:

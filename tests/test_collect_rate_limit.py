@@ -1,6 +1,6 @@
 """Fleet collectors share each device's rate limit through the control database; the embedded one keeps it in memory.
 
-The bucket statement (``deskcorder.store._rate_limits``) runs on SQLite and
+The bucket statement (``deskcorder.store._db._rate_limits``) runs on SQLite and
 PostgreSQL, raced by threads; the fleet tests run two real `deskcorder serve
 --nats` processes on one fresh PostgreSQL database and real HTTP (fixtures and
 helpers of ``test_fleet_jetstream.py``: without NATS or PostgreSQL they skip,
@@ -23,7 +23,7 @@ from sqlalchemy import text
 from deskcorder.collect._device_auth import SharedRateLimiter
 from deskcorder.collect._problems import Problem
 from deskcorder.store import EventStore, StoreError
-from deskcorder.store._rate_limits import TokenDecision, take_token
+from deskcorder.store._db._rate_limits import TokenDecision, take_token
 
 from .helpers import _stop, enrol
 from .test_fleet_jetstream import body, make_events, post, start_fleet_collector, stream_state

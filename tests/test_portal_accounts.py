@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select, update
 
 from deskcorder.store import Conflict, EventStore, InvalidInput, NotFound
-from deskcorder.store._tables import portal_accounts, portal_logins, recording_pauses
+from deskcorder.store._db._tables import portal_accounts, portal_logins, recording_pauses
 
 from .helpers import enrol
 from .test_store_event_store import database_url  # noqa: F401  (SQLite, and PostgreSQL when there)
@@ -109,8 +109,8 @@ def test_consent_coverage_and_the_audit_search(store: EventStore) -> None:
 
 def test_a_lock_out_ends_by_itself_and_old_failures_are_forgotten(store: EventStore) -> None:
     from deskcorder.store import TooManyLogins
-    from deskcorder.store._login_throttle import FREE_FAILURES
-    from deskcorder.store._tables import login_failures
+    from deskcorder.store._people._login_throttle import FREE_FAILURES
+    from deskcorder.store._db._tables import login_failures
 
     account = store.portal.set_password("alice", PASSWORD, role="employee", actor="tests")
     for _ in range(FREE_FAILURES):

@@ -24,7 +24,7 @@ import pytest
 
 from deskcorder.events import Event, EventKind, events_to_columns
 from deskcorder.store import EventStore
-from deskcorder.store._login_throttle import FREE_FAILURES
+from deskcorder.store._people._login_throttle import FREE_FAILURES
 
 from .helpers import auth_headers, enrol, start_collector
 

@@ -19,8 +19,8 @@ from sqlalchemy import insert, select, text, update
 
 from deskcorder.dataset import build_from_store
 from deskcorder.store import EventStore, InvalidInput
-from deskcorder.store._audit import _row_hash, device_ref, iso_utc
-from deskcorder.store._tables import audit_log
+from deskcorder.store._people._audit import _row_hash, device_ref, iso_utc
+from deskcorder.store._db._tables import audit_log
 
 from .privacy_rig import DEVICES, OKAPI, ZEBRA, cli, database_url, policy, populate, sqlite_only  # noqa: F401
 

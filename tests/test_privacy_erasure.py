@@ -33,9 +33,9 @@ from deskcorder.store import (
     StoreError,
     TamperedData,
 )
-from deskcorder.store._people import DataKey, unwrap_key
-from deskcorder.store._sealed import HEADER_BYTES, sealed_key_id, unseal
-from deskcorder.store._tables import employee_keys
+from deskcorder.store._people._employees import DataKey, unwrap_key
+from deskcorder.store._events._sealed import HEADER_BYTES, sealed_key_id, unseal
+from deskcorder.store._db._tables import employee_keys
 
 from .helpers import READ, TEST_ACTOR, decrypted_file
 from .privacy_rig import (
@@ -320,8 +320,9 @@ def test_erasure_while_the_collector_has_the_database_open(data_dir: Path) -> No
 # A subprocess erases zebra-person and is killed with SIGKILL at one point of the erasure.
 _KILLED_ERASURE = textwrap.dedent("""
     import os, signal, sys
-    from deskcorder.store import EventStore, _erasure
-    from deskcorder.store._event_files import LocalEventFiles
+    from deskcorder.store import EventStore
+    from deskcorder.store._lifecycle import _erasure
+    from deskcorder.store._events._backends import LocalEventFiles
 
     def die(*_args, **_kwargs):
         os.kill(os.getpid(), signal.SIGKILL)

@@ -17,8 +17,8 @@ from sqlalchemy import select
 
 from deskcorder.policy import consent_text
 from deskcorder.store import Conflict, EventStore, NotFound, StoreError
-from deskcorder.store._export import ARCHIVE_FILES
-from deskcorder.store._tables import device_credentials, enrolment_tokens
+from deskcorder.store._lifecycle._export import ARCHIVE_FILES
+from deskcorder.store._db._tables import device_credentials, enrolment_tokens
 
 from .helpers import READ, TEST_ACTOR
 from .privacy_rig import (  # noqa: F401  (database_url: a fixture)
@@ -136,7 +136,7 @@ def test_an_unknown_person_is_a_clear_error_and_writes_nothing(store: EventStore
 @sqlite_only
 def test_a_person_being_erased_cannot_be_exported(store: EventStore, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    from deskcorder.store._event_files import LocalEventFiles
+    from deskcorder.store._events._backends import LocalEventFiles
 
     def disk_fails(files: LocalEventFiles, keys: list[str]) -> int:
         raise OSError(5, "Input/output error")

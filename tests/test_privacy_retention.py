@@ -28,7 +28,7 @@ from sqlalchemy import update
 from deskcorder.collect import RetentionTimer
 from deskcorder.events import events_to_columns
 from deskcorder.store import EventStore, InvalidInput, StoreError
-from deskcorder.store._tables import consents
+from deskcorder.store._db._tables import consents
 from deskcorder.wire import MSGPACK, Batch, decode_batch, encode_batch
 
 from .helpers import READ, TEST_ACTOR, _read_until, _stop, enrol
@@ -154,7 +154,7 @@ def test_time_must_be_timezone_aware(store: EventStore) -> None:
 
 def test_files_left_by_a_crash_mid_deletion_are_never_read_and_go_on_a_later_run(
         store: EventStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    from deskcorder.store._event_files import LocalEventFiles
+    from deskcorder.store._events._backends import LocalEventFiles
 
     def disk_fails(files: LocalEventFiles, keys: list[str]) -> int:
         raise OSError(5, "Input/output error")

@@ -20,7 +20,7 @@ import pytest
 
 from deskcorder.events import Event, EventKind, events_to_columns
 from deskcorder.store import EventStore, InvalidInput
-from deskcorder.store._login_throttle import FREE_FAILURES
+from deskcorder.store._people._login_throttle import FREE_FAILURES
 from deskcorder.wire import MSGPACK, decode_batch, encode_batch
 
 from .helpers import READ, TEST_ACTOR, _stop, auth_headers, enrol, start_collector

@@ -15,8 +15,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect
 
 from deskcorder.store import EventStore, StoreError
-from deskcorder.store._migrate import alembic_config
-from deskcorder.store._tables import metadata
+from deskcorder.store._db._migrate import alembic_config
+from deskcorder.store._db._tables import metadata
 
 from .helpers import READ, enrol
 
@@ -100,3 +100,22 @@ def test_events_stored_before_per_employee_encryption_stop_the_upgrade_with_a_cl
         EventStore(tmp_path / "data").close()
     with sqlite3.connect(tmp_path / "data" / "control.db") as db:
         assert db.execute("select version_num from alembic_version").fetchall() == [("0001",)]
+
+
+def test_every_migration_file_is_in_the_package_data() -> None:
+    # An installed (not editable) deskcorder has only what pyproject's package-data lists: a migration
+    # left out would make every store opened by it stop at an unknown revision.
+    import fnmatch
+    import tomllib
+
+    import deskcorder
+    from deskcorder.store._db._migrate import MIGRATIONS_DIR
+
+    package = Path(deskcorder.__file__).parent
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    globs = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["package-data"]["deskcorder"]
+    shipped = [f for f in MIGRATIONS_DIR.rglob("*") if f.is_file() and "__pycache__" not in f.parts]
+    assert any(f.name == "env.py" for f in shipped)
+    missing = [str(f.relative_to(package)) for f in shipped
+               if not any(fnmatch.fnmatch(str(f.relative_to(package)), g) for g in globs)]
+    assert missing == []

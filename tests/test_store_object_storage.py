@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import select
 
 from deskcorder.store import Conflict, EventStore, InvalidInput, StoreError
-from deskcorder.store._tables import batches
+from deskcorder.store._db._tables import batches
 
 from .helpers import READ, TEST_ACTOR, _stop, decrypted_file, enrol, enrol_in, start_collector
 from .privacy_rig import DEVICES, OKAPI, TYPED, ZEBRA, clean_error, cli, populate, traces, typed_text, write_typing
@@ -138,7 +138,7 @@ def test_an_unreachable_object_store_is_a_clean_error_and_stores_nothing(
         populate(store, portal=False)
         n_batches = len(store.sessions())
         # Point the store at a port nobody listens on (the same bucket name), as if S3 went away.
-        from deskcorder.store._event_files import ObjectStoreEventFiles
+        from deskcorder.store._events._backends import ObjectStoreEventFiles
 
         store.files = ObjectStoreEventFiles(s3_bucket_url.replace(s3_endpoint, "127.0.0.1:9"))
         with pytest.raises(StoreError, match="cannot write s3://"):

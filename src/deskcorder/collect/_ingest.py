@@ -73,7 +73,7 @@ class BatchIntake:
         check_sender(batch.device_id, device_id)
         try:
             result = self._store.write_batch(batch)
-        except ClockAhead as exc:  # stamped ahead of this collector's clock (store/_clock.py)
+        except ClockAhead as exc:  # stamped ahead of this collector's clock (store/_events/_clock.py)
             raise Problem(422, str(exc), field=exc.field, row=exc.row) from exc
         except NotPermitted as exc:
             raise Problem(403, str(exc), field=exc.field, row=exc.row) from exc

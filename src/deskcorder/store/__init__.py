@@ -7,14 +7,14 @@ with its employee's data key (AES-256-GCM; keys wrapped by a master key,
 (``<data_dir>/control.db`` by default, PostgreSQL works too) holds employees,
 devices, consent history, policies, the hash-chained audit log, sessions and
 the batch manifest, migrated with Alembic on open. See ``_store.py`` for the
-durability and idempotency argument, ``_consent.py`` for when recording is
-allowed, ``_erasure.py`` and ``_retention.py`` for deletion, ``_accounts.py``
+durability and idempotency argument, ``_people/_consent.py`` for when recording is
+allowed, ``_lifecycle/_erasure.py`` and ``_lifecycle/_retention.py`` for deletion, ``_people/_accounts.py``
 for the portal's accounts, logins and recording pauses (``EventStore.portal``),
-``_enrolment.py`` for device enrolment tokens, credentials and revocation.
+``_people/_enrolment.py`` for device enrolment tokens, credentials and revocation.
 """
 
-from ._accounts import Account, ConsentCoverage, PortalLogin, PortalRecords
-from ._audit import AuditEntry
+from ._people._accounts import Account, ConsentCoverage, PortalLogin, PortalRecords
+from ._people._audit import AuditEntry
 from ._errors import (
     BatchConflict,
     ClockAhead,
@@ -28,8 +28,8 @@ from ._errors import (
     TamperedData,
     TooManyLogins,
 )
-from ._clock import MAX_CLOCK_SKEW_S
-from ._keys import MASTER_KEY_ENV, FileMasterKey, KeyWrapper, StaticMasterKey
+from ._events._clock import MAX_CLOCK_SKEW_S
+from ._events._keys import MASTER_KEY_ENV, FileMasterKey, KeyWrapper, StaticMasterKey
 from ._records import (
     ConsentRecord,
     DeviceCredential,

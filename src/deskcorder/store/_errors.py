@@ -3,7 +3,7 @@
     StoreError           the store cannot do what was asked (database unreachable or busy, file missing)
     ├── NotFound         no such employee (or device); the message names the command that creates one
     ├── InvalidInput     a value is malformed (handle, policy TOML, consent action); nothing changed
-    │   └── ClockAhead   a batch's event is stamped ahead of the collector's clock (``_clock.py``)
+    │   └── ClockAhead   a batch's event is stamped ahead of the collector's clock (``_events/_clock.py``)
     ├── Conflict         the request contradicts what is stored (an old policy version, a device
     │   │                registered to someone else, an employee being erased); nothing changed
     │   └── BatchConflict  a batch id or session id is already taken by different data
@@ -41,7 +41,7 @@ class InvalidInput(StoreError):
 
 class ClockAhead(InvalidInput):
     """An event of a batch is stamped further ahead of the store's clock than the allowed skew
-    (``_clock.py``); ``row`` is the first such event. Nothing was stored."""
+    (``_events/_clock.py``); ``row`` is the first such event. Nothing was stored."""
 
     def __init__(self, message: str, *, field: str, row: int):
         super().__init__(message, field=field)
@@ -94,7 +94,7 @@ class TamperedData(StoreError):
 
 
 class TooManyLogins(StoreError):
-    """A portal login name is locked for a while after repeated wrong passwords (``_login_throttle.py``)."""
+    """A portal login name is locked for a while after repeated wrong passwords (``_people/_login_throttle.py``)."""
 
     def __init__(self, message: str, *, retry_after_s: int):
         super().__init__(message)

@@ -85,8 +85,8 @@ from typing import TYPE_CHECKING, Any, Callable
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..wire import ARROW_STREAM, MSGPACK, Batch, InvalidBatch, decode_batch, decode_checked
-from . import _audit, _consent
-from ._control import check_sessions_owned, lookup_batch
+from ._people import _audit, _consent
+from ._db._manifest import check_sessions_owned, lookup_batch
 from ._errors import BatchConflict, InvalidInput, NotPermitted, StoreError
 from ._records import WriteResult
 

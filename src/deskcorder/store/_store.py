@@ -5,7 +5,7 @@ Durability (what a 200 from the collector promises)
 ``write_batch`` returns only after, in this order:
 
 1. each date's part of the batch is encrypted under its employee's data key
-   (``_sealed.py``) and written durably (``_event_files.py``: on local disk a
+   (``_events/_sealed.py``) and written durably (``_events/_backends.py``: on local disk a
    temp file next to its final path, fsynced, atomically renamed, the folder
    fsynced; in an object store a PUT the store acknowledged);
 2. one control-database transaction has inserted the batch's manifest row
@@ -17,7 +17,7 @@ Durability (what a 200 from the collector promises)
 Readers read only the files the manifest lists. So a crash anywhere before
 the commit leaves at most a temp file or an *orphan* file that no reader sees,
 and no ack was sent; the client retries, and because a file's path is a pure
-function of the batch (``_files.relative_path``), the retry rewrites the same
+function of the batch (``_events/_layout.relative_path``), the retry rewrites the same
 path and commits. A crash after the commit but before the ack is answered on
 retry as a duplicate. Every acknowledged batch is therefore stored exactly
 once, and nothing unacknowledged is half-visible.
@@ -41,9 +41,9 @@ id is stored twice; the batch id is the unit of idempotency.
 Privacy
 -------
 A batch is stored only from a device registered to an employee, and only if
-every event falls inside that employee's consent (``_consent.py``); otherwise
+every event falls inside that employee's consent (``_people/_consent.py``); otherwise
 ``NotPermitted`` and nothing is written. Every read of events names who reads
-and why, and is written to the hash-chained audit log (``_audit.py``), as are
+and why, and is written to the hash-chained audit log (``_people/_audit.py``), as are
 policy and consent changes, device registrations, exports, erasures and
 retention deletions.
 """
@@ -63,18 +63,20 @@ from sqlalchemy import Connection, Engine, inspect, make_url, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ..wire import Batch
-from . import _audit, _consent, _enrolment, _erasure, _export, _people, _retention
-from ._accounts import PortalRecords
-from ._audit import AuditEntry
-from ._control import FilePart, ManifestEntry, as_utc, check_sessions_owned, commit_batch, lookup_batch, make_engine
-from ._clock import Clock, check_not_ahead, check_skew, utc_now
+from ._people import _audit, _consent, _enrolment, _employees
+from ._lifecycle import _erasure, _export, _retention
+from ._people._accounts import PortalRecords
+from ._people._audit import AuditEntry
+from ._db._manifest import FilePart, ManifestEntry, check_sessions_owned, commit_batch, lookup_batch
+from ._db._engine import as_utc, make_engine
+from ._events._clock import Clock, check_not_ahead, check_skew, utc_now
 from ._errors import BatchConflict, InvalidInput, NotFound, NotPermitted, StoreError
-from ._event_files import EventFiles, open_event_files
-from ._files import parquet_bytes, relative_path, split_by_date
-from ._keys import KeyWrapper, default_key_wrapper
-from ._migrate import upgrade_to_head
+from ._events._backends import EventFiles, open_event_files
+from ._events._layout import parquet_bytes, relative_path, split_by_date
+from ._events._keys import KeyWrapper, default_key_wrapper
+from ._db._migrate import upgrade_to_head
 from ._private import FILE_MODE, private_dir, private_file, tighten
-from ._reader import READ_SCHEMA, load_events, select_files
+from ._events._reader import READ_SCHEMA, load_events, select_files
 from ._records import (
     ConsentRecord,
     DeviceCredential,
@@ -87,9 +89,9 @@ from ._records import (
     SessionInfo,
     WriteResult,
 )
-from ._sealed import seal
-from ._settings import resolve_events_url
-from ._tables import devices, employee_keys, sessions
+from ._events._sealed import seal
+from ._db._settings import resolve_events_url
+from ._db._tables import devices, employee_keys, sessions
 
 __all__ = ["EventStore", "READ_SCHEMA"]
 
@@ -104,10 +106,10 @@ class EventStore:
     Thread-safe: the collector calls ``write_batch`` from many worker threads.
     ``key_wrapper`` defaults to ``DESKCORDER_MASTER_KEY`` or ``<data_dir>/master.key``.
     ``events_url`` puts the event files elsewhere than ``<data_dir>/events`` (``s3://BUCKET/PREFIX?...``,
-    ``file:///PATH``, see ``_event_files.py``); given once, it is recorded in the control database.
+    ``file:///PATH``, see ``_events/_backends.py``); given once, it is recorded in the control database.
     ``create=False`` opens only an existing store: NotFound, naming the path and ``deskcorder init``, when
     the control database is not there (a mistyped data dir must not become a new store with a new key).
-    ``max_clock_skew_s`` / ``clock``: how far ahead of which clock an event may be stamped (``_clock.py``;
+    ``max_clock_skew_s`` / ``clock``: how far ahead of which clock an event may be stamped (``_events/_clock.py``;
     a collector sets ``MAX_CLOCK_SKEW_S`` by default; None, the library's default, checks nothing).
     The data dir is made 0700 and every file the store creates in it 0600 (``_private.py``).
     """
@@ -116,7 +118,7 @@ class EventStore:
                  key_wrapper: KeyWrapper | None = None, events_url: str | None = None, create: bool = True,
                  max_clock_skew_s: float | None = None, clock: Clock | None = None):
         self.data_dir = Path(data_dir).expanduser()
-        # Events stamped further ahead of ``clock`` than this are refused (see _clock.py); None: not checked.
+        # Events stamped further ahead of ``clock`` than this are refused (see _events/_clock.py); None: not checked.
         self.max_clock_skew_s = check_skew(max_clock_skew_s)
         self._clock = clock or utc_now
         if database_url is None:
@@ -147,7 +149,7 @@ class EventStore:
             shown = self._engine.url.render_as_string(hide_password=True)
             raise StoreError(f"cannot open the control database {shown}: {exc}") from exc
         try:
-            # A new master key only for a store without data keys (see _keys.py).
+            # A new master key only for a store without data keys (see _events/_keys.py).
             self._wrapper = key_wrapper or default_key_wrapper(self.data_dir,
                                                                create=not _holds_data_keys(self._engine))
             # Opened before it is recorded, so a url pyarrow cannot use is never recorded.
@@ -160,7 +162,7 @@ class EventStore:
             raise
         self._stripes = [threading.Lock() for _ in range(_LOCK_STRIPES)]
         self._closed = False
-        # Portal accounts, logins and recording pauses (see _accounts.py).
+        # Portal accounts, logins and recording pauses (see _people/_accounts.py).
         self.portal = PortalRecords(self._db)
 
     def __enter__(self) -> EventStore:
@@ -188,22 +190,22 @@ class EventStore:
     def add_employee(self, handle: str, *, actor: str, display_name: str | None = None) -> EmployeeInfo:
         """Create an employee and their data key. ``handle`` is their login."""
         with self._db(f"adding employee {handle!r}", write=True) as conn:
-            return _people.add_employee(conn, self._wrapper, handle, display_name, actor)
+            return _employees.add_employee(conn, self._wrapper, handle, display_name, actor)
 
     def employee(self, handle: str) -> EmployeeInfo:
         with self._db("looking up an employee", write=False) as conn:
-            return _people.get_employee(conn, handle)
+            return _employees.get_employee(conn, handle)
 
     def employees(self) -> list[EmployeeInfo]:
         with self._db("listing employees", write=False) as conn:
-            return _people.list_employees(conn)
+            return _employees.list_employees(conn)
 
     def register_device(self, device_id: str, employee: str, hostname: str, *, actor: str) -> DeviceInfo:
         """Bind a device to an employee (by handle); repeating it for the same employee is a no-op."""
         with self._db(f"registering device {device_id!r}", write=True) as conn:
-            return _people.register_device(conn, device_id, employee, hostname, actor)
+            return _employees.register_device(conn, device_id, employee, hostname, actor)
 
-    # -- device enrolment (see _enrolment.py) ---------------------------------------------------
+    # -- device enrolment (see _people/_enrolment.py) ---------------------------------------------------
 
     def issue_enrolment_token(self, employee: str, *, actor: str, ttl_s: float = 86400) -> str:
         """A one-time token that enrols one device of ``employee`` (handle); shown once, only its hash is kept."""
@@ -252,7 +254,7 @@ class EventStore:
 
     def consent_history(self, employee: str) -> list[ConsentRecord]:
         with self._db("reading consent history", write=False) as conn:
-            return _consent.consent_history(conn, _people.get_employee(conn, employee).employee_id)
+            return _consent.consent_history(conn, _employees.get_employee(conn, employee).employee_id)
 
     def device_status(self, device_id: str) -> DeviceStatus:
         """May this device record now? (What the agent polls; no writes.)"""
@@ -276,14 +278,14 @@ class EventStore:
                         data_key = _consent.check_recording(conn, batch.device_id, batch.events.column("t_wall_ns"))
                 if existing is not None:
                     return _repeat(batch, existing)
-                return self._write_new(batch, _people.unwrap_key(self._wrapper, data_key), data_key.key_id)
+                return self._write_new(batch, _employees.unwrap_key(self._wrapper, data_key), data_key.key_id)
         except SQLAlchemyError as exc:
             raise StoreError(f"control database error while storing batch {batch.batch_id!r}: {exc}; "
                              f"nothing was acknowledged, retry the batch") from exc
 
     def _check_stamps(self, batch: Batch) -> None:
         """ClockAhead for an event stamped too far ahead of this store's clock: before anything else is looked at,
-        by ``write_batch`` and by the fleet collector's ``check_batch`` alike (see _clock.py)."""
+        by ``write_batch`` and by the fleet collector's ``check_batch`` alike (see _events/_clock.py)."""
         if self.max_clock_skew_s is not None:
             check_not_ahead(batch.events.column("t_wall_ns"), self._clock(), self.max_clock_skew_s)
 
@@ -327,7 +329,7 @@ class EventStore:
         """
         _require(actor=actor, purpose=purpose)
         with self._db("finding events to read", write=False) as conn:
-            employee_id = _people.get_employee(conn, employee).employee_id if employee is not None else None
+            employee_id = _employees.get_employee(conn, employee).employee_id if employee is not None else None
             selection = select_files(conn, device_id=device_id, session_id=session_id, employee_id=employee_id)
         table = load_events(self.files, self._wrapper, selection)
         ids = selection.employee_ids
@@ -344,15 +346,15 @@ class EventStore:
             query = select(sessions).order_by(sessions.c.first_t_wall_ns, sessions.c.session_id)
             if employee is not None:
                 owned = select(devices.c.device_id).where(
-                    devices.c.employee_id == _people.get_employee(conn, employee).employee_id)
+                    devices.c.employee_id == _employees.get_employee(conn, employee).employee_id)
                 query = query.where(sessions.c.device_id.in_(owned))
             return [SessionInfo(r.session_id, r.device_id, r.first_t_wall_ns, r.last_t_wall_ns, r.n_events)
                     for r in conn.execute(query)]
 
     def devices(self, *, employee: str | None = None) -> list[DeviceInfo]:
         with self._db("listing devices", write=False) as conn:
-            employee_id = _people.get_employee(conn, employee).employee_id if employee is not None else None
-            return _people.list_devices(conn, employee_id)
+            employee_id = _employees.get_employee(conn, employee).employee_id if employee is not None else None
+            return _employees.list_devices(conn, employee_id)
 
     # -- audit ---------------------------------------------------------------------------------
 
@@ -369,7 +371,7 @@ class EventStore:
                       limit: int | None = None) -> list[AuditEntry]:
         """Entries oldest first (with ``limit``: the newest ``limit``); ``employee`` keeps those about them."""
         with self._db("reading the audit log", write=False) as conn:
-            employee_id = _people.get_employee(conn, employee).employee_id if employee is not None else None
+            employee_id = _employees.get_employee(conn, employee).employee_id if employee is not None else None
             return _audit.entries(conn, action=action, about_employee=employee_id, limit=limit)
 
     def verify_audit_chain(self) -> int | None:
@@ -380,14 +382,14 @@ class EventStore:
     # -- privacy operations ----------------------------------------------------------------------
 
     def erase_employee(self, handle: str, actor: str, reason: str) -> ErasureReport:
-        """Erase an employee and everything recorded of them; safe to re-run after a crash (see _erasure.py)."""
+        """Erase an employee and everything recorded of them; safe to re-run after a crash (see _lifecycle/_erasure.py)."""
         _require(actor=actor, reason=reason)
         self._check_open()
         return _erasure.erase_employee(self._engine, self.files, handle, actor, reason)
 
     def apply_retention(self, now: dt.datetime, actor: str, *, dry_run: bool = False) -> list[RetentionDeletion]:
         """Delete whole date partitions older than the current policy's ``retention_days``, and (with a
-        ``max_clock_skew_s``) those dated beyond ``now`` + that skew (see _retention.py)."""
+        ``max_clock_skew_s``) those dated beyond ``now`` + that skew (see _lifecycle/_retention.py)."""
         _require(actor=actor)
         self._check_open()
         if now.tzinfo is None:

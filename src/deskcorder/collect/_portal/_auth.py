@@ -40,7 +40,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from ...store import EventStore, PortalLogin, StoreError, TooManyLogins
-from ...store._accounts import LOGIN_TTL
+from ...store._people._accounts import LOGIN_TTL
 from .._problems import Problem, store_problem
 from .._transport import is_loopback
 from ._pages import CsrfRefused, Forbidden, LoginRequired, redirect, render

@@ -1,4 +1,4 @@
-"""The control database: engine setup, the manifest commit, and the listing queries.
+"""The batch manifest in the control database: the commit of a stored batch, and the listing queries.
 
 Upserts use ``INSERT ... ON CONFLICT``, which SQLite and PostgreSQL both
 speak and SQLAlchemy builds for either from the same call; that is why the
@@ -10,76 +10,17 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
-import time
 from typing import Any
 
 import pyarrow as pa
-from sqlalchemy import Connection, Engine, bindparam, case, create_engine, event, exists, func, select, update
+from sqlalchemy import Connection, bindparam, case, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ._errors import BatchConflict, NotPermitted, StoreError
+from .._errors import BatchConflict, NotPermitted
 from ._tables import batches, devices, employees, file_sessions, sessions
 
-__all__ = ["make_engine", "ManifestEntry", "lookup_batch", "commit_batch", "check_sessions_owned",
-           "manifest_files", "session_device", "as_utc", "truncate_wal", "FilePart"]
-
-_SQLITE_BUSY_TIMEOUT_MS = 30_000
-# Connections kept open per process. The collector runs blocking store calls on up to 40 worker
-# threads (anyio's default); with SQLAlchemy's default of 5, every connection beyond the fifth
-# was closed on return, so under load ~0.4 of all status polls started a new PostgreSQL backend
-# (3.7 of the 4 ms PostgreSQL spent per poll; benchmarks/status_poll.py). Size max_connections
-# (or a PgBouncer) for processes x _POOL_SIZE.
-_POOL_SIZE = 20
-_POOL_OVERFLOW = 20
-
-
-def make_engine(url: str) -> Engine:
-    engine = create_engine(url, pool_size=_POOL_SIZE, max_overflow=_POOL_OVERFLOW)
-    if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
-    elif engine.dialect.name != "postgresql":
-        engine.dispose()
-        raise StoreError(f"unsupported control database {engine.dialect.name!r} in {url!r}; "
-                         f"use sqlite:///path or postgresql://...")
-    return engine
-
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    # WAL: readers (the listing endpoints, the dataset builder) never block the writer.
-    cur.execute("PRAGMA journal_mode=WAL")
-    # FULL: a commit is on disk when it returns, in WAL mode too; the collector acks after it.
-    cur.execute("PRAGMA synchronous=FULL")
-    cur.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_MS}")
-    cur.execute("PRAGMA foreign_keys=ON")
-    # Deleted rows (an erased employee's wrapped key, handle, consents) are overwritten with
-    # zeros instead of lingering in free space; truncate_wal then removes the old WAL copies.
-    cur.execute("PRAGMA secure_delete=ON")
-    cur.close()
-
-
-def truncate_wal(engine: Engine, attempts: int = 50) -> bool:
-    """SQLite: copy the WAL into the database and empty it, so no old page versions remain on disk.
-
-    Needs a moment with no reader mid-query (other processes included); retried
-    for about a second. Returns whether it succeeded; always True on PostgreSQL,
-    which has no such file in the data dir.
-    """
-    if engine.dialect.name != "sqlite":
-        return True
-    for _ in range(attempts):
-        with engine.connect() as conn:
-            busy, _log, _done = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
-            conn.commit()
-        if not busy:
-            return True
-        time.sleep(0.02)
-    return False
-
-
-def as_utc(value: dt.datetime) -> dt.datetime:
-    # SQLite hands back naive datetimes; everything stored is UTC.
-    return value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)
+__all__ = ["ManifestEntry", "lookup_batch", "commit_batch", "check_sessions_owned",
+           "manifest_files", "session_device", "FilePart"]
 
 
 @functools.cache

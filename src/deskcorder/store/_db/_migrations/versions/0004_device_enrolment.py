@@ -4,7 +4,7 @@ Revision ID: 0004
 Revises: 0003
 Create Date: 2025-01-04
 
-New tables only (``deskcorder.store._enrolment``). Devices registered before
+New tables only (``deskcorder.store._people._enrolment``). Devices registered before
 this revision have no credential: their agents must be enrolled with a token
 (``deskcorder device token --employee HANDLE``) before the collector accepts
 their batches again.

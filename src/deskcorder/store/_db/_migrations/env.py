@@ -1,6 +1,6 @@
 """Alembic environment for the control database.
 
-The store runs migrations itself when it opens (see ``_migrate.py``) and hands
+The store runs migrations itself when it opens (see ``_db/_migrate.py``) and hands
 its connection over in ``config.attributes["connection"]``; there is no
 alembic.ini. To write a new revision, point a Config at this folder from Python
 (``_migrate.alembic_config(url)``) and call ``alembic.command.revision(cfg,
@@ -14,7 +14,7 @@ from typing import Any
 from alembic import context
 from sqlalchemy import create_engine
 
-from deskcorder.store._tables import metadata
+from deskcorder.store._db._tables import metadata
 
 config = context.config
 

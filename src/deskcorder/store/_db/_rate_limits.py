@@ -33,7 +33,7 @@ from sqlalchemy import Engine, Float, bindparam, case, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
-from ._errors import StoreError
+from .._errors import StoreError
 from ._tables import device_rate_limits
 
 __all__ = ["TokenDecision", "take_token"]

@@ -12,15 +12,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import Connection, select
 
-from ..events import EVENT_SCHEMA
-from ._control import manifest_files, session_device
-from ._errors import StoreError, TamperedData
-from ._event_files import EventFiles
-from ._files import read_parquet, sort_events
+from ...events import EVENT_SCHEMA
+from .._db._manifest import manifest_files, session_device
+from .._errors import StoreError, TamperedData
+from ._backends import EventFiles
+from ._layout import read_parquet, sort_events
 from ._keys import KeyWrapper
-from ._people import DataKey, unwrap_key
+from .._people._employees import DataKey, unwrap_key
 from ._sealed import unseal
-from ._tables import devices, employee_keys, employees
+from .._db._tables import devices, employee_keys, employees
 
 __all__ = ["READ_SCHEMA", "Selection", "select_files", "load_events", "read_file"]
 

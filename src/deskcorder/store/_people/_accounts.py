@@ -29,14 +29,14 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Connection, delete, or_, select, update
 
-from ..policy import PolicyError, parse_policy
+from ...policy import PolicyError, parse_policy
 from . import _audit, _login_throttle
 from ._consent import current_policy
-from ._control import as_utc
-from ._errors import Conflict, InvalidInput, NotFound, TooManyLogins
-from ._people import check_handle, get_employee
-from ._records import PolicyRecord
-from ._tables import audit_log, consents, employees, policies, portal_accounts, portal_logins, recording_pauses
+from .._db._engine import as_utc
+from .._errors import Conflict, InvalidInput, NotFound, TooManyLogins
+from ._employees import check_handle, get_employee
+from .._records import PolicyRecord
+from .._db._tables import audit_log, consents, employees, policies, portal_accounts, portal_logins, recording_pauses
 
 __all__ = ["Account", "PortalLogin", "ConsentCoverage", "PortalRecords", "ROLES", "LOGIN_TTL",
            "MIN_PASSWORD_LENGTH"]

@@ -1,6 +1,6 @@
 """Event files: one Parquet file per (batch, UTC date), their names and their bytes.
 
-Layout, relative to the events root (``_event_files.py``: the data dir, or an object store)::
+Layout, relative to the events root (``_backends.py``: the data dir, or an object store)::
 
     events/date=YYYY-MM-DD/device=<device_id>/<batch_id>-<hash16>.parquet
 
@@ -25,8 +25,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..events import EVENT_SCHEMA
-from ..wire import Batch
+from ...events import EVENT_SCHEMA
+from ...wire import Batch
 
 __all__ = ["EVENTS_DIR", "split_by_date", "relative_path", "sort_events", "parquet_bytes", "read_parquet"]
 

@@ -33,16 +33,16 @@ import pyarrow.parquet as pq
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from .. import __version__
-from . import _audit
-from ._consent import consent_history, current_policy
-from ._control import as_utc
-from ._errors import Conflict, NotFound, StoreError
-from ._event_files import EventFiles
-from ._keys import KeyWrapper
-from ._people import get_employee, list_devices
-from ._reader import load_events, select_files
-from ._tables import device_credentials, policies, portal_accounts, recording_pauses, sessions
+from ... import __version__
+from .._people import _audit
+from .._people._consent import consent_history, current_policy
+from .._db._engine import as_utc
+from .._errors import Conflict, NotFound, StoreError
+from .._events._backends import EventFiles
+from .._events._keys import KeyWrapper
+from .._people._employees import get_employee, list_devices
+from .._events._reader import load_events, select_files
+from .._db._tables import device_credentials, policies, portal_accounts, recording_pauses, sessions
 
 __all__ = ["export_employee", "ARCHIVE_FILES"]
 

@@ -38,7 +38,7 @@ from typing import Protocol, runtime_checkable
 
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
-from ._errors import StoreError
+from .._errors import StoreError
 
 __all__ = ["KeyWrapper", "StaticMasterKey", "FileMasterKey", "MASTER_KEY_ENV", "MASTER_KEY_FILE",
            "default_key_wrapper", "new_data_key", "new_key_id"]

@@ -18,7 +18,7 @@ delete is skipped without an audit entry, so hourly runs do not log the same
 empty deletion over and over.
 
 Partitions dated in the future go too: one that begins more than the store's
-clock skew (``_clock.py``; a store opened without one skips this) after ``now`` holds only events stamped by a wrong or
+clock skew (``_events/_clock.py``; a store opened without one skips this) after ``now`` holds only events stamped by a wrong or
 hostile clock, which no consent can cover (a withdrawal never reaches them,
 and "older than retention_days" never would). The collector refuses such
 batches now; this removes what an older version stored. Every date folder
@@ -36,13 +36,13 @@ from collections import defaultdict
 from sqlalchemy import Connection, Engine, delete, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import _audit
-from ._consent import current_policy
-from ._errors import StoreError
-from ._event_files import EventFiles
-from ._files import EVENTS_DIR
-from ._records import RetentionDeletion
-from ._tables import batches, devices, file_sessions, sessions
+from .._people import _audit
+from .._people._consent import current_policy
+from .._errors import StoreError
+from .._events._backends import EventFiles
+from .._events._layout import EVENTS_DIR
+from .._records import RetentionDeletion
+from .._db._tables import batches, devices, file_sessions, sessions
 
 __all__ = ["apply_retention"]
 

@@ -1,7 +1,7 @@
 """The collector's clock: how far ahead of it an event may be stamped (``MAX_CLOCK_SKEW_S``).
 
 Consent is checked against the wall-clock time the device stamps on each
-event (``_consent.py``), and a consent period that is still open lasts
+event (``_people/_consent.py``), and a consent period that is still open lasts
 "forever". So a device could stamp events a year ahead, or in 2200, while
 consent held: they were stored, stayed after a withdrawal (they fall before
 no withdrawal), went into datasets, and retention, which deletes partitions
@@ -15,7 +15,7 @@ a test injects as ``EventStore(clock=...)``):
   the collector answers as 422 naming the field and the row). ``write_batch``
   and the fleet collector's ``check_batch`` both call it through
   ``EventStore._check_stamps``, so embedded and fleet collectors refuse alike.
-- retention (``_retention.py``) also deletes every date partition that begins
+- retention (``_lifecycle/_retention.py``) also deletes every date partition that begins
   more than the skew after now: whatever an older version or a wrong clock
   left there can never be inside anyone's consent.
 
@@ -36,7 +36,7 @@ from typing import Callable
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._errors import ClockAhead, InvalidInput
+from .._errors import ClockAhead, InvalidInput
 
 __all__ = ["MAX_CLOCK_SKEW_S", "Clock", "utc_now", "check_skew", "check_not_ahead", "ns_of", "iso_ns"]
 

@@ -37,7 +37,7 @@ import re
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from ._errors import TamperedData
+from .._errors import TamperedData
 
 __all__ = ["seal", "unseal", "sealed_key_id", "HEADER_BYTES"]
 

@@ -40,8 +40,8 @@ from typing import Any
 from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ._control import as_utc
-from ._tables import login_failures
+from .._db._engine import as_utc
+from .._db._tables import login_failures
 
 __all__ = ["LockedOut", "FREE_FAILURES", "reserve_attempt", "purge_old", "clear_failures"]
 

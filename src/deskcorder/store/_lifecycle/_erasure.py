@@ -11,7 +11,7 @@ again after a crash finishes the job):
    the wrapped key is gone from the disk files too.
 2. Their event files are deleted: every file the manifest lists for their
    devices, and every other file in their device folders (crash leftovers),
-   on local disk or in the object store (``_event_files.py``).
+   on local disk or in the object store (``_events/_backends.py``).
 3. One transaction deletes their manifest rows, sessions, devices (their
    credentials, enrolment tokens and rate-limit buckets go with them, ON DELETE
    CASCADE), consents, failed-login counts and the employee row, and logs
@@ -34,15 +34,16 @@ import datetime as dt
 from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import _audit
-from ._control import manifest_files, truncate_wal
-from ._errors import NotFound, StoreError
-from ._event_files import EventFiles
-from ._files import EVENTS_DIR
-from ._login_throttle import clear_failures
-from ._people import get_employee
-from ._records import ErasureReport
-from ._tables import batches, consents, devices, employee_keys, employees, file_sessions, sessions
+from .._people import _audit
+from .._db._manifest import manifest_files
+from .._db._engine import truncate_wal
+from .._errors import NotFound, StoreError
+from .._events._backends import EventFiles
+from .._events._layout import EVENTS_DIR
+from .._people._login_throttle import clear_failures
+from .._people._employees import get_employee
+from .._records import ErasureReport
+from .._db._tables import batches, consents, devices, employee_keys, employees, file_sessions, sessions
 
 __all__ = ["erase_employee"]
 

@@ -48,9 +48,9 @@ import urllib.parse
 import uuid
 from pathlib import Path
 
-from ._errors import InvalidInput, StoreError
-from ._files import EVENTS_DIR
-from ._private import make_private_dirs, open_private, private_dir
+from .._errors import InvalidInput, StoreError
+from ._layout import EVENTS_DIR
+from .._private import make_private_dirs, open_private, private_dir
 
 __all__ = ["EventFiles", "StoredFile", "LocalEventFiles", "ObjectStoreEventFiles", "open_event_files",
            "check_events_url"]

@@ -32,13 +32,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import Connection, func, select
 
-from ..policy import Policy, PolicyError, check_policy, consent_text, parse_policy
+from ...policy import Policy, PolicyError, check_policy, consent_text, parse_policy
 from . import _audit
-from ._errors import Conflict, InvalidInput, NotPermitted
-from ._control import as_utc
-from ._people import DataKey, get_employee
-from ._records import ConsentRecord, DeviceStatus, PolicyRecord
-from ._tables import consents, devices, employee_keys, employees, policies, recording_pauses
+from .._errors import Conflict, InvalidInput, NotPermitted
+from .._db._engine import as_utc
+from ._employees import DataKey, get_employee
+from .._records import ConsentRecord, DeviceStatus, PolicyRecord
+from .._db._tables import consents, devices, employee_keys, employees, policies, recording_pauses
 
 __all__ = ["NO_POLICY", "CLOCK_GRACE_NS", "current_policy", "set_policy", "record_consent", "consent_history",
            "device_status", "check_recording"]

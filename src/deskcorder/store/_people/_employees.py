@@ -10,13 +10,13 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
-from ..wire import batch_json_schema
+from ...wire import batch_json_schema
 from . import _audit
-from ._control import as_utc
-from ._errors import Conflict, InvalidInput, NotFound, StoreError
-from ._keys import KeyWrapper, new_data_key, new_key_id
-from ._records import DeviceInfo, EmployeeInfo
-from ._tables import devices, employee_keys, employees
+from .._db._engine import as_utc
+from .._errors import Conflict, InvalidInput, NotFound, StoreError
+from .._events._keys import KeyWrapper, new_data_key, new_key_id
+from .._records import DeviceInfo, EmployeeInfo
+from .._db._tables import devices, employee_keys, employees
 
 __all__ = ["DataKey", "add_employee", "get_employee", "list_employees", "register_device", "list_devices",
            "device_info", "unwrap_key", "check_handle"]

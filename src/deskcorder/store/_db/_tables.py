@@ -134,7 +134,7 @@ policies = Table(
     Column("note", Text, nullable=True),
 )
 
-# Hash-chained (see _audit.py); ids are contiguous from 1, assigned under the head row's lock.
+# Hash-chained (see _people/_audit.py); ids are contiguous from 1, assigned under the head row's lock.
 audit_log = Table(
     "audit_log", metadata,
     Column("id", BigInteger, primary_key=True, autoincrement=False),
@@ -194,7 +194,7 @@ recording_pauses = Table(
 )
 
 
-# Device enrolment (``_enrolment.py``): an admin's one-time token, exchanged by the agent for its
+# Device enrolment (``_people/_enrolment.py``): an admin's one-time token, exchanged by the agent for its
 # device's own secret. Only SHA-256 hashes are stored, so a copy of the database lets nobody
 # enrol a device or upload as one. Revoking keeps the row (revoked_at), so a revoked device id
 # can never be enrolled again by accident.
@@ -240,7 +240,7 @@ device_rate_limits = Table(
     Column("updated_at", Float, nullable=False),  # collector wall clock, seconds since the epoch
 )
 
-# Failed portal logins per login name (``_login_throttle.py``); names need not be accounts, and
+# Failed portal logins per login name (``_people/_login_throttle.py``); names need not be accounts, and
 # are kept only as a SHA-256, so a mistyped name or an erased person's handle is not stored.
 login_failures = Table(
     "login_failures", metadata,

@@ -45,11 +45,11 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from . import _audit
-from ._control import as_utc
-from ._errors import Conflict, DeviceRevoked, InvalidInput, NotAuthenticated
-from ._people import device_info, get_employee, register_device
-from ._records import DeviceCredential
-from ._tables import device_credentials, employees, enrolment_tokens
+from .._db._engine import as_utc
+from .._errors import Conflict, DeviceRevoked, InvalidInput, NotAuthenticated
+from ._employees import device_info, get_employee, register_device
+from .._records import DeviceCredential
+from .._db._tables import device_credentials, employees, enrolment_tokens
 
 __all__ = ["TOKEN_PREFIX", "issue_token", "enrol_device", "authenticate", "revoke", "list_credentials"]
 

@@ -16,7 +16,7 @@ import datetime as dt
 from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 
-from ._errors import Conflict
+from .._errors import Conflict
 from ._tables import batches, store_settings
 
 __all__ = ["resolve_events_url"]

@@ -32,8 +32,8 @@ from typing import Any, Iterator
 
 from sqlalchemy import Connection, or_, select, update
 
-from ._errors import InvalidInput
-from ._tables import audit_head, audit_log
+from .._errors import InvalidInput
+from .._db._tables import audit_head, audit_log
 
 __all__ = ["AuditEntry", "GENESIS_HASH", "lock_chain", "append", "verify_chain", "entries", "employee_target",
            "device_ref", "iso_utc"]

@@ -1,0 +1,6 @@
+"""The lifecycle plane: what leaves the store, and how.
+
+``_erasure``    erasing an employee and everything recorded of them (re-runnable after a crash)
+``_retention``  deleting whole date partitions past the policy's retention
+``_export``     a subject access export: everything about one employee in a readable zip
+"""
