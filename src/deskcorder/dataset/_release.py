@@ -18,10 +18,20 @@ if they were kept as recorded, and each is replaced:
   sample of its drag or scroll path; a click's duration rounded to 100 ms),
   the pause before the next action rounded to 100 ms; ``event_seqs`` become a
   count (``n_events``). Episodes keep a duration rounded to 10 s.
-* **Who worked when.** No wall-clock time finer than the UTC ``day``, and the
-  day only where at least ``RELEASE_MIN_PEOPLE`` people recorded that day, so
-  a roster of who worked when matches every day to at least that many
+* **Who worked when.** No wall-clock time finer than the UTC ``day``. A day
+  per episode is not enough: one person's episodes share a pseudonym, so a
+  roster of who worked when is matched against the *set* of days a pseudonym
+  shows, and few people work exactly Monday, Wednesday and Thursday even if
+  each of those days was crowded. So each person shows only a set of days
+  that at least ``RELEASE_MIN_PEOPLE`` people recorded on every one of
+  (``_days``); the other days of their episodes are null. Recording implies
+  working, so the roster then matches each pseudonym to at least that many
   people (tests/test_dataset_release.py joins one).
+* **Figures of a few people.** A validation or test split of fewer than
+  ``RELEASE_MIN_PEOPLE`` people would be a figure of those people in
+  ``stats.json`` (a split of one is that person's action count); such a
+  split joins train (``_splits``), so a small build, the demo's one person
+  included, is all train.
 
 Pseudonyms of a release come from a fresh key unless a linkable build was
 asked for (``build_from_store``); statistics are over everyone, never per
@@ -32,6 +42,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
+import numpy as np
 import polars as pl
 
 __all__ = ["RELEASE_MIN_PEOPLE", "release_tables"]
@@ -56,6 +67,7 @@ def release_tables(tables: Mapping[str, pl.DataFrame], *, seed: bytes,
             out.drop("person_id").join(df.select("action_id", "person_id").unique("action_id", keep="first"),
                                        on="action_id", how="left", maintain_order="left")
 
+    tables = _splits(tables, min_people)
     keystrokes = anonymised(tables["keystrokes"], anonymise_keystrokes)
     pointer = anonymised(tables["pointer"], anonymise_pointer)
     episodes = _days(tables["episodes"], min_people)
@@ -67,12 +79,50 @@ def release_tables(tables: Mapping[str, pl.DataFrame], *, seed: bytes,
     return {"actions": actions, "episodes": episodes, "keystrokes": keystrokes, "pointer": pointer}
 
 
+def _splits(tables: Mapping[str, pl.DataFrame], min_people: int) -> dict[str, pl.DataFrame]:
+    """Validation and test splits of fewer than ``min_people`` people moved to train."""
+    episodes = tables["episodes"]
+    people = dict(episodes.group_by("split").agg(n=pl.col("_who").n_unique()).iter_rows())
+    small = [s for s, n in people.items() if s != "train" and n < min_people]
+    if not small:
+        return dict(tables)
+    return {name: df.with_columns(split=pl.when(pl.col("split").is_in(small)).then(pl.lit("train"))
+                                  .otherwise(pl.col("split")))
+            for name, df in tables.items()}
+
+
 def _days(episodes: pl.DataFrame, min_people: int) -> pl.DataFrame:
+    """The ``day`` column: each person's days kept only as a set that ``min_people`` people all recorded on.
+
+    For a person with days d1..dm, drop days (those the fewest people recorded first) until at least
+    ``min_people`` people recorded on every day left. With the days in that order, a person q covers
+    what is left after the first j are dropped when j >= L_q, the position of the last day q did not
+    record (0 if q recorded them all); so the number of days to drop is the ``min_people``-th smallest
+    L_q, found in one pass over everyone, not by trying sets.
+    """
     day = pl.from_epoch(pl.col("t_start_wall_ns"), time_unit="ns").dt.date().cast(pl.String)
     episodes = episodes.with_columns(day=day)
-    crowded = episodes.group_by("day").agg(people=pl.col("_who").n_unique())
-    crowded = crowded.filter(pl.col("people") >= min_people)["day"]
-    return episodes.with_columns(day=pl.when(pl.col("day").is_in(crowded.implode())).then(pl.col("day")))
+    pairs = episodes.select("_who", "day").unique()
+    who = sorted(pairs["_who"].unique().to_list())
+    days = sorted(pairs["day"].unique().to_list())
+    if len(who) < min_people:
+        return episodes.with_columns(day=pl.lit(None, dtype=pl.String))
+    row, col = {w: i for i, w in enumerate(who)}, {d: j for j, d in enumerate(days)}
+    recorded = np.zeros((len(who), len(days)), dtype=bool)
+    recorded[[row[w] for w in pairs["_who"]], [col[d] for d in pairs["day"]]] = True
+    crowd = recorded.sum(axis=0)
+    shown: list[tuple[str, str]] = []
+    for i, w in enumerate(who):
+        mine = np.flatnonzero(recorded[i])
+        order = mine[np.lexsort((mine, crowd[mine]))]  # rarest day first, then by date
+        lacking = ~recorded[:, order]  # people x my days in that order
+        last_missing = np.where(lacking.any(axis=1), len(order) - np.argmax(lacking[:, ::-1], axis=1), 0)
+        drop = int(np.partition(last_missing, min_people - 1)[min_people - 1])
+        shown += [(w, days[j]) for j in order[drop:]]
+    keep = pl.DataFrame(shown, schema={"_who": pl.String, "day": pl.String}, orient="row") \
+        .with_columns(_shown=pl.lit(True))
+    episodes = episodes.join(keep, on=["_who", "day"], how="left", maintain_order="left")
+    return episodes.with_columns(day=pl.when(pl.col("_shown")).then(pl.col("day"))).drop("_shown")
 
 
 def _rounded(ns: pl.Expr) -> pl.Expr:
