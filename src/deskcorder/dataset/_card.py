@@ -33,16 +33,26 @@ _DTYPES = {pa.string(): "string", pa.int32(): "int32", pa.int64(): "int64", pa.f
            pa.bool_(): "bool"}
 
 
-def _yaml_header(stats: DatasetStats, options: BuildOptions) -> list[str]:
-    """The card's metadata block: configs (files per split) and dataset_info (features, rows per split)."""
+def _yaml_header(stats: DatasetStats, options: BuildOptions, sizes: Mapping[str, Mapping[str, int]]) -> list[str]:
+    """The card's metadata block: configs (files per split) and dataset_info (features, rows per split).
+
+    ``datasets`` cannot load a split of no rows ('Instruction "test" corresponds to no data!'), so a
+    config lists only the splits that hold rows, and a table with none is no config (its empty files
+    are still there). It reads a split's size only with all of name, num_bytes and num_examples (it
+    ignores the block otherwise), and then checks num_examples against the rows it loaded; ``sizes``
+    are the bytes of each table's split in memory (Arrow), what num_bytes means there.
+    """
     fmt = "parquet" if "parquet" in options.formats else "jsonl"
+    filled = {table: [s for s in _SPLITS if stats.splits[s][table]] for table in TABLES}
     lines = ["---", "configs:"]
-    for table in TABLES:
+    for table in (t for t in TABLES if filled[t]):
         lines += [f"- config_name: {table}"] + (["  default: true"] if table == "actions" else [])
         lines += ["  data_files:"]
-        lines += [f"  - split: {split}\n    path: data/{table}/{split}-*.{fmt}" for split in _SPLITS]
+        lines += [f"  - split: {split}\n    path: data/{table}/{split}-*.{fmt}" for split in filled[table]]
     lines += ["dataset_info:"]
     for table, (_, schema) in schemas(options.mode).items():
+        if not filled[table]:
+            continue
         lines += [f"- config_name: {table}", "  features:"]
         for field in schema:
             if pa.types.is_list(field.type):
@@ -50,19 +60,21 @@ def _yaml_header(stats: DatasetStats, options: BuildOptions) -> list[str]:
             else:
                 lines += [f"  - name: {field.name}", f"    dtype: {_DTYPES[field.type]}"]
         lines += ["  splits:"]
-        lines += [f"  - name: {split}\n    num_examples: {stats.splits[split][table]}" for split in _SPLITS]
+        lines += [f"  - name: {split}\n    num_bytes: {sizes.get(table, {}).get(split, 0)}\n"
+                  f"    num_examples: {stats.splits[split][table]}" for split in filled[table]]
     return lines + ["---", ""]
 
 
 def write_card(path: Path, stats: DatasetStats, options: BuildOptions, provenance: Mapping[str, Any],
-               location: Path | None = None) -> None:
-    """Write the card; ``location`` (the folder's final path) goes into the loading snippet."""
+               location: Path | None = None, sizes: Mapping[str, Mapping[str, int]] | None = None) -> None:
+    """Write the card; ``location`` (the folder's final path) goes into the loading snippet, ``sizes``
+    (table -> split -> bytes) into the YAML header."""
     layout = schemas(options.mode)
     files = [f"`data/{name}/<split>-00000.{fmt}`" for name in TABLES for fmt in options.formats]
     redacted = sum(stats.redactions.values())
     where = str(location) if location is not None else "path/to/this/folder"
     release = options.mode == "release"
-    parts = _yaml_header(stats, options) + [
+    parts = _yaml_header(stats, options, sizes or {}) + [
         "# Deskcorder dataset",
         "",
         "Desktop work recorded with the consent of the people at the keyboard, reduced to actions "
@@ -119,8 +131,10 @@ def write_card(path: Path, stats: DatasetStats, options: BuildOptions, provenanc
            "match." if release and not options.linkable else ""),
         ("- Release build: key hold and flight times and pointer paths are draws from a model of the whole "
          "population (at least 5 people), not anyone's own rhythm; times are durations within an episode "
-         "re-derived from those draws, and the only calendar time is the UTC day (left out for days with "
-         "fewer than 5 people). There are no figures per person." if release else
+         "re-derived from those draws, and the only calendar time is the UTC day, shown for a person only "
+         "on a set of days that at least 5 people all recorded on, so that a roster of who worked when "
+         "matches each pseudonym to at least 5 people. There are no figures per person, and no split of "
+         "fewer than 5 people." if release else
          "- INTERNAL build: raw key and pointer timings, which identify people like a fingerprint, and "
          "wall-clock times. Keep it under the same access rules as the recording; never publish it."),
         "- Do not use this dataset to identify, monitor or evaluate individuals.",
@@ -133,14 +147,16 @@ def write_card(path: Path, stats: DatasetStats, options: BuildOptions, provenanc
                    ("column", "type", "meaning")), "")],
         "## Loading",
         "",
-        "Each table is a config of this folder (`actions` is the default), each with a train, validation "
-        "and test split; the path below is where the folder was written (change it if you moved it):",
+        "Each table that holds rows is a config of this folder (`actions` is the default), with the "
+        "train, validation and test splits that hold rows (a split of fewer than 5 people joins train in a "
+        "release); the path below is where the folder was written (change it if you moved it):",
         "",
         "```python",
         "import datasets  # Hugging Face",
         f"actions = datasets.load_dataset({where!r})",
         f"keystrokes = datasets.load_dataset({where!r}, \"keystrokes\")",
-        'print(actions["train"].num_rows, keystrokes["test"].num_rows)',
+        "print({split: rows.num_rows for split, rows in actions.items()})",
+        "print({split: rows.num_rows for split, rows in keystrokes.items()})",
         "```",
         "",
         "## Build options",

@@ -8,7 +8,10 @@
 so ``datasets.load_dataset(folder)`` loads the actions and
 ``load_dataset(folder, "keystrokes")`` another table, with no other
 arguments. Every split file exists, empty when no one is in that split, so
-the layout does not say how many people a small build holds.
+the layout does not say how many people a small build holds. An empty Parquet
+file has no row group at all: ``datasets`` sizes its read batches from the
+first row group, and one of 0 rows makes it fail ("BatchSize must be greater
+than 0").
 
 Everything goes to a temporary sibling folder that is renamed to the target
 at the end, so a crash leaves either no dataset or a complete one.
@@ -55,24 +58,33 @@ def _arrow(df: pl.DataFrame, schema: pa.Schema) -> pa.Table:
     return df.rechunk().to_arrow().cast(schema).combine_chunks()
 
 
+def _write_parquet(table: pa.Table, path: Path) -> None:
+    with pq.ParquetWriter(path, table.schema, compression="zstd") as writer:
+        if table.num_rows:
+            writer.write_table(table)
+
+
 def write_dataset(out: Path, tables: Mapping[str, pl.DataFrame], stats: DatasetStats, options: BuildOptions,
                   provenance: Mapping[str, Any], overwrite: bool) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         layout = schemas(options.mode)
+        sizes: dict[str, dict[str, int]] = {}  # table -> split -> bytes in memory, for the card's dataset_info
         for name in TABLES:
             schema = layout[name][1]
             df = tables[name].select(schema.names)
             (tmp / "data" / name).mkdir(parents=True)
             for split in SPLIT_NAMES:
                 part = df.filter(pl.col("split") == split)
+                arrow = _arrow(part, schema)
+                sizes.setdefault(name, {})[split] = arrow.nbytes
                 if "parquet" in options.formats:
-                    pq.write_table(_arrow(part, schema), tmp / split_file(name, split), compression="zstd")
+                    _write_parquet(arrow, tmp / split_file(name, split))
                 if "jsonl" in options.formats:
                     part.write_ndjson(tmp / split_file(name, split, "jsonl"))
         (tmp / "stats.json").write_text(json.dumps(stats.as_json(), indent=2) + "\n")
-        write_card(tmp / "README.md", stats, options, provenance, out.resolve())
+        write_card(tmp / "README.md", stats, options, provenance, out.resolve(), sizes)
         for f in sorted(tmp.rglob("*")):
             if f.is_file():
                 with open(f, "rb") as fh:
