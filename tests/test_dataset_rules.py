@@ -257,3 +257,30 @@ def test_a_password_answering_a_terminal_prompt_is_redacted_from_the_line_entere
     assert [a["text"] for a in actions if a["kind"] == "type"] == ["sudo apt update", "<PASSWORD>", "ls"]
     stats = json.loads((tmp_path / "ds" / "stats.json").read_text())
     assert stats["redactions"] == {"PASSWORD": 1}
+
+
+def test_a_scroll_that_turns_back_is_two_scroll_actions(tmp_path: Path) -> None:
+    r = Recording()
+    r.focus("Browser")
+    up = [r.add("scroll", x=5, y=6, dx=0, dy=1) for _ in range(3)]
+    down = [r.add("scroll", x=5, y=6, dx=0, dy=-1) for _ in range(2)]  # within scroll_merge_s of the last
+    actions, _ = build(tmp_path, r)
+    assert [(a["kind"], a["dx"], a["dy"], a["event_seqs"]) for a in actions] == [
+        ("scroll", 0, 3, up), ("scroll", 0, -2, down)]
+
+
+def test_an_episode_after_a_switch_to_an_app_outside_the_policy_starts_out_of_scope(tmp_path: Path) -> None:
+    r = Recording()
+    r.focus("Editor")
+    r.type("a")
+    # What the agent's gate writes (capture/_gate.py): the chat's focus is never recorded, only the
+    # PAUSE; back in scope, a RESUME and the focus of the window in front.
+    r.add("pause", reason="out_of_scope")
+    r.add("resume", reason="in_scope", after_ms=4000)
+    r.focus("Editor")
+    r.type("b")
+    r.add("pause", reason="paused_by_user")
+    r.add("resume", reason="resumed_by_user", after_ms=4000)
+    r.type("c")
+    _, episodes = build(tmp_path, r)
+    assert [e["start_reason"] for e in episodes] == ["session_start", "out_of_scope", "pause"]
