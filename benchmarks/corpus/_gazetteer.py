@@ -5,8 +5,11 @@
 Source: Faker's per-locale person providers (MIT licence), for the DEV half of
 `pii_people.NAME_LOCALES` only, so that the held-out names of the corpus come
 from countries whose lists the detector was not built from. Words that are
-common English words (Faker's own en_US lorem word list) are left out here;
-the detector keeps its own short list of names that are also words.
+common English words (Faker's own en_US lorem word list) are left out here,
+and written out as ``COMMON_WORDS``: a pair of capitalised words found by
+context alone (``met Ayoka Iyanda``) is not a name when one of them is a
+common word (``met Product Marketing``). The detector keeps its own short
+list of names that are also words.
 The output is committed: the detector must not depend on Faker at run time.
 """
 
@@ -63,7 +66,8 @@ def main() -> None:
         '"""\n\n'
         "# fmt: off\n"
         f'GIVEN_NAMES = frozenset("""\n{block(given)}\n""".split())\n\n'
-        f'SURNAMES = frozenset("""\n{block(surnames)}\n""".split())\n',
+        f'SURNAMES = frozenset("""\n{block(surnames)}\n""".split())\n\n'
+        f'COMMON_WORDS = frozenset("""\n{block(words)}\n""".split())\n',
         encoding="utf-8",
     )
     print(f"{OUT}: {len(given)} given names, {len(surnames)} surnames from {len(locales)} locales")

@@ -82,6 +82,8 @@ PROSE = {
         "Berlin office closes at five", "Google Chrome is out of date", "Apple Pencil arrived today",
         "Let's use Redux Toolkit instead", "Pull request #42 - Mozilla Firefox", "the virus scanner flagged it",
         "Jira board for Q3 is ready", "LibreOffice Calc froze again", "Santa Clara datacenter maintenance",
+        "economic depression hit the region in 1930", "Breast Cancer Awareness Month starts Monday",
+        "the diabetes foundation grant was approved", "donate to the Alzheimer's Society raffle",
     ),
     "heldout": (
         "Start Android Studio and sync Gradle", "The flight to Los Angeles via Frankfurt is late",

@@ -12,6 +12,15 @@ and Spanish, from a list written for the corpus, apart from the detector's
 lexicon; the held-out half holds inflections and wordings the lexicon was
 not written from.
 
+Unlisted names (dev only): given name and surname both outside the
+gazetteer, from Faker locales in neither half (`UNLISTED_LOCALES`: Icelandic,
+Azerbaijani, Zulu, Yoruba, Igbo, Swahili, Uzbek, Irish, Kenyan, Swiss), so
+the dev split also measures what the held-out split is about: names the
+list does not hold, where only context can find them. Their templates
+(`_UNLISTED_TEMPLATES`) are dev templates too, with the cue-less contexts of
+desk work: a meeting or chat app's window title, "spoke with", "joined",
+"owner:".
+
 Names in scripts without capital letters (Korean, Thai, Japanese...) are not
 generated: the detector does not find them (documented in the privacy package).
 """
@@ -47,12 +56,21 @@ _NAME_TEMPLATES = {
         ("notes", "interview: {N}, 2nd round"), ("chat", "ping {F} when it's merged"),
     ),
 }
+UNLISTED_LOCALES: tuple[str, ...] = ("is_IS", "az_AZ", "zu_ZA", "yo_NG", "ig_NG", "sw", "uz_UZ", "ga_IE", "en_KE",
+                                     "de_CH")
+_UNLISTED_TEMPLATES = _NAME_TEMPLATES["dev"] + (
+    ("title", "{N} | Slack"), ("title", "Call with {N} - Google Meet"), ("title", "{N} - WhatsApp"),
+    ("title", "{N} (Guest) - Webex"), ("chat", "spoke with {N} this morning"), ("chat", "{N} joined the channel"),
+    ("chat", "{N} approved the PR"), ("chat", "{F} will send the slides"), ("chat", "met {N} at the conference"),
+    ("notes", "owner: {N}"), ("notes", "candidate: {N} (backend)"), ("notes", "reviewer: {N}"),
+)
 _HEALTH_TERMS = {
     "dev": (
         "depression", "type 2 diabetes", "asthma", "epilepsy", "breast cancer", "HIV", "bipolar disorder",
         "anxiety disorder", "ADHD", "migraines", "multiple sclerosis", "Parkinson's disease", "schizophrenia",
         "hepatitis C", "Diabetes", "Depressionen", "diabète", "depresión", "sertraline", "metformin",
-        "insulin", "chemotherapy", "Krebs", "miscarriage",
+        "insulin", "chemotherapy", "Krebs", "miscarriage", "migraine attacks", "diabetes symptoms",
+        "depressive episodes",
     ),
     "heldout": (
         "clinical depression", "diabetes", "asthma attacks", "epileptic seizures", "prostate cancer", "HIV positive",
@@ -104,9 +122,31 @@ def generate(rng: random.Random, *, split: str) -> Iterator[Sample]:
             context, template = rng.choice(_NAME_TEMPLATES[split])
             values = {"F": (first, "NAME"), "L": (last, "NAME"), "N": (f"{first} {last}", "NAME")}
             yield _fill(template, values, category=f"pii/name/{context}", context=context)
+    if split == "dev":
+        yield from _unlisted(rng)
     for term in _HEALTH_TERMS[split]:
         for _ in range(3):
             fake = rng.choice(fakers)
             template = rng.choice(_HEALTH_TEMPLATES[split])
             values = {"L": (fake.last_name(), "NAME"), "H": (term, "HEALTH")}
             yield _fill(template, values, category="pii/health", context="chat")
+
+
+def _unlisted(rng: random.Random) -> Iterator[Sample]:
+    """Names the detector's list does not hold, in dev templates (see the module docstring)."""
+    from deskcorder.privacy._names_data import GIVEN_NAMES, SURNAMES
+
+    for locale in UNLISTED_LOCALES:
+        fake = Faker(locale)
+        fake.seed_instance(rng.randrange(1 << 30))
+        made = 0
+        for _ in range(400):
+            first, last = fake.first_name(), fake.last_name()
+            if made == 12:
+                break
+            if " " in first or first in GIVEN_NAMES or last in SURNAMES or last in GIVEN_NAMES:
+                continue
+            made += 1
+            context, template = rng.choice(_UNLISTED_TEMPLATES)
+            values = {"F": (first, "NAME"), "L": (last, "NAME"), "N": (f"{first} {last}", "NAME")}
+            yield _fill(template, values, category=f"pii/name/unlisted-{context}", context=context)

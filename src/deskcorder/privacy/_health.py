@@ -7,11 +7,21 @@ whoever typed it. English, German, French and Spanish; brand and generic
 names of the medications people name most (antidepressants, stimulants,
 insulin...).
 
+A term takes the word after it that says how it shows (``attacks``,
+``symptoms``, ``episodes``, ``flare-ups``, ``positive``): ``migraine
+attacks`` is one span, not ``migraine`` and a leftover word.
+
+The same words in their other senses are left alone: after a word of
+weather or economics (``the Great Depression``, ``economic depression``,
+``tropical depression``) and before a word that makes them a cause or an
+institution rather than someone's condition (``cancer research``,
+``Alzheimer's Society``, ``Breast Cancer Awareness Month``, ``diabetes
+foundation``).
+
 What it misses: conditions outside the lexicon, misspellings, other
-languages. What it takes that is not personal: the same words in their
-other senses (``tropical depression``, ``cancer research``); only ``the
-Great Depression`` is excepted. Acronyms are matched in capitals only
-(``AIDS``, ``ADHD``; ``aids`` and ``add`` are words).
+languages. What it still takes that is not personal: the other senses it
+has no word for (``the depression in the road``). Acronyms are matched in
+capitals only (``AIDS``, ``ADHD``; ``aids`` and ``add`` are words).
 """
 
 from __future__ import annotations
@@ -24,7 +34,7 @@ __all__ = ["HEALTH_TERMS", "find_health_terms"]
 # Terms (regular expressions, matched case-insensitively as whole words).
 HEALTH_TERMS: tuple[str, ...] = (
     # mental health
-    r"depressions?", r"depressive (?:episode|disorder)", r"clinical(?:ly)? depress\w*", r"postpartum depression",
+    r"depressions?", r"depressive (?:episodes?|disorders?)", r"clinical(?:ly)? depress\w*", r"postpartum depression",
     r"anxiety (?:disorder|attacks?)", r"panic (?:attacks?|disorder)", r"bipolar(?: disorder)?", r"schizophreni\w*",
     r"eating disorder", r"anorexi\w*", r"bulimi\w*", r"autis\w+", r"burn-?out", r"insomnia",
     r"suicidal\w*", r"dementia", r"alzheimer'?s(?: disease)?", r"parkinson'?s(?: disease)?",
@@ -57,11 +67,18 @@ HEALTH_TERMS: tuple[str, ...] = (
 )
 _ACRONYMS = ("HIV", "AIDS", "ADHD", "PTSD", "OCD", "STD", "STI", "IVF", "COPD", "HPV", "PrEP")
 
+# How a condition shows, taken with the term: "migraine attacks", "HIV positive", "asthma symptoms".
+_SHOWS = r"(?:[ -](?:positive|attacks?|symptoms?|episodes?|flare-?ups?|relapses?))?"
 _TERMS_RE = re.compile(
-    r"(?i)(?<![\w-])(?:" + "|".join(sorted(HEALTH_TERMS, key=len, reverse=True)) + r")(?:[ -]positive)?(?![\w-])"
+    r"(?i)(?<![\w-])(?:" + "|".join(sorted(HEALTH_TERMS, key=len, reverse=True)) + r")" + _SHOWS + r"(?![\w-])"
 )
-_ACRONYM_RE = re.compile(r"(?<![\w-])(?:" + "|".join(_ACRONYMS) + r")(?:[ -]positive)?(?![\w-])")
-_EXCEPTED_RE = re.compile(r"(?i)\bgreat depression\b")
+_ACRONYM_RE = re.compile(r"(?<![\w-])(?:" + "|".join(_ACRONYMS) + r")" + _SHOWS + r"(?![\w-])")
+# Other senses: weather and economics before "depression"; causes and institutions after any term.
+_OTHER_SENSE_BEFORE_RE = re.compile(r"(?i)\b(?:great|economic|financial|tropical|atmospheric|post-war)\s+$")
+_OTHER_SENSE_AFTER_RE = re.compile(
+    r"(?i)\s+(?:research(?:ers?)?|awareness|foundation|society|charity|charities|fund(?:raiser|raising)?|institute"
+    r"|cent(?:er|re)|council|association|trust|alliance|month|week|day|walk|run|screening programme|ribbon)\b"
+)
 _LEADING_OPTIONAL_RE = re.compile(r"^\(\?:[^()]*\)\?")
 _PUNCTUATION = "\"'()[]{}<>*_.,;:!?«»“”"
 
@@ -98,7 +115,9 @@ def find_health_terms(text: str) -> Iterator[tuple[int, int]]:
             break
     else:
         return
-    excepted = [m.span() for m in _EXCEPTED_RE.finditer(text)] if "epression" in text else []
     for m in _TERMS_RE.finditer(text):
-        if not any(a <= m.start() < b for a, b in excepted):
-            yield m.span()
+        if _OTHER_SENSE_AFTER_RE.match(text, m.end()) or (
+                _OTHER_SENSE_BEFORE_RE.search(text, max(0, m.start() - 16), m.start())
+                and m.group().lower().startswith("depression")):
+            continue
+        yield m.span()

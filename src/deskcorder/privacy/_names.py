@@ -14,7 +14,16 @@ and context cues, all on capitalised words. A capitalised word is a name when
    a capitalised word after it taken as the surname;
 4. it is a known surname right after another capitalised word (``Asger
    Schultz`` when only the surname is known);
-5. it follows ``@`` and is a known given name (``@Anna``; ``@Override`` stays).
+5. it follows ``@`` and is a known given name (``@Anna``; ``@Override`` stays);
+6. names in no list, found by context alone (`_by_context`): two or three
+   capitalised words after a word that introduces a person (``met``,
+   ``with``, ``spoke with``, ``owner:``, ``reviewer:``), before a verb only
+   people do (``joined``, ``approved``, ``said``, ``will send``) or a
+   ``(Team)`` label, or as a whole segment of a window title of a chat or
+   meeting app (``Ayoka Iyanda | Slack``); a single such word only before a
+   verb of saying or after a label. None of the words may be a common English
+   word (``COMMON_WORDS``) or a workplace word (`_WORK_WORDS`): ``met
+   Product Marketing`` and ``Docker Desktop will`` stay.
 
 What it misses (measured in benchmarks/redaction_quality.py, pii/name/*):
 names in scripts without capitals (Chinese, Japanese, Korean, Thai, Arabic),
@@ -29,7 +38,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from ._names_data import GIVEN_NAMES, SURNAMES
+from ._names_data import COMMON_WORDS, GIVEN_NAMES, SURNAMES
 
 __all__ = ["find_names"]
 
@@ -47,8 +56,11 @@ _GREETINGS = frozenset(
 )
 # Verbs after which a capitalised word is a person (ping Lucho, ask Priya, cc Anna Schmidt).
 _ADDRESSING = frozenset("ping ask tell cc bcc thank dm message email call remind invite".split())
-# Lower-case particles inside a surname: Jens van der Heijden, Maria de la Cruz, Ludwig von Mises.
-_PARTICLES = frozenset("van der den de del della di da das dos du la le von zu ter ten bin al el y e".split())
+# Lower-case particles inside a surname: Jens van der Heijden, Maria de la Cruz, Ludwig von Mises; and the
+# capitalised Irish ones a surname starts with (Aongus Ó Breanndáin, Isobel Mac Inneirghe, Áine Ní Bhriain).
+_PARTICLES = frozenset("van der den de del della di da das dos du la le von zu ter ten bin al el y e".split()
+                       + ["Ó", "Ní", "Nic", "Mac", "Uí", "Ua"])
+_IRISH_PARTICLES = frozenset({"Ó", "Ní", "Nic", "Mac", "Uí", "Ua"})
 _SIGN_OFFS_RE = re.compile(
     r"(?im)^(?:best|regards|kind regards|best regards|cheers|thanks|sincerely|viele grüße|mit freundlichen grüßen|"
     r"cordialement|saludos|un saluto|pozdrawiam|--)\s*,?\s*\n\s*"
@@ -74,6 +86,42 @@ _NOT_SURNAME_FIRST = frozenset(
     "the a an and or but if it is in on at to for of with from by i we they he she this that all team "
     "sunday monday tuesday wednesday thursday friday saturday january february march april june july "
     "august september october november december".split()
+)
+# Rule 6. Words after which capitalised words are a person: met Ayoka Iyanda, 1:1 with ..., spoke to ...
+_INTRODUCING = frozenset("with met meet meeting spoke talked to by from mit avec con und and".split())
+# Labels (followed by ":") whose value is a person.
+_LABELS = frozenset(
+    "owner assignee assigned reviewer reviewers author contact candidate interviewer interviewee attendee "
+    "attendees organizer organiser host lead manager requester reporter from to cc by with".split()
+)
+# Verbs and phrases after which the capitalised words before them are a person (not a product).
+_PERSON_AFTER_RE = re.compile(
+    r"\s+(?:joined|left|approved|reviewed|said|says|wrote|asked|mentioned|told|replied|thinks|agreed|"
+    r"is (?:out|off|away|on (?:leave|holiday|vacation|PTO))|will (?:send|call|join|review|be)|"
+    r"has (?:left|joined|approved)|\((?:Guest|External|[A-Z][a-z]+)\))(?![\w-])"
+)
+_SAYING_RE = re.compile(r"\s+(?:said|says|wrote|asked|mentioned|told|replied|thinks|will send|will call)\b")
+# Window titles of chat and meeting apps, whose other segment is often a person.
+_CHAT_APP_RE = re.compile(
+    r"(?i)(?:^|\s[-|–—]\s)(?:slack|zoom(?: meeting)?|microsoft teams|teams|google meet|meet|whatsapp|signal|telegram"
+    r"|skype|webex|discord|messenger|facetime|element|mattermost|rocket\.chat)\b"
+)
+_TITLE_SEGMENT_RE = re.compile(r"\s[-|–—]\s")
+# Words of which rule 6 needs one (or a ")"): checked on the words already split, before anything else.
+_CONTEXT_HINTS = _INTRODUCING | _LABELS | frozenset(
+    "joined left approved reviewed said says wrote asked mentioned told replied thinks agreed is will has".split())
+# Capitalised words of desk work that pair up like names (Visual Studio, Docker Desktop): never rule 6.
+_WORK_WORDS = frozenset(
+    "studio code desktop cloud sync standup stand-up review reviews sales marketing weekly daily monthly guest "
+    "visual docker slack zoom teams meet google microsoft apple amazon github gitlab jira confluence notion "
+    "figma excel word outlook calendar chat call meeting huddle channel general random support engineering "
+    "finance legal hr ops devops platform backend frontend mobile web api app apps server client admin "
+    "dashboard release planning retro sprint roadmap budget report reports notes inbox draft update launch "
+    "kickoff onboarding interview demo office account accounts customer customers partner partners vendor "
+    "security infra infrastructure analytics research pipeline build deploy ci cd test tests qa prod staging "
+    "windows linux ubuntu android chrome firefox safari edge terminal editor browser pull request merge "
+    "project projects product products design team data board "
+    "corp corporation inc ltd llc gmbh ag plc co company group labs holdings bank university".split()  # companies
 )
 _CUES = _TITLES | _GREETINGS | _ADDRESSING
 _SENTENCE_END = ".!?:\n"
@@ -121,6 +169,9 @@ def _after_cue(text: str, words: list[Word], j: int, *, needs_known: bool = Fals
     if j >= len(words) or words[j][2].lower() in _TITLES:
         return j  # "Dear Mr. Smith": the title names what follows it
     word = words[j][2]
+    if word in _IRISH_PARTICLES and j + 1 < len(words) and _capitalised(words[j + 1][2]) \
+            and _gap(text, words, j + 1) == " ":
+        return _extend(text, words, j + 2)  # Dr. Ó Gruagáin
     if not _capitalised(word) or word.lower() in _NOT_NAMES and word not in GIVEN_NAMES:
         return j
     if needs_known and word not in GIVEN_NAMES and word not in SURNAMES:
@@ -141,7 +192,8 @@ def _nothing_to_find(text: str) -> bool:
     if first.start() > 0 or _ANY_CAPITALISED_RE.search(text, first.end()):
         return False
     word = _WORD_RE.match(text)
-    return word is not None and word.group() not in GIVEN_NAMES and word.group().lower() not in _CUES
+    return (word is not None and word.group() not in GIVEN_NAMES and word.group().lower() not in _CUES
+            and _SAYING_RE.match(text, word.end()) is None)  # "Hekima will send the slides": rule 6
 
 
 def find_names(text: str) -> Iterator[tuple[int, int]]:
@@ -191,6 +243,7 @@ def find_names(text: str) -> Iterator[tuple[int, int]]:
                 i = j
                 continue
         i += 1
+    yield from _by_context(text, words)
     for m in _SIGN_OFFS_RE.finditer(text):
         j = _first_word_at(words, m.end())
         if j is not None:
@@ -219,3 +272,63 @@ def _first_word_at(words: list[tuple[int, int, str]], pos: int) -> int | None:
         if start >= pos:
             return idx if start == pos else None
     return None
+
+
+def _name_shaped(word: str) -> bool:
+    """A capitalised word that could be an unlisted name: no common, workplace or cue word."""
+    lower = word.lower()
+    return (_capitalised(word) and lower not in COMMON_WORDS and lower not in _WORK_WORDS
+            and lower not in _NOT_NAMES and lower not in _PLACE_PREFIXES and lower not in _CUES
+            and lower not in _INTRODUCING)
+
+
+def _run_of_names(text: str, words: list[Word], j: int) -> int:
+    """Index after the name-shaped words from ``j`` (at most 3, one space apart); ``j`` if none."""
+    k = j
+    while k < len(words) and k - j < 4 and (k == j or _gap(text, words, k) == " "):
+        word = words[k][2]
+        if word in _IRISH_PARTICLES and k + 1 < len(words) and _name_shaped(words[k + 1][2]):
+            k += 1  # Ó, Mac, Ní before the surname
+        elif not _name_shaped(word):
+            break
+        k += 1
+    return k
+
+
+def _by_context(text: str, words: list[Word]) -> Iterator[tuple[int, int]]:
+    """Rule 6 of the module docstring: names in no list, by the words around them."""
+    chat_title = bool(_CHAT_APP_RE.search(text))
+    if not chat_title and ")" not in text and not any(w.lower() in _CONTEXT_HINTS for _, _, w in words):
+        return
+    n = len(words)
+    i = 0
+    while i < n:
+        j = _run_of_names(text, words, i)
+        if j == i:
+            i += 1
+            continue
+        start, end = words[i][0], words[j - 1][1]
+        many = j - i >= 2
+        before = text[:start]
+        prev = words[i - 1][2].lower() if i > 0 else ""
+        gap = _gap(text, words, i) if i > 0 else ""
+        found = (
+            many and prev in _INTRODUCING and gap == " "
+            or prev in _LABELS and gap.strip() == ":" and (many or words[i][2] in GIVEN_NAMES)
+            or many and _PERSON_AFTER_RE.match(text, end) is not None
+            or _SAYING_RE.match(text, end) is not None and (many or _sentence_start(text, start))
+            or many and chat_title and _whole_segment(text, start, end)
+        )
+        if found and not before.endswith(("#", "@", "/", ".", "$")):
+            yield start, end
+        i = j
+
+
+def _whole_segment(text: str, start: int, end: int) -> bool:
+    """``start:end`` is one segment of a title (between `` - ``/`` | `` separators), a ``(...)`` label aside."""
+    segments = [0] + [m.end() for m in _TITLE_SEGMENT_RE.finditer(text)]
+    ends = [m.start() for m in _TITLE_SEGMENT_RE.finditer(text)] + [len(text)]
+    for a, b in zip(segments, ends):
+        if a == start and (b == end or re.fullmatch(r"\s*\([^()]{1,20}\)\s*", text[end:b])):
+            return True
+    return False

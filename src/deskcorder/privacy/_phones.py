@@ -16,6 +16,12 @@ look-alikes of benchmarks/corpus: ``VALID`` lets order numbers such as
 ``2024-118273`` through as US numbers, ``STRICT_GROUPING`` does not, and
 ``EXACT_GROUPING`` loses the ``0662/47476691`` spellings people really use.
 
+A number written the way trunk-prefix countries write theirs, an area code
+with its leading ``0`` then a dash or slash (``0446-503 97``, ``030/1234567``),
+is a phone number when its length is possible for a region that dials ``0``
+first, valid or not: area codes change, and the shape is seldom anything else
+(dates are excluded before, invoice numbers by the word before them).
+
 Digits with no separator at all (``01512345678``) are numbers of any kind
 until a word says otherwise: they count only with a phone word in the text
 (``tel``, ``Handy``, ``call me``...). The same words also let through a number
@@ -64,6 +70,8 @@ _OTHER_NUMBER_RE = re.compile(
     r"(?i)\b(?:zip|zip code|postcode|postal code|plz|order|invoice|rechnung|bestellung|nr|no|ticket|case|build"
     r"|version|ref|id|lat|lon|lng|sku|serial|isbn|po)\.?\s*[#:]?\s*$"
 )
+# 0 + area code + dash or slash: how Swedes, Germans, Austrians, Swiss... write a national number.
+_TRUNK_AREA_RE = re.compile(r"^0\d{1,4}[-/] ?\d")
 _CACHE_SIZE = 8192
 _WORD_WINDOW = 32  # characters before a number in which a phone word counts
 
@@ -126,7 +134,8 @@ class PhoneFinder:
                 continue
             if phonenumbers.is_valid_number_for_region(number, region) and _matches(s, region):
                 return True
-        return False
+        return bool(_TRUNK_AREA_RE.match(s)) and 8 <= _digits(s) <= 12 and any(
+            _possible_with_trunk(s, region) for region in self.regions)
 
 
 def _worded(text: str, start: int, end: int) -> bool:
@@ -144,3 +153,19 @@ def _matches(s: str, region: str) -> bool:
 
 def _digits(s: str) -> int:
     return sum(c.isdigit() for c in s)
+
+
+@functools.lru_cache(maxsize=None)
+def _dials_zero_first(region: str) -> bool:
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    return metadata is not None and metadata.national_prefix == "0"
+
+
+def _possible_with_trunk(s: str, region: str) -> bool:
+    if not _dials_zero_first(region):
+        return False
+    try:
+        number = phonenumbers.parse(s, region)
+    except NumberParseException:
+        return False
+    return phonenumbers.is_possible_number(number)

@@ -366,8 +366,8 @@ _PW_WORDS = (r"password|passwd|passcode|passphrase|pass|pwd|pw|pin|passwort|kenn
 # 'the wifi password is Tr0ub4dor&3', 'pass for nas: x', 'PW for db01 = x': only a word that does not read
 # like a word counts.
 _PROSE_PASSWORD_RE = re.compile(
-    r"(?i)\b(?:" + _PW_WORDS + r")\b(?:\s+(?:for|of|on|to)\s+[^\n:=]{1,40}?)?"
-    r"(?:\s+(?:is|was|est|ist|es|are|ist)\s+|\s*[:=]\s*)[\"']?([^\s\"']+)"
+    r"(?i)\b(?:" + _PW_WORDS + r")\b(?P<of>\s+(?:for|of|on|to)\s+[^\n:=]{1,40}?)?"
+    r"(?:\s+(?:is|was|est|ist|es|are|ist)\s+|(?P<sep>\s*[:=]\s*))[\"']?(?P<value>[^\s\"']+)"
 )
 _PROSE_BARE_RE = re.compile(r"(?i)\b(?:password|passwd|pw|pwd)\s+(?!(?:is|was|for|of|to|on|and|or|the|a)\b)([^\s\"']+)")
 _PROSE_PAIR_RE = re.compile(r"(?i)\b(?:creds?|credentials|login|use|try|user(?:name)?)\s*:?\s+[\w.@\\-]+\s*/\s*([^\s\"']+)")
@@ -382,10 +382,14 @@ def find_prose_secrets(text: str) -> Iterator[tuple[int, int]]:
         return
     for pattern in (_PROSE_PASSWORD_RE, _PROSE_BARE_RE, _PROSE_PAIR_RE):
         for m in pattern.finditer(text):
-            value = m.group(1).rstrip(".,;:)")  # sentence punctuation; '!' and '?' are common in passwords
+            group = "value" if pattern is _PROSE_PASSWORD_RE else 1
+            if group == "value" and m.group("of") and m.group("sep") == ":" and ":" in m.group("value"):
+                continue  # "Failed password for root from fe80:1:2::": colons inside an address, not "pass for x: y"
+            value = m.group(group).rstrip(".,;:)")  # sentence punctuation; '!' and '?' are common in passwords
             word = m.group(0)[:4].lower()
             if (word.startswith("pin") and value.isdigit() and 4 <= len(value) <= 8) or password_like(value):
-                yield m.start(1), m.start(1) + len(value)
+                start = m.start(group)
+                yield start, start + len(value)
     for m in _BEARER_RE.finditer(text):
         value = m.group(1)
         if any(c.isdigit() for c in value) and not value.isalpha():
