@@ -29,6 +29,7 @@ __all__ = [
     "EventKind",
     "EVENT_SCHEMA",
     "InvalidEvents",
+    "LOSS_REASONS",
     "MAX_EVENTS_PER_BATCH",
     "events_to_columns",
     "columns_to_table",
@@ -47,6 +48,7 @@ class EventKind(str, enum.Enum):
     FOCUS = "focus"  # the active application/window changed
     PAUSE = "pause"  # capture stopped on purpose (hotkey, tray, CLI); `reason` says why
     RESUME = "resume"
+    GAP = "gap"  # the agent lost events here (see LOSS_REASONS); `reason` says why, `lost` how many
 
 
 @dataclasses.dataclass(slots=True)
@@ -75,6 +77,7 @@ class Event:
     window_y: int | None = None
     window_width: int | None = None
     window_height: int | None = None
+    lost: int | None = None  # gap: how many events the agent lost at this point of the session
 
 
 # (name, arrow type, nullable). Field order here is column order everywhere.
@@ -102,6 +105,7 @@ _FIELDS: tuple[tuple[str, pa.DataType, bool], ...] = (
     ("window_y", pa.int32(), True),
     ("window_width", pa.int32(), True),
     ("window_height", pa.int32(), True),
+    ("lost", pa.int32(), True),
 )
 assert tuple(f[0] for f in _FIELDS) == tuple(f.name for f in dataclasses.fields(Event))
 
@@ -120,7 +124,16 @@ _REQUIRED_BY_KIND: dict[EventKind, tuple[str, ...]] = {
     EventKind.FOCUS: (),
     EventKind.PAUSE: (),
     EventKind.RESUME: (),
+    EventKind.GAP: ("reason", "lost"),
 }
+
+# Every way the agent can lose an event, the ``reason`` of a GAP event. A fixed set, so a new loss
+# path has to be named here before it can be counted (by the agent and, per device, by the collector).
+LOSS_REASONS: tuple[str, ...] = (
+    "queue_full",  # the writer fell behind and the in-memory queue hit its bound
+    "spool_unavailable",  # the spool could not be written for so long that memory ran out
+    "callback_error",  # a listener callback failed to describe an input (a bug, never a crash)
+)
 
 # Limits that keep one bad client from filling a disk or a string column.
 MAX_EVENTS_PER_BATCH = 100_000
@@ -319,6 +332,7 @@ def _check_values(table: pa.Table) -> None:
             if pc.any(missing).as_py():
                 raise InvalidEvents(f"required for {kind.value} events", field=name,
                                     row=_first_row(missing))
+    _check_gaps(table, kinds)
     # (session_id, seq) is the event's identity: a batch repeating one is corrupt.
     keys = pc.binary_join_element_wise(table.column("session_id"),
                                        pc.cast(table.column("seq"), pa.string()), "\x00")
@@ -330,6 +344,25 @@ def _check_values(table: pa.Table) -> None:
         session, seq = table.column("session_id")[row].as_py(), table.column("seq")[row].as_py()
         raise InvalidEvents(f"event (session {session!r}, seq {seq}) appears twice in the batch",
                             field="seq", row=row)
+
+
+def _check_gaps(table: pa.Table, kinds: pa.ChunkedArray) -> None:
+    """A GAP names a known loss reason and a count of at least one; no other kind carries a count."""
+    lost = table.column("lost")
+    if lost.null_count == table.num_rows:  # no gap in the batch: the usual case costs one look
+        return
+    gap = pc.equal(kinds, EventKind.GAP.value)
+    unknown = pc.and_(gap, pc.invert(pc.is_in(table.column("reason"), value_set=pa.array(LOSS_REASONS))))
+    if pc.any(unknown).as_py():
+        raise InvalidEvents(f"a gap's reason is one of {', '.join(LOSS_REASONS)}", field="reason",
+                            row=_first_row(unknown))
+    too_few = pc.less(lost, 1)
+    if pc.any(too_few).as_py():
+        raise InvalidEvents("must be at least 1 (events lost at this gap)", field="lost",
+                            row=_first_row(pc.fill_null(too_few, False)))
+    stray = pc.and_(pc.invert(gap), pc.is_valid(lost))
+    if pc.any(stray).as_py():
+        raise InvalidEvents("only gap events carry a count of lost events", field="lost", row=_first_row(stray))
 
 
 def table_to_events(table: pa.Table) -> list[Event]:

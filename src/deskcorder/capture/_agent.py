@@ -72,6 +72,8 @@ class AgentConfig:
     move_hz: float = 60.0
     flush_interval_s: float = 0.2
     flush_max_events: int = 2000
+    # Events held in memory while the writer catches up; past it input is lost (counted, and marked by a GAP).
+    queue_max_events: int = EventQueue.MAX_EVENTS
     upload_max_events: int = 20000
     upload_interval_s: float = 0.5
     # A one-time token from an admin (``deskcorder device token --employee HANDLE``), exchanged on the
@@ -110,9 +112,9 @@ class Agent:
         cfg = self.config
         if self._started:
             raise AgentError("agent already started")
-        if cfg.move_hz <= 0 or cfg.flush_interval_s <= 0 or cfg.status_poll_s <= 0:
-            raise AgentError(f"move_hz, flush_interval_s and status_poll_s must be > 0 (got {cfg.move_hz}, "
-                             f"{cfg.flush_interval_s}, {cfg.status_poll_s})")
+        if cfg.move_hz <= 0 or cfg.flush_interval_s <= 0 or cfg.status_poll_s <= 0 or cfg.queue_max_events <= 0:
+            raise AgentError(f"move_hz, flush_interval_s, status_poll_s and queue_max_events must be > 0 (got "
+                             f"{cfg.move_hz}, {cfg.flush_interval_s}, {cfg.status_poll_s}, {cfg.queue_max_events})")
         try:
             hotkey = parse_hotkey(cfg.pause_hotkey) if cfg.pause_hotkey else None
         except ValueError as exc:
@@ -143,7 +145,8 @@ class Agent:
         self.session_id = uuid.uuid4().hex
         self._failed.clear()
         self.gate = Gate(hotkey=hotkey)
-        self.queue = EventQueue(self.gate, wake_at=cfg.flush_max_events, on_failure=lambda exc: self._failed.set())
+        self.queue = EventQueue(self.gate, max_events=cfg.queue_max_events, wake_at=cfg.flush_max_events,
+                                on_failure=lambda exc: self._failed.set())
         self.poller = StatusPoller(status_source, self.device_id, enrol_token=enrol_token,
                                    hostname=cfg.hostname or socket.gethostname(), interval_s=cfg.status_poll_s,
                                    on_status=self._on_status, on_fatal=self._on_fatal, on_tick=self._on_tick,

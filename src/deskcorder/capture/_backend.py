@@ -11,17 +11,12 @@ from __future__ import annotations
 
 from typing import NamedTuple, Protocol
 
-from ..events import FIELD_NAMES, EventKind
+from ..events import FIELD_NAMES, LOSS_REASONS, EventKind
 
 __all__ = ["CaptureBackend", "CaptureUnavailable", "EventSink", "RawEvent", "LOSS_REASONS"]
 
-# Every way an event can be lost, reported by ``Agent.stats()["lost"]``. A
-# fixed set, so a new loss path has to be named here before it can be counted.
-LOSS_REASONS: tuple[str, ...] = (
-    "queue_full",  # the writer fell behind and the in-memory queue hit its bound
-    "spool_unavailable",  # the spool could not be written for so long that memory ran out
-    "callback_error",  # a listener callback failed to describe an input (a bug, never a crash)
-)
+# LOSS_REASONS (from the event model): every way an event can be lost, counted by
+# ``Agent.stats()["lost"]`` and written into the stream as a GAP event where it happened.
 
 
 class CaptureUnavailable(RuntimeError):
@@ -50,6 +45,7 @@ class RawEvent(NamedTuple):
     window_y: int | None = None
     window_width: int | None = None
     window_height: int | None = None
+    lost: int | None = None
 
 
 # The writer turns (session, seq, t_mono, t_wall) + RawEvent into columns by position.

@@ -9,6 +9,14 @@ so sequence numbers never run backwards in time.
 
 The gate (``_gate``) decides under that same lock whether each event may be
 recorded at all; what it refuses is never queued and is not a loss.
+
+A loss while recording leaves a GAP event where it happened (``reason``: the
+loss reason, ``lost``: how many), one per reason between two drains, its count
+raised in place as more are lost: the writer numbers it like any event, so the
+stored session says where input is missing and the collector counts it per
+device. Markers are never refused for a full queue; a loss while not recording
+(the gate would have dropped those events anyway) is counted here only, so a
+pause shows no trace of input.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import threading
 import time
 from typing import Callable
 
+from ..events import EventKind
 from ._backend import LOSS_REASONS, RawEvent
 from ._gate import Gate
 
@@ -24,6 +33,7 @@ __all__ = ["EventQueue", "Queued"]
 
 # (t_mono_ns, t_wall_ns, event)
 Queued = tuple[int, int, RawEvent]
+_GAP = EventKind.GAP
 
 
 class EventQueue:
@@ -42,6 +52,7 @@ class EventQueue:
         self._on_failure = on_failure
         self.captured = 0
         self.lost: dict[str, int] = dict.fromkeys(LOSS_REASONS, 0)
+        self._gaps: dict[str, int] = {}  # reason -> index in _items of its GAP marker since the last drain
         self.failure: BaseException | None = None
 
     # -- listener side ------------------------------------------------------------------
@@ -51,7 +62,7 @@ class EventQueue:
             items = self._items
             before = len(items)
             if before >= self._max_events:
-                self.lost["queue_full"] += 1
+                self._lose("queue_full", 1, mark=True)
                 return False
             self.gate.admit((time.monotonic_ns(), time.time_ns(), event), items)
             return self._added(before)
@@ -63,11 +74,25 @@ class EventQueue:
             self._ready.set()
         return after > before
 
-    def record_lost(self, reason: str, quantity: int = 1) -> None:
+    def record_lost(self, reason: str, quantity: int = 1, *, mark: bool = True) -> None:
+        """Count ``quantity`` events lost for ``reason`` and mark the place with a GAP event (see above);
+        ``mark=False`` for a caller that writes the marker where the loss is, itself (the writer)."""
         if reason not in self.lost:
             raise ValueError(f"unknown loss reason {reason!r}; add it to LOSS_REASONS ({', '.join(LOSS_REASONS)})")
         with self._lock:
-            self.lost[reason] += quantity
+            self._lose(reason, quantity, mark=mark)
+
+    def _lose(self, reason: str, quantity: int, *, mark: bool) -> None:
+        self.lost[reason] += quantity
+        if not mark or not self.gate.recording:
+            return
+        at = self._gaps.get(reason)
+        if at is None:
+            self._gaps[reason] = len(self._items)
+            self._items.append((time.monotonic_ns(), time.time_ns(), RawEvent(_GAP, reason=reason, lost=quantity)))
+        else:
+            t_mono, t_wall, gap = self._items[at]
+            self._items[at] = (t_mono, t_wall, gap._replace(lost=gap.lost + quantity))
 
     def fail(self, error: BaseException) -> None:
         self.failure = error
@@ -100,4 +125,5 @@ class EventQueue:
     def drain(self) -> list[Queued]:
         with self._lock:
             items, self._items = self._items, []
+            self._gaps.clear()
         return items

@@ -9,6 +9,10 @@ Mouse moves are coalesced per time slot of ``1 / move_hz`` seconds (by
 slot's move arrives, when the slot is over at a flush, or *before any other
 event*, so clicks, keys and scrolls are never dropped or reordered and the
 pointer position before a click is always on record.
+
+Events dropped because the spool stayed unwritable are followed by a GAP
+event (``spool_unavailable``, with their count) that takes the next seq, so
+the hole in ``seq`` is explained where it is.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import time
 from typing import Any
 
 from ..events import FIELD_NAMES, EventKind
+from ._backend import RawEvent
 from ._queue import EventQueue, Queued
 from ._spool import Spool
 
@@ -120,8 +125,10 @@ class Writer:
                 log.warning("cannot write to the spool %s: %s; keeping events in memory", self._spool.path, exc)
             self.last_error = str(exc)
             if n > self.MAX_UNSPOOLED or final:
-                self._queue.record_lost("spool_unavailable", n)
+                last = (self._columns["t_mono_ns"][-1], self._columns["t_wall_ns"][-1])
+                self._queue.record_lost("spool_unavailable", n, mark=False)
                 self._reset()
+                self._append((*last, RawEvent(EventKind.GAP, reason="spool_unavailable", lost=n)))
             return
         if self.last_error is not None:
             log.warning("spool writable again; %d events written", n)

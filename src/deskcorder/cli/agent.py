@@ -51,6 +51,9 @@ def agent(
     status_interval: float = typer.Option(0.5, "--status-interval", min=0.1, max=60,
                                           help="Seconds between consent checks with the collector, until it sets "
                                                "its own (serve --agent-status-interval)."),
+    queue_max_events: int = typer.Option(200_000, "--queue-max-events", min=1,
+                                         help="Events held in memory while the spool writer catches up; past it "
+                                              "input is lost, counted (queue_full) and marked by a gap event."),
 ) -> None:
     """Record keyboard, mouse, scroll and active-window events until SIGINT/SIGTERM, with consent.
 
@@ -79,6 +82,7 @@ def agent(
         raise typer.Exit(2)
     config = AgentConfig(server_url=server, state_dir=state_dir, move_hz=move_hz, flush_interval_s=flush_interval,
                          upload_interval_s=upload_interval, status_poll_s=status_interval,
+                         queue_max_events=queue_max_events,
                          enrol_token=enrol_token or None,
                          pause_hotkey=None if pause_hotkey.strip().lower() in ("", "off", "none") else pause_hotkey)
     recorder = Agent(config)

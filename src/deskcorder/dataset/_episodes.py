@@ -12,6 +12,8 @@ A new episode starts at an event when
       password prompt: the person switched applications, they did not stop),
       or it is a RESUME (``resume``): what happens across a pause is never
       one task;
+    * the event before it is a GAP (``gap``): the agent lost input there
+      (its queue overflowed, its spool failed), so no action spans it;
     * it is a FOCUS event naming another application (``app_switch``): another
       (app_class, app_process) pair than the current one. A FOCUS that only
       changes the window title in the same application (a tab, a document
@@ -43,6 +45,7 @@ __all__ = ["KIND_CODE", "Prepared", "prepare", "episodes_frame"]
 
 KIND_CODE: dict[str, int] = {kind.value: code for code, kind in enumerate(EventKind)}
 _FOCUS, _PAUSE, _RESUME = KIND_CODE["focus"], KIND_CODE["pause"], KIND_CODE["resume"]
+_GAP = KIND_CODE["gap"]
 
 # Columns the builder reads; vk carries nothing an action needs, reason only why a pause began.
 _INPUT = ("session_id", "seq", "t_mono_ns", "t_wall_ns", "kind", "key", "char", "button", "x", "y", "dx", "dy",
@@ -137,6 +140,7 @@ def _with_context(df: pl.DataFrame, options: BuildOptions) -> pl.DataFrame:
     reason = (pl.when(new_session).then(pl.lit("session_start"))
               .when(after_pause & pl.col("reason").shift(1).is_in(_OUT_OF_SCOPE)).then(pl.lit("out_of_scope"))
               .when(after_pause).then(pl.lit("pause"))
+              .when((code.shift(1) == _GAP).fill_null(False)).then(pl.lit("gap"))
               .when(code == _RESUME).then(pl.lit("resume"))
               .when((code == _FOCUS) & app_before.ne_missing(pl.col("app_key"))).then(pl.lit("app_switch"))
               .when((pl.col("t_mono_ns").diff() > gap_ns).fill_null(False)).then(pl.lit("idle_gap")))

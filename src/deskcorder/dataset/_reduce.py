@@ -10,7 +10,8 @@ they must end what they have open:
 * an episode boundary from an app switch or an idle gap ends typed runs,
   waiting clicks and scrolls (a press still held goes on: clicking another
   window is what switches applications);
-* a PAUSE and a session's end close everything, presses included.
+* a PAUSE, a GAP (events lost there) and a session's end close everything,
+  presses included.
 
 The reducers emit actions when they close, which is not always in the order
 they started (a waiting click is emitted when the next action begins), so
@@ -36,7 +37,7 @@ __all__ = ["ActionSink", "reduce_actions"]
 
 _KEY_DOWN, _KEY_UP = KIND_CODE["key_down"], KIND_CODE["key_up"]
 _MOVE, _DOWN, _UP = KIND_CODE["move"], KIND_CODE["button_down"], KIND_CODE["button_up"]
-_SCROLL, _PAUSE = KIND_CODE["scroll"], KIND_CODE["pause"]
+_SCROLL, _PAUSE, _GAP = KIND_CODE["scroll"], KIND_CODE["pause"], KIND_CODE["gap"]
 _INTERRUPTING = ("app_switch", "idle_gap")
 
 # The columns the sink collects, one list each; the rest are joined from the events afterwards.
@@ -145,7 +146,7 @@ def reduce_actions(prepared: Prepared, options: BuildOptions, timer: KeyTimer | 
             timer.pointer()
             kb.interrupt()
             ptr.scroll(row, seq, t, x, y, dx, dy, kb.mods)
-        elif code == _PAUSE:
+        elif code == _PAUSE or code == _GAP:
             kb.reset()
             ptr.close()
             held.clear()

@@ -17,8 +17,8 @@ ACTION_KINDS: tuple[str, ...] = ("click", "double_click", "right_click", "middle
                                  "type", "hotkey", "key")
 
 # Why an episode starts where it does (episodes.start_reason), in order of precedence.
-EPISODE_START_REASONS: tuple[str, ...] = ("session_start", "out_of_scope", "pause", "resume", "app_switch",
-                                          "idle_gap")
+EPISODE_START_REASONS: tuple[str, ...] = ("session_start", "out_of_scope", "pause", "gap", "resume",
+                                          "app_switch", "idle_gap")
 
 _Column = tuple[str, pa.DataType, bool, str]  # name, type, nullable, description
 
