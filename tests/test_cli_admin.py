@@ -94,22 +94,25 @@ def test_an_admin_sets_up_people_policy_and_consent(tmp_path: Path) -> None:
                                                        "first scope"))
     stale, shown, okapi_declines, zebra_gives, okapi_gives, ghost = run_all(
         data_dir, ("policy", "set", str(policy_file)), ("policy", "show"),
-        (("consent", "give", "--employee", OKAPI), "n\n"), (("consent", "give", "--employee", ZEBRA), "y\n"),
-        ("consent", "give", "--employee", OKAPI, "--yes"), ("consent", "give", "--employee", "ghost", "--yes"))
+        (("consent", "give", "--employee", OKAPI, "--evidence", "form 1"), "n\n"),
+        (("consent", "give", "--employee", ZEBRA, "--evidence", "form 2"), "y\n"),
+        ("consent", "give", "--employee", OKAPI, "--evidence", "form 3", "--yes"),
+        ("consent", "give", "--employee", "ghost", "--evidence", "form 4", "--yes"))
     clean_error(stale, "not newer", "version = 2")
     assert "retention_days = 14" in ok(shown) and "# version 1" in shown.stdout and "first scope" in shown.stdout
-    clean_error(okapi_declines, "consent not given")
+    clean_error(okapi_declines, "consent not recorded")
     asked = ok(zebra_gives)
-    assert "Privacy tests: every application." in asked and "kept for 14 days" in asked
-    assert f"consent given by {ZEBRA} for policy version 1" in asked
+    assert "Privacy tests: every application." in asked and "Kept for 14 days" in asked
+    assert f"consent of {ZEBRA} for policy version 1, given elsewhere (form 2), recorded by cli:" in asked
     ok(okapi_gives)
     clean_error(ghost, "no employee 'ghost'")
-    assert f"consent withdrawn by {OKAPI}" in ok(cli(data_dir, "consent", "withdraw", "--employee", OKAPI))
+    assert f"consent of {OKAPI} withdrawn" in ok(cli(data_dir, "consent", "withdraw", "--employee", OKAPI))
 
     okapi_history, zebra_history, listing = run_all(
         data_dir, ("consent", "history", "--employee", OKAPI), ("consent", "history", "--employee", ZEBRA),
         ("employee", "list"))
-    assert re.findall(r"(give|withdraw)\s+policy v1\s+via cli", ok(okapi_history)) == ["give", "withdraw"]
+    assert re.findall(r"(give|withdraw)\s+policy v1\s+via (paper|cli)", ok(okapi_history)) == [
+        ("give", "paper"), ("withdraw", "cli")]
     assert "consent in force: no" in okapi_history.stdout
     assert "consent in force: yes" in ok(zebra_history)
     rows = {line.split()[0]: line for line in ok(listing).splitlines()[1:]}

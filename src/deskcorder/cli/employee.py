@@ -22,8 +22,8 @@ def add(
     with open_store(data_dir, database_url) as store:
         employee = store.add_employee(handle, actor=cli_actor(), display_name=name)
     typer.echo(f"added {employee.handle} ({employee.employee_id}); next: enrol their device (deskcorder "
-               f"device token --employee {employee.handle}) and ask for consent (deskcorder consent give --employee "
-               f"{employee.handle})")
+               f"device token --employee {employee.handle}) and ask for their consent (they give it in the portal at "
+               f"/me; a signed form: deskcorder consent give --employee {employee.handle} --evidence WHAT)")
 
 
 @app.command("list")

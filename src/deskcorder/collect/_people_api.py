@@ -83,7 +83,7 @@ def _the_person_themself(store: EventStore, request: Request, handle: str) -> st
     if account.role != "employee" or account.login != handle or account.employee_id is None:
         raise Problem(403, f"consent is personal: {account.login!r} cannot give or withdraw it for {handle!r}, "
                            f"only {handle!r} can (an operator recording a written consent runs `deskcorder "
-                           f"consent give --employee {handle}` on the server)", field="Authorization")
+                           f"consent give --employee {handle} --evidence WHAT` on the server)", field="Authorization")
     return account.employee_id
 
 

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, Response
 from starlette.background import BackgroundTask
 
+from ...policy import consent_lines
 from ...store import Conflict, EventStore, InvalidInput, NotFound, StoreError
 from .._problems import store_problem
 from . import _views
@@ -52,7 +53,7 @@ def employee_router(store: EventStore, auth: Auth) -> APIRouter:
         in_force = (latest is not None and latest.action == "give"
                     and latest.policy_version == state["policy"].version)
         return render(request, "me_overview.html", viewer=viewer, status=status, error=error, in_force=in_force,
-                      policy_words=_views.policy_in_words(state["policy"].policy), **state)
+                      policy_words=consent_lines(state["policy"].policy), **state)
 
     @router.get("/me")
     def me(request: Request, viewer: Viewer = Depends(auth.employee)) -> Response:
