@@ -2,31 +2,95 @@
 
 Every piece of typed text and every window title goes through a `Redactor`
 before it is written to a dataset. Found spans become typed placeholders
-(`PLACEHOLDERS`) and are counted, so dataset statistics say how much was
-removed without saying what:
+(`PLACEHOLDERS`) and are counted, so dataset statistics (and the employee's
+session page in the portal) say how much of each kind was removed without
+saying what.
+
+What it detects
+---------------
 
 - ``<PASSWORD>``: everything typed into a password prompt (recognised by window
   title such as "[sudo] password", "Sign in", "Unlock keyring", or by the
-  prompter's window class such as pinentry, ssh-askpass, polkit), and the line
-  typed after ``sudo``/``ssh``/``passwd`` in a terminal;
-- ``<SECRET>``: private keys, vendor tokens (AWS, GitHub, GitLab, Slack,
-  Stripe, Google, OpenAI, npm, PyPI...), JWTs, ``user:pass@`` in URLs,
-  ``mysql -p...``/``--password x``/``curl -u``, values assigned to
-  secret-named keys (``DB_PASSWORD=``, ``"api_key": "..."``, ``token: ...``),
-  "the password is ..." in prose, and long random-looking tokens (entropy);
+  prompter's window class such as pinentry, ssh-askpass, polkit, KeePass), and
+  the lines typed after ``sudo``/``ssh``/``passwd``/``docker login`` in a
+  terminal;
+- ``<SECRET>`` (``_secrets.py`` and the modules it names): private keys; about
+  seventy vendor token formats written from what the vendors publish (AWS,
+  GitHub with its checksum, GitLab's ``glpat-``/``gldt-``/``glrt-``/... family,
+  Slack tokens and webhooks over http or https, Discord bot tokens in all three
+  parts, Stripe, Google, OpenAI, Anthropic, Hugging Face ``hf_``/``api_org_``,
+  Vault ``hvs.``/``hvb.``/``hvr.``, Sourcegraph ``sgp_``, Pulumi ``pul-``,
+  Grafana ``glc_``/``glsa_``, npm, PyPI...); JWTs; ``user:pass@`` in URLs; the
+  password argument of admin tools (``mysql -p``, ``sqlcmd -P``,
+  ``ldapsearch -w``, ``net user NAME PASS``, ``smbclient %``, ``xfreerdp
+  /p:``, ``az login -p``, ``echo x | sudo -S``, ``htpasswd -b``, ``curl -u``,
+  ``sshpass -p``...); values behind any secret-ish name, generic ones
+  included (``KEY=``, ``FOO_KEY=``, ``const fooKey = "..."``, ``Key=`` in log
+  lines), with hex- and UUID-shaped values behind weak names; URL query
+  parameters (``?token=``, ``&key=``, ``X-Amz-Signature=``); terse prose
+  (``pw: ...``, ``pass for db01: ...``, ``the password is ...``); long
+  random-looking tokens (entropy). Checksums, digests (go.sum ``h1:``,
+  ``sha512-``), base64 of prose, placeholders and ``${var}`` references are
+  kept;
 - ``<CREDIT_CARD>`` (Luhn + issuer prefix), ``<IBAN>`` (country length +
-  mod-97), ``<NATIONAL_ID>`` (US SSN, UK NINO, FR NIR with key, ES DNI/NIE
-  with control letter), ``<EMAIL>``, ``<PHONE>`` (international and common
-  national formats), ``<MAC>``;
+  mod-97), ``<NATIONAL_ID>`` (about thirty countries' national and tax ids
+  checked by python-stdnum: US SSN, UK NINO and NHS, FR NIR, ES DNI/NIE,
+  Nordic, PESEL, CPF/CNPJ, SIN, Aadhaar/PAN, RRN, TCKN, South African, Thai,
+  CURP...), ``<ID_DOCUMENT>`` and ``<BANK_ACCOUNT>`` (behind a word that names
+  them), ``<EMAIL>`` (punycode and Unicode domains too), ``<PHONE>``
+  (libphonenumber, `DEFAULT_PHONE_REGIONS` for numbers without a country
+  code, and national numbers written with a trunk ``0`` area code and a
+  dash), ``<IP>`` (v4 and v6; loopback, unspecified and netmasks kept),
+  ``<MAC>``;
+- ``<NAME>``: people, from a gazetteer of given names and surnames (Faker's
+  lists of 16 locales) and the words around a name: titles (``Dr.``,
+  ``Frau``), greetings and sign-offs, addressing verbs (``ask``, ``ping``),
+  and for names in no list, the context alone (``met ...``, ``spoke
+  with ...``, ``owner: ...``, ``... approved``, ``... will send``, a segment
+  of a chat or meeting app's window title);
+- ``<HEALTH>``: conditions, treatments and medications from a lexicon in
+  English, German, French and Spanish, with the word that says how they
+  show (``migraine attacks``); their other senses (``economic depression``,
+  ``cancer research``) are kept;
 - ``<USER>``/``<HOST>``/``<IDENTIFIER>``: user names in home paths and
-  ``user@host``, and the device's own hostname/login passed as known
-  identifiers.
+  ``user@host``, and the device's own hostname and people's logins passed
+  as known identifiers.
 
-Checksums are why redaction can be aggressive on secrets and still leave
-prices, dates, order numbers, git SHAs and UUIDs alone; recall and precision
-are measured on tests/data/redaction_corpus.jsonl (see
-benchmarks/redaction_quality.py). Detectors fail closed: a bug replaces the
-whole text with ``<REDACTED>``.
+How well, measured
+------------------
+
+benchmarks/redaction_quality.py scores a generated corpus (benchmarks/corpus:
+Faker across some 30 locales, python-stdnum's valid ids, each vendor's published
+format) in two splits: ``dev``, which the rules were tuned on, and
+``heldout``, with other templates, locales and value sources, only scored.
+On seed 0 (issue 10): secrets 100% recall on both splits (2,342 dev / 2,528
+held-out spans), personal data 99.8% dev / 99.5% held-out, look-alikes
+unchanged 100% / 100%; about 35,000-45,000 typed lines per second on one core.
+
+What it misses, measured there or known:
+
+- names typed with no cue and in no list (held-out ``pii/name/notes``:
+  "interview: <name>, 2nd round" 46%), ``@mentions`` of names not in the list
+  (dev unlisted names in chat 94.5%), names typed in lower case, and names in
+  scripts without capital letters (Chinese, Japanese, Korean, Thai, Arabic:
+  not generated, not found);
+- health terms outside the lexicon, misspelt, or in other languages; other
+  senses it has no word for (``the depression in the road``);
+- national phone numbers whose digit groups libphonenumber does not produce
+  for the region and that carry no phone word (dev ``pii/phone/hu``: 93.8%,
+  ``70/230 2015``);
+- a number valid both as a card (Luhn) and as a national id is labelled
+  ``<CREDIT_CARD>`` (held-out ``ro-cnp`` 95.5% by kind; redacted all the same);
+- national ids of countries python-stdnum has no validator for, and bare ids
+  with a weak checksum and no word naming them (Canadian SIN, Dutch BSN);
+- passports and driver licences without a word naming the document;
+- what it takes that is not personal: a known given name used as a word in
+  a capitalised phrase (``Victoria Station`` is excepted, others are not),
+  capitalised pairs after ``with``/``met`` that are neither common English
+  nor workplace words (a product name), user names typed after a command
+  that prompts for none (``sudo`` with cached credentials).
+
+Detectors fail closed: a bug replaces the whole text with ``<REDACTED>``.
 
 A `Pseudonymizer` replaces people, devices and hosts by keyed-HMAC ids; its
 module documents the key file and key rotation.
