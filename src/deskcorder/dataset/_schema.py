@@ -115,8 +115,8 @@ POINTER_COLUMNS: tuple[_Column, ...] = (
 # to durations inside the episode, re-derived from the anonymised timings (see _release.py).
 _RELEASE_DROPPED = ("t_start_mono_ns", "t_end_mono_ns", "t_start_wall_ns", "t_end_wall_ns", "event_seq_first",
                     "event_seq_last", "event_seqs")
-_DAY: _Column = ("day", pa.string(), True, "UTC day of the episode, YYYY-MM-DD (null where fewer than 5 people "
-                                           "recorded that day)")
+_DAY: _Column = ("day", pa.string(), True, "UTC day of the episode, YYYY-MM-DD (null unless at least 5 "
+                                           "people recorded on each day shown for this person)")
 RELEASE_ACTION_COLUMNS: tuple[_Column, ...] = tuple(c for c in ACTION_COLUMNS if c[0] not in _RELEASE_DROPPED) + (
     _DAY,
     ("t_start_ms", pa.float64(), False, "start, ms since the episode's start (re-derived from anonymised timings, "
