@@ -64,3 +64,11 @@ def test_an_address_after_failed_password_for_in_a_log_is_an_ip_not_a_password(r
     line = "Failed password for root from 9cbf:74eb:8ba7:59e4:1dd4:273c:a62e:9561 port 53112 ssh2"
     assert found(redactor, line) == [("9cbf:74eb:8ba7:59e4:1dd4:273c:a62e:9561", "IP")]
     assert found(redactor, "pass for nas:Xk9#mmQ2") == [("Xk9#mmQ2", "SECRET")]
+
+
+def test_a_mention_of_an_unlisted_name_in_chat_is_a_name_and_an_annotation_in_code_is_not(redactor) -> None:
+    assert found(redactor, "@Bekim any news?") == [("Bekim", "NAME")]
+    assert found(redactor, "thanks @Adekunle, merged") == [("Adekunle", "NAME")]
+    for code in ("@Override public String toString()", "@Test\nvoid parses()", "@Input() name: string",
+                 "@Entity @Table(name=\"orders\")", "@Autowired private Repo repo;"):
+        assert found(redactor, code) == [], code

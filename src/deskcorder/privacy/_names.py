@@ -14,7 +14,9 @@ and context cues, all on capitalised words. A capitalised word is a name when
    a capitalised word after it taken as the surname;
 4. it is a known surname right after another capitalised word (``Asger
    Schultz`` when only the surname is known);
-5. it follows ``@`` and is a known given name (``@Anna``; ``@Override`` stays);
+5. it follows ``@`` and is a known given name (``@Anna``), or a name-shaped
+   word followed by chat rather than code (``@Bekim any news?``; ``@Override
+   public``, ``@Test`` on its own line and ``@Input()`` stay);
 6. names in no list, found by context alone (`_by_context`): two or three
    capitalised words after a word that introduces a person (``met``,
    ``with``, ``spoke with``, ``owner:``, ``reviewer:``), before a verb only
@@ -205,9 +207,10 @@ def find_names(text: str) -> Iterator[tuple[int, int]]:
     while i < n:
         start, end, word = words[i]
         lower = word.lower()
-        # 5: @mention of a known given name, in any case
+        # 5: @mention of a known given name, in any case, or of a name-shaped word as chat writes one
         if start > 0 and text[start - 1] == "@":
-            if word.capitalize() in GIVEN_NAMES and (start < 2 or not text[start - 2].isalnum()):
+            if (start < 2 or not text[start - 2].isalnum()) and (
+                    word.capitalize() in GIVEN_NAMES or _name_shaped(word) and _mention_in_chat(text, end)):
                 yield start, end
             i += 1
             continue
@@ -322,6 +325,22 @@ def _by_context(text: str, words: list[Word]) -> Iterator[tuple[int, int]]:
         if found and not before.endswith(("#", "@", "/", ".", "$")):
             yield start, end
         i = j
+
+
+# What follows an annotation or decorator in code (@Override public, @Test void, @Component class).
+_CODE_AFTER_RE = re.compile(
+    r" (?:@|public|private|protected|internal|static|final|abstract|void|class|interface|def|fun|val|var|async"
+    r"|export|function|override|open|suspend|data|enum|record|int|long|String|boolean)\b"
+)
+
+
+def _mention_in_chat(text: str, end: int) -> bool:
+    """``@Bekim any news?``: a mention is followed by a sentence or punctuation, an annotation by code or
+    nothing (``@Override`` on its own line, ``@Input()``)."""
+    after = text[end:end + 12]
+    if not after or after[0] in "(\n.=":
+        return False
+    return after[0] in ",:!?" or after[0] == " " and not _CODE_AFTER_RE.match(after)
 
 
 def _whole_segment(text: str, start: int, end: int) -> bool:
