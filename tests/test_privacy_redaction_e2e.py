@@ -52,10 +52,12 @@ TYPED: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("URL ?token=", "wget https://api.example.net/feed?token=3bf7905c73f3c69b2602c10da51baf50&n=5",
      ("3bf7905c73f3c69b2602c10da51baf50",)),
     ("sqlcmd -P", "sqlcmd -S db01 -U sa -P Wint3r!gejgh -Q 'select 1'", ("Wint3r!gejgh",)),
+    ("ldapsearch -w", "ldapsearch -x -D cn=admin -w Sommar#2024kq -b dc=corp", ("Sommar#2024kq",)),
+    ("net user NAME PASS", "net user svc-backup Pl4ntain!rq /add", ("Pl4ntain!rq",)),
     ("e-mail address", "mail anna.lindqvist@example.org the numbers", ("anna.lindqvist@example.org",)),
 )
 # What the lines keep: the dataset holds the typing, only the secrets are gone.
-KEPT = ("src search -token", "gitlab-runner register", "sqlcmd -S db01 -U sa -P", "the numbers")
+KEPT = ("src search -token", "gitlab-runner register", "sqlcmd -S db01 -U sa -P", "net user svc-backup", "the numbers")
 
 
 def _type_every_line(tmp_path: Path, data_dir: Path, url: str) -> None:
