@@ -51,6 +51,7 @@ class Recording:
     moved_bounds: tuple[int, int, int, int]  # the same after the window was moved, at the end
     stored: list[dict[str, Any]]
     dataset: Path
+    data_dir: Path
 
 
 class Injector:
@@ -161,7 +162,7 @@ def recording(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recording]:
     out = tmp / "dataset"
     subprocess.run([sys.executable, "-m", "deskcorder", "dataset", "build", "--internal", "--data-dir",
                     str(data_dir), "--out", str(out)], check=True, capture_output=True)
-    yield Recording(presses, drag, bounds, moved, stored, out)
+    yield Recording(presses, drag, bounds, moved, stored, out, data_dir)
 
 
 def median_error_ms(recorded: list[float | None], injected: list[float]) -> float:
@@ -214,9 +215,15 @@ def test_focus_events_carry_the_screen_size_and_the_window_bounds_and_follow_a_m
     assert bounds == [recording.window_bounds, recording.moved_bounds]  # one event for the move, not one per step
 
 
-def test_every_pointer_row_carries_the_screen_size(recording: Recording) -> None:
+def test_every_pointer_row_carries_the_screen_size_in_a_local_and_a_dask_build(recording: Recording,
+                                                                               tmp_path: Path) -> None:
     pointer = read_table(recording.dataset, "pointer").to_pylist()
     assert pointer and {(p["screen_width"], p["screen_height"]) for p in pointer} == {SCREEN}
+    # Workers get only the columns shipped to them: the screen size must be among them.
+    subprocess.run([sys.executable, "-m", "deskcorder", "dataset", "build", "--internal", "--engine", "dask",
+                    "--workers", "1", "--data-dir", str(recording.data_dir), "--out", str(tmp_path / "dask")],
+                   check=True, capture_output=True)
+    assert read_table(tmp_path / "dask", "pointer").to_pylist() == pointer
 
 
 if __name__ == "__main__":

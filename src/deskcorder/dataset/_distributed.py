@@ -49,7 +49,7 @@ ENGINES: tuple[str, ...] = ("local", "dask")
 
 # Columns a worker needs (prepare's input); the rest of a stored table is not shipped.
 _SHIPPED = ("session_id", "seq", "t_mono_ns", "t_wall_ns", "kind", "key", "char", "button", "x", "y", "dx", "dy",
-            "app_process", "app_class", "window_title", "reason", "device_id")
+            "app_process", "app_class", "window_title", "reason", "device_id", "screen_width", "screen_height")
 
 
 def build_dataset_distributed(events: pa.Table, out: Path | str, options: BuildOptions = BuildOptions(), *,
