@@ -1,6 +1,6 @@
 """Fleet collectors share each device's rate limit through the control database; the embedded one keeps it in memory.
 
-The bucket statement (``deskcorder.store._db._rate_limits``) runs on SQLite and
+The bucket statement (``EventStore.take_rate_token``) runs on SQLite and
 PostgreSQL, raced by threads; the fleet tests run two real `deskcorder serve
 --nats` processes on one fresh PostgreSQL database and real HTTP (fixtures and
 helpers of ``test_fleet_jetstream.py``: without NATS or PostgreSQL they skip,
@@ -22,8 +22,7 @@ from sqlalchemy import text
 
 from deskcorder.collect._device_auth import SharedRateLimiter
 from deskcorder.collect._problems import Problem
-from deskcorder.store import EventStore, StoreError
-from deskcorder.store._db._rate_limits import TokenDecision, take_token
+from deskcorder.store import EventStore, StoreError, TokenDecision
 
 from .helpers import _stop, enrol
 from .test_fleet_jetstream import body, make_events, post, start_fleet_collector, stream_state
@@ -43,7 +42,7 @@ def store(tmp_path: Path, database_url: str | None) -> Iterator[EventStore]:  # 
 
 def take(store: EventStore, now: float, device_id: str = DEVICE, rate: float = 2.0, burst: int = 4
          ) -> TokenDecision:
-    return take_token(store._engine, device_id, rate_per_s=rate, burst=burst, now=now)
+    return store.take_rate_token(device_id, rate_per_s=rate, burst=burst, now=now)
 
 
 # -- the statement -------------------------------------------------------------------------------------
@@ -71,7 +70,7 @@ def test_threads_racing_on_one_device_never_get_more_than_the_burst(store: Event
     def hammer() -> list[bool]:
         start.wait()
         # Almost no refill (1 token per 10^6 s), so exactly the burst may pass however they interleave.
-        return [take_token(store._engine, DEVICE, rate_per_s=1e-6, burst=burst, now=time.time()).allowed
+        return [store.take_rate_token(DEVICE, rate_per_s=1e-6, burst=burst, now=time.time()).allowed
                 for _ in range(each)]
 
     with concurrent.futures.ThreadPoolExecutor(threads) as pool:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from ..store._events._clock import MAX_CLOCK_SKEW_S
+from ..store import MAX_CLOCK_SKEW_S
 from ._store_options import DATA_DIR_ENV, EVENTS_URL
 
 

@@ -43,7 +43,7 @@ def writer(
     Prints "deskcorder writer consuming STREAM as CONSUMER from URL" once it takes batches.
     """
     from ..store import EventStore, StoreError
-    from ..store._ingest_worker import IngestWorker, check_stream_name
+    from ..fleet import IngestWorker, check_stream_name
 
     logging.basicConfig(level=log_level.value.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # "running upgrade ..." on every start is noise

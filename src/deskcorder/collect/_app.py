@@ -47,14 +47,14 @@ from .. import __version__
 from ..store import EventStore, StoreError
 from ._basic_auth import admin_account
 from ._device_auth import DEVICE_BURST, DEVICE_RATE_PER_S, RateLimiter, SharedRateLimiter, authenticate_request
-from ._ingest import MAX_BODY_BYTES, MAX_INFLIGHT, BatchIntake
+from ._ingest import MAX_BODY_BYTES, MAX_INFLIGHT, BatchIntake, buffer_answers
 from ._openapi import BATCH_BODY, SECURITY, BatchStored, DeviceRow, Health, SessionRow, install_openapi, problems
 from ._people_api import AgentCadence, people_router
 from ._portal import mount_portal
 from ._problems import install_handlers, unavailable
 
 if TYPE_CHECKING:
-    from ._jetstream import JetStreamPublisher
+    from ..fleet import JetStreamPublisher
 
 __all__ = ["create_app", "MAX_BODY_BYTES", "MAX_INFLIGHT"]
 
@@ -67,7 +67,7 @@ def create_app(store: EventStore, *, max_body_bytes: int = MAX_BODY_BYTES,
                max_inflight: int = MAX_INFLIGHT, publisher: JetStreamPublisher | None = None,
                device_rate_per_s: float = DEVICE_RATE_PER_S, device_burst: int = DEVICE_BURST,
                cadence: AgentCadence = AgentCadence()) -> FastAPI:
-    # publisher: fleet mode (``_jetstream.py``), batches go to JetStream instead of the store.
+    # publisher: fleet mode (``deskcorder.fleet``), batches go to JetStream instead of the store.
     # device_rate_per_s: batches per second per device (0: no limit), device_burst: at once.
     # cadence: the upload and status intervals every agent is told to use (``_people_api.py``).
     # A fleet's collectors share each device's bucket in the control database, or a device
@@ -89,7 +89,8 @@ def create_app(store: EventStore, *, max_body_bytes: int = MAX_BODY_BYTES,
         503: "fleet mode: this collector cannot reach NATS JetStream"}))
     def health() -> dict[str, str]:
         if publisher is not None:
-            publisher.check_ready()
+            with buffer_answers():
+                publisher.check_ready()
         return {"status": "ok", "version": __version__}
 
     @app.post("/v1/batches", response_model=BatchStored, openapi_extra=BATCH_BODY, responses=problems({

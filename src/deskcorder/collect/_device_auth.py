@@ -2,7 +2,7 @@
 
 Every ``POST /v1/batches`` and ``GET /v1/devices/{id}/status`` carries
 ``Authorization: Bearer <device_id>:<secret>``, the credential the agent got
-from ``POST /v1/devices/enrol`` (see ``deskcorder.store._people._enrolment``). Answers:
+from ``POST /v1/devices/enrol`` (see ``EventStore.enrol_device``). Answers:
 
     401  (``WWW-Authenticate: Bearer``) no header, a malformed one, an unknown
          device or a wrong secret: enrol the device with a token
@@ -27,7 +27,7 @@ fleet collectors (``SharedRateLimiter``, ``serve --nats``)
     device gets its limit once however many collectors the balancer spreads it
     over. Each batch costs one ``INSERT ... ON CONFLICT DO UPDATE`` on that row
     (plus a read when refused, for Retry-After), in a worker thread; collectors
-    racing on a device queue on the row lock (``deskcorder.store._db._rate_limits``).
+    racing on a device queue on the row lock (``EventStore.take_rate_token``).
     Those transactions commit with ``synchronous_commit = off``: a database crash
     can lose the last fraction of a second of bucket updates, which only gives
     devices back tokens they had spent, and nothing is acknowledged on their
@@ -56,7 +56,6 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from ..store import DeviceCredential, EventStore, NotAuthenticated, NotPermitted, StoreError
-from ..store._db._rate_limits import take_token
 from ._problems import Problem, store_problem, unavailable
 
 __all__ = ["authenticate_request", "authenticate", "check_sender", "RateLimiter", "SharedRateLimiter", "DEVICE_RATE_PER_S",
@@ -196,9 +195,8 @@ class SharedRateLimiter:
         if self.rate == 0:
             return
         try:
-            # The store's own engine (as check_batch uses it): its pool, its SQLite pragmas.
-            decision = take_token(self._store._engine, device_id, rate_per_s=self.rate, burst=self.burst,
-                                  now=self._clock())
+            decision = self._store.take_rate_token(device_id, rate_per_s=self.rate, burst=self.burst,
+                                                   now=self._clock())
         except StoreError as exc:
             raise unavailable("checking the device's rate limit", exc) from exc
         if not decision.allowed:

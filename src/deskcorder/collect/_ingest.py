@@ -12,8 +12,9 @@ The status codes it answers are listed in ``_app.py``'s docstring.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from starlette.concurrency import run_in_threadpool
 
@@ -25,9 +26,9 @@ from ._problems import Problem, unavailable
 if TYPE_CHECKING:
     from fastapi import Request
 
-    from ._jetstream import JetStreamPublisher
+    from ..fleet import JetStreamPublisher
 
-__all__ = ["BatchIntake", "MAX_BODY_BYTES", "MAX_INFLIGHT", "decode_or_problem"]
+__all__ = ["BatchIntake", "MAX_BODY_BYTES", "MAX_INFLIGHT", "buffer_answers", "decode_or_problem"]
 
 log = logging.getLogger("deskcorder.collect")
 
@@ -62,7 +63,7 @@ class BatchIntake:
         try:
             body = await _read_body(request, self._max_body_bytes)
             if self._publisher is not None:
-                return await self._publisher.ingest(body, content_type, device_id)
+                return await self._publish(self._publisher, body, content_type, device_id)
             # Decoding is CPU work and storing waits on fsync: both off the event loop.
             return await run_in_threadpool(self._ingest, body, content_type, device_id)
         finally:
@@ -71,17 +72,63 @@ class BatchIntake:
     def _ingest(self, body: bytes, content_type: str, device_id: str) -> dict[str, Any]:
         batch = decode_or_problem(body, content_type)
         check_sender(batch.device_id, device_id)
-        try:
+        with _store_answers(f"storing batch {batch.batch_id}"):
             result = self._store.write_batch(batch)
-        except ClockAhead as exc:  # stamped ahead of this collector's clock (store/_events/_clock.py)
-            raise Problem(422, str(exc), field=exc.field, row=exc.row) from exc
-        except NotPermitted as exc:
-            raise Problem(403, str(exc), field=exc.field, row=exc.row) from exc
-        except BatchConflict as exc:
-            raise Problem(409, str(exc), field=exc.field) from exc
-        except StoreError as exc:
-            raise unavailable(f"storing batch {batch.batch_id}", exc) from exc  # the detail only in the log
         return {"batch_id": result.batch_id, "stored": result.stored, "duplicate": result.duplicate}
+
+    async def _publish(self, publisher: JetStreamPublisher, body: bytes, content_type: str,
+                       device_id: str) -> dict[str, Any]:
+        """Fleet mode (``deskcorder.fleet``): checked here as ``write_batch`` would, then published to JetStream;
+        200 only after its PubAck. A batch already stored is answered as a duplicate and not published."""
+        with buffer_answers():
+            limit = publisher.max_message_bytes
+        if len(body) > limit:
+            raise Problem(413, f"body is {len(body)} bytes; this fleet collector's buffer (NATS max_payload) takes "
+                               f"at most {limit} bytes per batch (send fewer events per batch)", field="body")
+        batch, message = await run_in_threadpool(self._check, publisher, body, content_type, device_id, limit)
+        if message is None:  # already stored: answered like the embedded collector does
+            return {"batch_id": batch.batch_id, "stored": 0, "duplicate": True, "queued": False}
+        with buffer_answers():
+            duplicate = await publisher.publish(batch, *message)
+        return {"batch_id": batch.batch_id, "stored": 0 if duplicate else batch.events.num_rows,
+                "duplicate": duplicate, "queued": True}
+
+    def _check(self, publisher: JetStreamPublisher, body: bytes, content_type: str, device_id: str,
+               limit: int) -> tuple[Batch, tuple[bytes, str] | None]:
+        """Decode and check in a worker thread; the message to publish, or None for a batch stored already."""
+        batch = decode_or_problem(body, content_type)
+        check_sender(batch.device_id, device_id)
+        with _store_answers(f"checking batch {batch.batch_id}"):
+            if self._store.check_batch(batch) is not None:
+                return batch, None
+        return batch, publisher.message(batch, body, content_type, limit)
+
+
+@contextlib.contextmanager
+def _store_answers(doing: str) -> Iterator[None]:
+    """The store's refusals as HTTP answers, the same for the embedded and the fleet collector."""
+    try:
+        yield
+    except ClockAhead as exc:  # stamped ahead of this collector's clock (store/_events/_clock.py)
+        raise Problem(422, str(exc), field=exc.field, row=exc.row) from exc
+    except NotPermitted as exc:
+        raise Problem(403, str(exc), field=exc.field, row=exc.row) from exc
+    except BatchConflict as exc:
+        raise Problem(409, str(exc), field=exc.field) from exc
+    except StoreError as exc:
+        raise unavailable(doing, exc) from exc  # the detail only in the log
+
+
+@contextlib.contextmanager
+def buffer_answers() -> Iterator[None]:
+    """Fleet mode: the JetStream buffer unavailable (``deskcorder.fleet.BufferUnavailable``) is a 503 that says
+    so, without NATS's address (it may carry credentials), with Retry-After."""
+    from ..fleet import RETRY_AFTER_S, BufferUnavailable
+
+    try:
+        yield
+    except BufferUnavailable as exc:
+        raise Problem(503, str(exc), headers={"Retry-After": str(RETRY_AFTER_S)}) from exc
 
 
 def decode_or_problem(body: bytes, content_type: str) -> Batch:

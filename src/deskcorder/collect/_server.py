@@ -56,7 +56,7 @@ def run_server(data_dir: Path | str, host: str = "127.0.0.1", port: int = 8765, 
     Retention (the policy's ``retention_days``) runs at start and every
     ``retention_interval_s`` seconds; None or 0 turns it off.
     ``nats_url``: fleet mode, batches are published to the JetStream ``stream``
-    for ``deskcorder writer`` processes to store (see ``_jetstream.py``), created
+    for ``deskcorder writer`` processes to store (see ``deskcorder.fleet``), created
     with ``replicas`` JetStream replicas if it does not exist yet.
     ``events_url``: where event files go (see ``EventStore``), recorded on first use.
     ``cadence``: the upload and status intervals every agent is told to use (None: their own).
@@ -87,9 +87,9 @@ def run_server(data_dir: Path | str, host: str = "127.0.0.1", port: int = 8765, 
         url = f"{scheme}://[{host}]:{bound_port}" if ":" in host else f"{scheme}://{host}:{bound_port}"
         publisher = None
         if nats_url is not None:
-            from ._jetstream import JetStreamPublisher  # nats-py is only needed in fleet mode
+            from ..fleet import JetStreamPublisher  # nats-py is only needed in fleet mode
 
-            publisher = JetStreamPublisher(store, nats_url, stream=stream, replicas=replicas)
+            publisher = JetStreamPublisher(nats_url, stream=stream, replicas=replicas)
         config = uvicorn.Config(create_app(store, max_body_bytes=max_body_bytes, max_inflight=max_inflight,
                                            publisher=publisher, device_rate_per_s=device_rate_per_s,
                                            device_burst=device_burst, cadence=cadence),

@@ -28,6 +28,7 @@ from ._errors import (
     TamperedData,
     TooManyLogins,
 )
+from ._db._rate_limits import TokenDecision
 from ._events._clock import MAX_CLOCK_SKEW_S
 from ._events._keys import MASTER_KEY_ENV, FileMasterKey, KeyWrapper, StaticMasterKey
 from ._records import (
@@ -46,8 +47,8 @@ from ._store import READ_SCHEMA, EventStore
 
 __all__ = [
     "EventStore", "READ_SCHEMA", "MAX_CLOCK_SKEW_S",
-    "WriteResult", "SessionInfo", "DeviceInfo", "EmployeeInfo", "ConsentRecord", "PolicyRecord", "DeviceStatus",
-    "DeviceCredential", "RetentionDeletion", "ErasureReport", "AuditEntry",
+    "WriteResult", "TokenDecision", "SessionInfo", "DeviceInfo", "EmployeeInfo", "ConsentRecord", "PolicyRecord",
+    "DeviceStatus", "DeviceCredential", "RetentionDeletion", "ErasureReport", "AuditEntry",
     "PortalRecords", "Account", "PortalLogin", "ConsentCoverage",
     "KeyWrapper", "StaticMasterKey", "FileMasterKey", "MASTER_KEY_ENV",
     "StoreError", "NotFound", "InvalidInput", "ClockAhead", "Conflict", "BatchConflict", "NotPermitted", "TamperedData",

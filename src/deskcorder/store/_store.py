@@ -75,6 +75,7 @@ from ._events._backends import EventFiles, open_event_files
 from ._events._layout import parquet_bytes, relative_path, split_by_date
 from ._events._keys import KeyWrapper, default_key_wrapper
 from ._db._migrate import upgrade_to_head
+from ._db._rate_limits import TokenDecision, take_token
 from ._private import FILE_MODE, private_dir, private_file, tighten
 from ._events._reader import READ_SCHEMA, load_events, select_files
 from ._records import (
@@ -283,9 +284,43 @@ class EventStore:
             raise StoreError(f"control database error while storing batch {batch.batch_id!r}: {exc}; "
                              f"nothing was acknowledged, retry the batch") from exc
 
+    def check_batch(self, batch: Batch) -> WriteResult | None:
+        """What ``write_batch`` would answer, without writing (read-only): a fleet collector's answer before it
+        publishes the batch (``deskcorder.fleet``).
+
+        Returns a duplicate ``WriteResult`` when the batch is already stored, None
+        when it may be stored; raises ``ClockAhead`` (422), ``NotPermitted`` (403),
+        ``BatchConflict`` (409) or ``StoreError`` (503) exactly as ``write_batch`` would.
+        """
+        self._check_open()
+        self._check_stamps(batch)  # the same clock check as write_batch's, against this collector's clock
+        try:
+            with self._engine.connect() as conn:
+                existing = lookup_batch(conn, batch.batch_id)
+                if existing is not None:
+                    return _repeat(batch, existing)
+                check_sessions_owned(conn, batch.device_id, pc.unique(batch.events.column("session_id")).to_pylist())
+                _consent.check_recording(conn, batch.device_id, batch.events.column("t_wall_ns"))
+        except SQLAlchemyError as exc:
+            raise StoreError(f"control database error while checking batch {batch.batch_id!r}: {exc}; "
+                             f"nothing was acknowledged, retry the batch") from exc
+        return None
+
+    def take_rate_token(self, device_id: str, *, rate_per_s: float, burst: int, now: float) -> TokenDecision:
+        """Take one token from the device's bucket in the control database, shared by every collector of a fleet
+        (``now``: epoch seconds); see ``_db/_rate_limits.py``. StoreError when the database fails."""
+        self._check_open()
+        return take_token(self._engine, device_id, rate_per_s=rate_per_s, burst=burst, now=now)
+
+    @staticmethod
+    def device_ref(device_id: str) -> str:
+        """A device as the audit log names it (``target`` of ``audit``): a hash, since device ids are often
+        hostnames."""
+        return _audit.device_ref(device_id)
+
     def _check_stamps(self, batch: Batch) -> None:
         """ClockAhead for an event stamped too far ahead of this store's clock: before anything else is looked at,
-        by ``write_batch`` and by the fleet collector's ``check_batch`` alike (see _events/_clock.py)."""
+        by ``write_batch`` and ``check_batch`` alike (see _events/_clock.py)."""
         if self.max_clock_skew_s is not None:
             check_not_ahead(batch.events.column("t_wall_ns"), self._clock(), self.max_clock_skew_s)
 
@@ -382,7 +417,7 @@ class EventStore:
     # -- privacy operations ----------------------------------------------------------------------
 
     def erase_employee(self, handle: str, actor: str, reason: str) -> ErasureReport:
-        """Erase an employee and everything recorded of them; safe to re-run after a crash (see _lifecycle/_erasure.py)."""
+        """Erase an employee and everything recorded of them; safe to re-run after a crash (_lifecycle/_erasure.py)."""
         _require(actor=actor, reason=reason)
         self._check_open()
         return _erasure.erase_employee(self._engine, self.files, handle, actor, reason)

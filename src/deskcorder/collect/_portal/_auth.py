@@ -39,8 +39,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from ...store import EventStore, PortalLogin, StoreError, TooManyLogins
-from ...store._people._accounts import LOGIN_TTL
+from ...store import EventStore, PortalLogin, PortalRecords, StoreError, TooManyLogins
 from .._problems import Problem, store_problem
 from .._transport import is_loopback
 from ._pages import CsrfRefused, Forbidden, LoginRequired, redirect, render
@@ -249,7 +248,8 @@ class Auth:
             except StoreError as exc:
                 raise store_problem(exc) from exc
             response = redirect(next_ or ("/admin" if account.role == "admin" else "/me"))
-            self._set_cookie(request, response, COOKIE, self._signed(token), int(LOGIN_TTL.total_seconds()))
+            self._set_cookie(request, response, COOKIE, self._signed(token),
+                             int(PortalRecords.LOGIN_TTL.total_seconds()))
             response.delete_cookie(_PRELOGIN_COOKIE, path="/login")
             return response
 

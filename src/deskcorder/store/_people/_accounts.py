@@ -331,6 +331,8 @@ def audit_actions(conn: Connection) -> list[str]:
 class PortalRecords:
     """``EventStore.portal``: the store's side of the portal, each call one control-database transaction."""
 
+    LOGIN_TTL = LOGIN_TTL  # how long a login lasts (its cookie's Max-Age too)
+
     def __init__(self, db: Callable[..., ContextManager[Connection]]):
         self._db = db
 

@@ -6,8 +6,8 @@ so that collectors and writers can each be scaled and killed independently::
     agent --HTTP--> collector x N --publish--> JetStream stream --pull--> writer x M --> EventStore
                     (stateless)                (the buffer)               (this module)  (Parquet + PostgreSQL)
 
-The collector (``deskcorder.collect._jetstream``) decodes and validates a
-batch, runs ``check_batch`` (what ``write_batch`` would refuse, answered
+The collector (``collect/_ingest.py`` with ``_publisher.py``) decodes and validates a
+batch, runs ``EventStore.check_batch`` (what ``write_batch`` would refuse, answered
 synchronously: 403, 409, or 200 duplicate for a batch already stored), then
 publishes the checked batch as an Arrow IPC stream (``wire.encode_checked``;
 LZ4-compressed, or as a last resort the request body itself, when that would
@@ -77,171 +77,23 @@ import contextlib
 import dataclasses
 import enum
 import logging
-import re
 import threading
-import time
 from typing import TYPE_CHECKING, Any, Callable
 
-from sqlalchemy.exc import SQLAlchemyError
-
+from ..store import BatchConflict, EventStore, NotPermitted, StoreError
 from ..wire import ARROW_STREAM, MSGPACK, Batch, InvalidBatch, decode_batch, decode_checked
-from ._people import _audit, _consent
-from ._db._manifest import check_sessions_owned, lookup_batch
-from ._errors import BatchConflict, InvalidInput, NotPermitted, StoreError
-from ._records import WriteResult
+from ._stream import ACK_WAIT_S, CONSUMER, STREAM, check_replicas, check_stream_name, connect_nats, ensure_consumer, \
+    ensure_stream
 
 if TYPE_CHECKING:
-    from nats.aio.client import Client
     from nats.aio.msg import Msg
-    from nats.js import JetStreamContext
 
-    from ._store import EventStore
-
-__all__ = ["STREAM", "CONSUMER", "ACK_WAIT_S", "DUPLICATE_WINDOW_S", "IngestWorker", "WorkerStats",
-           "check_batch", "check_replicas", "check_stream_name", "connect_nats", "ensure_stream", "message_id",
-           "subject_for"]
+__all__ = ["IngestWorker", "WorkerStats"]
 
 log = logging.getLogger("deskcorder.writer")
 
-STREAM = "DESKCORDER_BATCHES"
-CONSUMER = "writers"
-ACK_WAIT_S = 30.0
-DUPLICATE_WINDOW_S = 120.0  # JetStream's default; covers an agent's quick retries and double posts
 MAX_NAK_DELAY_S = 30.0
 WRITER_ACTOR = "writer"
-
-
-# -- the stream, shared by both sides ----------------------------------------------------------------
-
-_STREAM_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-
-
-def check_stream_name(stream: str) -> str:
-    if not _STREAM_NAME.match(stream):
-        raise InvalidInput(f"JetStream stream name {stream!r} must be 1-64 characters of A-Z a-z 0-9 _ - "
-                           f"(no dots: the name is also the subject prefix)", field="stream")
-    return stream
-
-
-def check_replicas(replicas: int) -> int:
-    # JetStream's own limit: a stream is kept on 1 to 5 servers.
-    if not 1 <= replicas <= 5:
-        raise InvalidInput(f"JetStream stream replicas must be 1 to 5, got {replicas} (production: 3, on a "
-                           f"3-node NATS cluster)", field="replicas")
-    return replicas
-
-
-def subject_for(stream: str, device_id: str) -> str:
-    # '.' separates subject tokens; device ids may contain dots (and '..' would be an empty token).
-    return f"{stream}.{device_id.replace('.', '_')}"
-
-
-def message_id(batch: Batch) -> str:
-    """The JetStream de-duplication id: the batch id, plus its content (see the module docstring)."""
-    return f"{batch.batch_id}:{batch.content_hash[:16]}"
-
-
-async def connect_nats(url: str, *, name: str, on_error_log_every_s: float = 30.0) -> Client:
-    """A NATS client that keeps (re)connecting forever; returns once the first connection is up.
-
-    ``pending_size=0``: while disconnected, a publish fails at once (the collector
-    answers 503) instead of sitting in a buffer past the answer it was waited for.
-    """
-    import nats
-
-    last_logged = 0.0
-
-    async def on_error(exc: Exception) -> None:
-        nonlocal last_logged
-        if time.monotonic() - last_logged >= on_error_log_every_s:
-            last_logged = time.monotonic()
-            log.warning("%s: NATS at %s: %s (retrying every second)", name, url, exc or type(exc).__name__)
-
-    async def on_disconnected() -> None:
-        log.warning("%s: disconnected from NATS at %s", name, url)
-
-    async def on_reconnected() -> None:
-        log.warning("%s: reconnected to NATS at %s", name, url)
-
-    return await nats.connect(url, name=name, connect_timeout=2, reconnect_time_wait=1, max_reconnect_attempts=-1,
-                              pending_size=0, error_cb=on_error, disconnected_cb=on_disconnected,
-                              reconnected_cb=on_reconnected)
-
-
-async def ensure_stream(js: JetStreamContext, stream: str, *, max_bytes: int = -1, replicas: int = 1,
-                        who: str = "deskcorder") -> None:
-    """Create the batch stream, or accept the one there (idempotent: every collector and writer calls it)."""
-    from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
-    from nats.js.errors import APIError, NotFoundError
-
-    config = StreamConfig(name=stream, subjects=[f"{stream}.>"], retention=RetentionPolicy.WORK_QUEUE,
-                          storage=StorageType.FILE, discard=DiscardPolicy.NEW, max_bytes=max_bytes,
-                          duplicate_window=DUPLICATE_WINDOW_S, num_replicas=replicas,
-                          description="deskcorder: acknowledged event batches waiting for a writer")
-    try:
-        await js.add_stream(config)
-        return
-    except APIError as exc:  # it exists with other settings (an operator raised max_bytes, say): keep them
-        refused = exc
-    try:
-        info = await js.stream_info(stream)
-    except NotFoundError:
-        hint = "; a single NATS server (not a cluster) takes only --replicas 1" if replicas > 1 else ""
-        raise StoreError(f"cannot create the JetStream stream {stream!r} with {replicas} replica(s): "
-                         f"{refused.description or refused}{hint}") from refused
-    if info.config.retention != RetentionPolicy.WORK_QUEUE:
-        raise StoreError(f"the JetStream stream {stream!r} exists with {info.config.retention} retention; "
-                         f"fleet mode needs workqueue retention (delete it with `nats stream rm {stream}` "
-                         f"once it is empty, or pick another --stream)")
-    existing = info.config.num_replicas or 1
-    if existing != replicas:
-        log.warning("%s: the JetStream stream %r has %d replica(s), not the %d asked for (--replicas); keeping "
-                    "it as it is (change it with `nats stream edit %s --replicas %d`)", who, stream, existing,
-                    replicas, stream, replicas)
-
-
-async def ensure_consumer(js: JetStreamContext, stream: str, ack_wait_s: float) -> float:
-    """Create (or update) the writers' durable pull consumer; returns the ack_wait in force."""
-    from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-    from nats.js.errors import BadRequestError
-
-    config = ConsumerConfig(durable_name=CONSUMER, name=CONSUMER, ack_policy=AckPolicy.EXPLICIT,
-                            deliver_policy=DeliverPolicy.ALL, ack_wait=ack_wait_s, max_deliver=-1,
-                            description="deskcorder writers: store each batch, ack after it is durable")
-    try:
-        info = await js.add_consumer(stream, config)
-    except BadRequestError as exc:  # a server that cannot update it in place: use it as it is
-        log.warning("keeping the existing consumer %r of stream %r: %s", CONSUMER, stream, exc)
-        info = await js.consumer_info(stream, CONSUMER)
-    return float(info.config.ack_wait or ack_wait_s)
-
-
-# -- the collector's synchronous check ----------------------------------------------------------------
-
-def check_batch(store: EventStore, batch: Batch) -> WriteResult | None:
-    """What ``write_batch`` would answer without writing, read-only: the collector's answer before it publishes.
-
-    Returns a duplicate ``WriteResult`` when the batch is already stored, None
-    when it may be stored; raises ``ClockAhead`` (422), ``NotPermitted`` (403),
-    ``BatchConflict`` (409) or ``StoreError`` (503) exactly as ``write_batch`` would.
-    """
-    import pyarrow.compute as pc
-
-    from ._store import _repeat
-
-    store._check_open()
-    store._check_stamps(batch)  # the same clock check as write_batch's, against this collector's clock
-    try:
-        with store._engine.connect() as conn:
-            existing = lookup_batch(conn, batch.batch_id)
-            if existing is not None:
-                return _repeat(batch, existing)
-            check_sessions_owned(conn, batch.device_id, pc.unique(batch.events.column("session_id")).to_pylist())
-            _consent.check_recording(conn, batch.device_id, batch.events.column("t_wall_ns"))
-    except SQLAlchemyError as exc:
-        raise StoreError(f"control database error while checking batch {batch.batch_id!r}: {exc}; "
-                         f"nothing was acknowledged, retry the batch") from exc
-    return None
 
 
 # -- the writer -----------------------------------------------------------------------------------
@@ -388,7 +240,7 @@ class IngestWorker:
         kind = "not_permitted" if isinstance(exc, NotPermitted) else "conflict"
         log.warning("%s: refusing acknowledged batch %s (%s): %s", self._name, batch.batch_id, kind, exc)
         try:
-            self._store.audit(f"{WRITER_ACTOR}:{self._name}", "batch.refused", _audit.device_ref(batch.device_id),
+            self._store.audit(f"{WRITER_ACTOR}:{self._name}", "batch.refused", EventStore.device_ref(batch.device_id),
                               f"an acknowledged batch could not be stored ({kind})",
                               {"batch_id": batch.batch_id, "n_events": batch.events.num_rows, "kind": kind,
                                "field": getattr(exc, "field", None), "row": getattr(exc, "row", None)})
