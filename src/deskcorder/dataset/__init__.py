@@ -21,6 +21,7 @@ from ._distributed import ENGINES, build_dataset_distributed
 from ._from_store import PSEUDONYM_KEY_FILE, build_from_store
 from ._keystrokes import KEY_CLASSES
 from ._options import FORMATS, MODES, BuildOptions
+from ._preview import build_redactions
 from ._release import RELEASE_MIN_PEOPLE
 from ._schema import (
     ACTION_KINDS,
@@ -37,4 +38,4 @@ from ._write import read_table
 __all__ = ["ACTION_KINDS", "ACTION_SCHEMA", "BuildOptions", "DatasetError", "DatasetStats", "ENGINES",
            "EPISODE_SCHEMA", "FORMATS", "KEYSTROKE_SCHEMA", "KEY_CLASSES", "MODES", "POINTER_SCHEMA",
            "PSEUDONYM_KEY_FILE", "RELEASE_ACTION_SCHEMA", "RELEASE_EPISODE_SCHEMA", "RELEASE_MIN_PEOPLE", "SPLITS",
-           "TABLES", "build_dataset", "build_dataset_distributed", "build_from_store", "read_table"]
+           "TABLES", "build_dataset", "build_dataset_distributed", "build_from_store", "build_redactions", "read_table"]

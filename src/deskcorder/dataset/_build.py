@@ -45,7 +45,7 @@ from ._typed import redact_runs
 from ._write import SPLIT_NAMES, write_dataset
 
 if TYPE_CHECKING:
-    from ..privacy._redact import Span
+    from ..privacy import Span
 
 __all__ = ["DatasetError", "DatasetStats", "build_dataset", "SPLITS"]
 

@@ -20,7 +20,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Iterable, Protocol
 
 if TYPE_CHECKING:
-    from ..privacy._redact import Span
+    from ..privacy import Span
 
 __all__ = ["TypedRedaction", "redact_runs"]
 

@@ -99,7 +99,7 @@ module documents the key file and key rotation.
 from ._dynamics import anonymise_keystrokes
 from ._dynamics_pointer import anonymise_pointer
 from ._pseudonym import Pseudonymizer, PseudonymKeyError
-from ._redact import PLACEHOLDERS, Redactor
+from ._redact import PLACEHOLDERS, Redactor, Span
 
-__all__ = ["PLACEHOLDERS", "PseudonymKeyError", "Pseudonymizer", "Redactor", "anonymise_keystrokes",
+__all__ = ["PLACEHOLDERS", "PseudonymKeyError", "Pseudonymizer", "Redactor", "Span", "anonymise_keystrokes",
            "anonymise_pointer"]

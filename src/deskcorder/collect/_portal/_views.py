@@ -295,18 +295,10 @@ def dataset_redactions(events: pa.Table, known_identifiers: Iterable[str] = ()) 
     redactor = _redactor()
     if redactor is None or events.num_rows == 0:
         return {}, {}
-    known = tuple(k for k in known_identifiers if k)
     try:
-        from ...dataset import BuildOptions
-        from ...dataset._build import _compute  # one session's part of a build, written nowhere
+        from ...dataset import build_redactions  # one session's part of a build, written nowhere
 
-        part = _compute(events, BuildOptions(), redactor, known)
-        titles: dict[str, int] = {}
-        titles_kept = set(part.actions["window_title"].drop_nulls()) | set(part.episodes["window_title"].drop_nulls())
-        for title in titles_kept:
-            for kind, n in redactor.redact_title(title, known_identifiers=known)[1].items():
-                titles[kind] = titles.get(kind, 0) + n
-        return dict(part.redactions), titles
+        return build_redactions(events, redactor, known_identifiers)
     except Exception:  # a build bug must never hide the page from its author
         return {}, {}
 
