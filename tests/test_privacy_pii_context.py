@@ -72,3 +72,15 @@ def test_a_mention_of_an_unlisted_name_in_chat_is_a_name_and_an_annotation_in_co
     for code in ("@Override public String toString()", "@Test\nvoid parses()", "@Input() name: string",
                  "@Entity @Table(name=\"orders\")", "@Autowired private Repo repo;"):
         assert found(redactor, code) == [], code
+    assert found(redactor, "public void save(@Nullable Parser parser)") == []  # inside a parameter list
+
+
+def test_a_word_is_never_cut_to_find_a_name_in_it(redactor) -> None:
+    assert found(redactor, "@base_url.setter") == []  # not "bas", a Dutch given name
+    assert found(redactor, "@poll_interval.setter") == []
+
+
+def test_irish_and_norman_apostrophe_names_are_names(redactor) -> None:
+    assert found(redactor, "Siobhan O'Brien said hi") == [("Siobhan O'Brien", "NAME")]
+    assert found(redactor, "Dear Mr. O'Neill,") == [("O'Neill", "NAME")]
+    assert found(redactor, "don't worry, I'm fine") == []

@@ -46,7 +46,7 @@ __all__ = ["find_names"]
 
 # Words: letters of any script, apostrophes and hyphens inside (O'Brien, Jean-Luc).
 # Not inside a longer token: base64 (hDkNe+Ina28ov), identifiers with digits, paths, options.
-_WORD_RE = re.compile(r"(?<![\w#$./\\+=-])[^\W\d_]+(?:['’-][^\W\d_]+)*(?![\d+/=_])")
+_WORD_RE = re.compile(r"(?<![\w#$./\\+=-])[^\W\d_]++(?:['’-][^\W\d_]++)*+(?![\d+/=_])")  # ++: base_url is no "bas"
 _CAPITALISED_RE = re.compile(r"(?:Mc|Mac|O'|O’|D'|D’)?[^\W\d_a-z][^\W\d_A-Z]+(?:-[^\W\d_a-z][^\W\d_A-Z]+)?")
 _TITLES = frozenset(
     "dr mr mrs ms miss prof herr frau mme mlle m sr sra dott dottssa pan pani sir madam monsieur madame "
@@ -181,7 +181,7 @@ def _after_cue(text: str, words: list[Word], j: int, *, needs_known: bool = Fals
     return _extend(text, words, j + 1)
 
 
-_ANY_CAPITALISED_RE = re.compile(r"(?<![\w'’-])[^\W\d_a-z][^\W\d_A-Z]")
+_ANY_CAPITALISED_RE = re.compile(r"(?<![\w'’-])(?:[^\W\d_a-z][^\W\d_A-Z]|[OD]['’][^\W\d_a-z])")  # O'Brien too
 
 
 def _nothing_to_find(text: str) -> bool:
@@ -210,7 +210,7 @@ def find_names(text: str) -> Iterator[tuple[int, int]]:
         # 5: @mention of a known given name, in any case, or of a name-shaped word as chat writes one
         if start > 0 and text[start - 1] == "@":
             if (start < 2 or not text[start - 2].isalnum()) and (
-                    word.capitalize() in GIVEN_NAMES or _name_shaped(word) and _mention_in_chat(text, end)):
+                    word.capitalize() in GIVEN_NAMES or _name_shaped(word) and _mention_in_chat(text, start, end)):
                 yield start, end
             i += 1
             continue
@@ -334,9 +334,12 @@ _CODE_AFTER_RE = re.compile(
 )
 
 
-def _mention_in_chat(text: str, end: int) -> bool:
+def _mention_in_chat(text: str, start: int, end: int) -> bool:
     """``@Bekim any news?``: a mention is followed by a sentence or punctuation, an annotation by code or
-    nothing (``@Override`` on its own line, ``@Input()``)."""
+    nothing (``@Override`` on its own line, ``@Input()``) or sits inside parentheses (``f(@Nullable T t)``)."""
+    before = text[:start]
+    if before.count("(") > before.count(")"):
+        return False
     after = text[end:end + 12]
     if not after or after[0] in "(\n.=":
         return False
