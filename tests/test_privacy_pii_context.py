@@ -37,6 +37,8 @@ def test_names_in_no_list_are_found_by_the_words_around_them(redactor, text, nam
 @pytest.mark.parametrize("text", [
     "met Product Marketing about the launch", "Docker Desktop will restart now", "Visual Studio Code | Slack",
     "Acme Corp | Slack", "Install Docker Desktop first", "Meeting with Design Review - Calendar",
+    "Defer And Stream Directives Are Used", "Generic exception when dealing with Inference Endpoints",
+    "Column and Index Locations and Names", "the download from Xet Storage fails",
 ])
 def test_capitalised_workplace_words_in_the_same_places_are_no_names(redactor, text) -> None:
     assert found(redactor, text) == []

@@ -90,7 +90,8 @@ _NOT_SURNAME_FIRST = frozenset(
     "august september october november december".split()
 )
 # Rule 6. Words after which capitalised words are a person: met Ayoka Iyanda, 1:1 with ..., spoke to ...
-_INTRODUCING = frozenset("with met meet meeting spoke talked to by from mit avec con und and".split())
+# Typed in lower case: "Defer And Stream Directives" is a Title-Case heading, not "and" before a person.
+_INTRODUCING = frozenset("with met meet meeting spoke talked to by from mit avec con".split())
 # Labels (followed by ":") whose value is a person.
 _LABELS = frozenset(
     "owner assignee assigned reviewer reviewers author contact candidate interviewer interviewee attendee "
@@ -123,8 +124,14 @@ _WORK_WORDS = frozenset(
     "security infra infrastructure analytics research pipeline build deploy ci cd test tests qa prod staging "
     "windows linux ubuntu android chrome firefox safari edge terminal editor browser pull request merge "
     "project projects product products design team data board "
-    "corp corporation inc ltd llc gmbh ag plc co company group labs holdings bank university".split()  # companies
+    "corp corporation inc ltd llc gmbh ag plc co company group labs holdings bank university "  # companies
+    "storage provider providers format formats endpoint endpoints inference hub index engine service services "
+    "network framework library toolkit gateway cluster database computing directive directives types unions "
+    "enterprise edition studio suite console portal module plugin extension driver runtime kernel".split()
 )
+# Endings of English nouns and adjectives that names hardly have (Index Locations, Statistical Methods...).
+# Not -ence/-ance (Florence, Constance), -ory (Rory, Gregory), -ive (Olive), -ings (Jennings, Hastings).
+_WORD_ENDINGS = ("tion", "sion", "ment", "ness", "ity", "ics", "ical", "ous", "ible", "ware", "ism", "ology")
 _CUES = _TITLES | _GREETINGS | _ADDRESSING
 _SENTENCE_END = ".!?:\n"
 _MAX_NAME_WORDS = 4
@@ -281,6 +288,7 @@ def _name_shaped(word: str) -> bool:
     """A capitalised word that could be an unlisted name: no common, workplace or cue word."""
     lower = word.lower()
     return (_capitalised(word) and lower not in COMMON_WORDS and lower not in _WORK_WORDS
+            and not lower.endswith(_WORD_ENDINGS)
             and lower not in _NOT_NAMES and lower not in _PLACE_PREFIXES and lower not in _CUES
             and lower not in _INTRODUCING)
 
@@ -313,11 +321,11 @@ def _by_context(text: str, words: list[Word]) -> Iterator[tuple[int, int]]:
         start, end = words[i][0], words[j - 1][1]
         many = j - i >= 2
         before = text[:start]
-        prev = words[i - 1][2].lower() if i > 0 else ""
+        prev = words[i - 1][2] if i > 0 else ""  # as typed: cues are lower-case words
         gap = _gap(text, words, i) if i > 0 else ""
         found = (
             many and prev in _INTRODUCING and gap == " "
-            or prev in _LABELS and gap.strip() == ":" and (many or words[i][2] in GIVEN_NAMES)
+            or prev.lower() in _LABELS and gap.strip() == ":" and (many or words[i][2] in GIVEN_NAMES)
             or many and _PERSON_AFTER_RE.match(text, end) is not None
             or _SAYING_RE.match(text, end) is not None and (many or _sentence_start(text, start))
             or many and chat_title and _whole_segment(text, start, end)
