@@ -8,12 +8,16 @@ and the admin console show. A dataset ends the episode at a gap.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from deskcorder._xsession import XSession
 from deskcorder.capture import LOSS_REASONS, RawEvent, RecordingStatus, Spool
 from deskcorder.capture._gate import Gate
 from deskcorder.capture._queue import EventQueue
@@ -21,9 +25,13 @@ from deskcorder.capture._writer import Writer
 from deskcorder.dataset import read_table
 from deskcorder.events import EventKind, InvalidEvents, columns_to_table, events_to_columns
 from deskcorder.policy import parse_policy
+from deskcorder.store import EventStore
 from deskcorder.wire import JSON, decode_batch, encode_batch
 
-from .helpers import ALLOW_ALL_POLICY
+from .capture_rig import ALLOW_ALL, Desk, terminal, wait_for
+from .capture_rig import xs  # noqa: F401  (a fixture: Xvfb + openbox, $DISPLAY set for pynput)
+from .helpers import ALLOW_ALL_POLICY, TEST_ACTOR, admin_headers, start_collector
+from .test_portal_auth import log_in
 
 KEY = RawEvent(EventKind.KEY_DOWN, key="a", char="a")
 FOCUS = RawEvent(EventKind.FOCUS, app_class="XTerm", app_process="xterm", window_title="notes")
@@ -166,3 +174,63 @@ def test_a_dataset_ends_the_episode_at_a_gap_and_no_action_spans_it(tmp_path: Pa
     assert [(e["start_reason"], e["event_seq_last"]) for e in episodes] == [("session_start", gap),
                                                                             ("gap", after[-1] + 1)]
 
+
+# -- on a real desk, up to the collector and the dataset -------------------------------------------
+
+BURST = 400  # keys typed at once: 800 events, against a queue of 16 drained once a second
+AFTER = "done"  # typed once the writer caught up
+ADMIN, ADMIN_PASSWORD = "losses-admin", "a long admin password for the losses test"
+
+
+@pytest.mark.x11
+def test_a_queue_overflow_on_a_real_desk_is_counted_by_the_collector_and_marked_in_the_stored_events(
+        xs: XSession, tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    with start_collector(data_dir) as url:
+        desk = Desk(data_dir, url)
+        desk.set_policy(ALLOW_ALL)
+        desk.add_employee("overflow")
+        desk.consent("overflow", "give")
+        with EventStore(data_dir) as store:
+            store.portal.set_password(ADMIN, ADMIN_PASSWORD, role="admin", actor=TEST_ACTOR)
+        xs.activate(terminal(xs, "OverflowTerm", "overflow"))
+        with desk.agent(tmp_path / "agent", "overflow", queue_max_events=16, flush_interval_s=1.0) as agent:
+            wait_for(lambda: agent.stats()["recording"], "the agent recording")
+            xs.xdotool("type", "--delay", "1", "x" * BURST)
+            time.sleep(1.5)  # the writer drains the queue: what follows is recorded again
+            xs.xdotool("type", "--delay", "20", AFTER)
+            time.sleep(0.5)
+        lost = agent.stats()["lost"]
+        device_id = agent.device_id
+        assert lost["queue_full"] > 0 and lost["spool_unavailable"] == lost["callback_error"] == 0
+
+        # In the stored events: gaps where the keys went missing, numbered like every event.
+        events = desk.stored(device_id)
+        assert [e["seq"] for e in events] == list(range(len(events)))
+        gaps = [e for e in events if e["kind"] == "gap"]
+        assert gaps and {g["reason"] for g in gaps} == {"queue_full"}
+        assert sum(g["lost"] for g in gaps) == lost["queue_full"]
+        keys = sum(e["kind"] in ("key_down", "key_up") for e in events)
+        typed = 2 * (BURST + len(AFTER))
+        assert typed <= keys + lost["queue_full"] <= typed + 2  # (+ a FOCUS lost in the burst, at most)
+        assert "".join(e["char"] for e in events if e["kind"] == "key_down")[-len(AFTER):] == AFTER
+        print(f"\n{typed} key events typed: {keys} recorded, {lost['queue_full']} lost in {len(gaps)} gaps")
+
+        # At the collector: per device, in the admin API, `deskcorder device list` and the admin console.
+        rows = httpx.get(f"{url}/v1/devices", headers=admin_headers(data_dir), timeout=10).json()
+        (row,) = [r for r in rows if r["device_id"] == device_id]
+        assert row["lost"] == lost
+        listing = subprocess.run([sys.executable, "-m", "deskcorder", "device", "list", "--data-dir", str(data_dir)],
+                                 capture_output=True, text=True, check=True).stdout
+        (line,) = [line for line in listing.splitlines() if line.startswith(device_id)]
+        assert f"{lost['queue_full']} (queue_full={lost['queue_full']})" in line
+        assert listing.splitlines()[0].split()[-2:] == ["lost", "last_seen"]
+        console = log_in(url, ADMIN, ADMIN_PASSWORD).get("/admin").text
+        assert f'<td class="lost">{lost["queue_full"]} (queue_full {lost["queue_full"]})</td>' in console
+
+    # The dataset ends an episode at each gap: no action spans missing input.
+    out = tmp_path / "dataset"
+    subprocess.run([sys.executable, "-m", "deskcorder", "dataset", "build", "--data-dir", str(data_dir),
+                    "--out", str(out)], check=True, capture_output=True)
+    reasons = [e["start_reason"] for e in read_table(out, "episodes").to_pylist()]
+    assert reasons[0] == "session_start" and "gap" in reasons

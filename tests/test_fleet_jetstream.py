@@ -561,3 +561,45 @@ def test_decode_checked_reads_back_what_encode_checked_wrote_and_refuses_anythin
     with pytest.raises(InvalidBatch) as refused:
         decode_checked(encode_checked(dataclasses.replace(batch, events=batch.events.drop_columns(["reason"]))))
     assert refused.value.field == "events"
+
+
+def test_gap_events_travel_through_the_fleet_and_the_writer_counts_them_for_the_device_once(
+        tmp_path: Path, nats_url: str, stream: str, pg_url: str) -> None:
+    data_dir = tmp_path / "data"
+    with EventStore(data_dir, database_url=pg_url) as store:
+        enrol(store, "gina", "fleet-device-g")
+
+    def with_gap(start: int, reason: str, lost: int) -> list[Event]:
+        t = (start + 10) * 5_000_000
+        gap = Event("session-g", start + 10, t, MIDNIGHT + t, EventKind.GAP, reason=reason, lost=lost)
+        return make_events("session-g", start, 10) + [gap] + make_events("session-g", start + 11, 9)
+
+    proc, url = start_fleet_collector(data_dir, nats_url, stream, "--database-url", pg_url)
+    writer = None
+    try:
+        with httpx.Client(timeout=10) as client:
+            first = body("batch-gap-0001", "fleet-device-g", with_gap(0, "queue_full", 37))
+            assert post(client, url, first).status_code == 200
+            assert post(client, url, first).json()["duplicate"]  # a retry: counted once
+            assert post(client, url, body("batch-gap-0002", "fleet-device-g",
+                                          with_gap(20, "callback_error", 2))).status_code == 200
+            # An agent from before gap events sends no `lost` column at all: still accepted.
+            older = {k: v for k, v in events_to_columns(make_events("session-g", 40, 5)).items() if k != "lost"}
+            assert post(client, url, encode_batch("batch-gap-0003", "fleet-device-g", older)).status_code == 200
+            bad = post(client, url, body("batch-gap-0004", "fleet-device-g", with_gap(45, "solar_flare", 1)))
+            assert bad.status_code == 422 and (bad.json()["field"], bad.json()["row"]) == ("events.reason", 10)
+        writer = Writer(data_dir, pg_url, nats_url, stream)
+        deadline = time.monotonic() + 20
+        while stream_state(nats_url, stream)["messages"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        with EventStore(data_dir, database_url=pg_url) as store:
+            (device,) = store.devices()
+            events = store.read_events(**READ)
+        assert device.lost == {"queue_full": 37, "spool_unavailable": 0, "callback_error": 2}
+        assert events["seq"].to_pylist() == list(range(45))
+        assert [(e["seq"], e["reason"], e["lost"]) for e in events.to_pylist() if e["kind"] == "gap"] == [
+            (10, "queue_full", 37), (30, "callback_error", 2)]
+    finally:
+        _stop(proc)
+        if writer is not None:
+            writer.stop()

@@ -40,7 +40,8 @@ def token(
 
 @app.command("list")
 def list_(data_dir: Path = DATA_DIR, database_url: str | None = DATABASE_URL) -> None:
-    """List devices: owner, enrolment state (enrolled, revoked, not enrolled) and what they uploaded."""
+    """List devices: owner, enrolment state (enrolled, revoked, not enrolled), what they uploaded and what their
+    agent lost (events it could not keep, by reason; each loss is also a gap event in the stored session)."""
     with open_store(data_dir, database_url) as store:
         handles = {e.employee_id: e.handle for e in store.employees()}
         credentials = store.device_credentials()
@@ -50,14 +51,20 @@ def list_(data_dir: Path = DATA_DIR, database_url: str | None = DATABASE_URL) ->
             state = ("not enrolled" if cred is None else
                      f"revoked {cred.revoked_at:%Y-%m-%d %H:%M}" if cred.revoked_at else "enrolled")
             rows.append((d.device_id, handles.get(d.employee_id, d.employee_id), d.hostname, state,
-                         str(d.n_events), f"{d.last_seen:%Y-%m-%d %H:%M}" if d.last_seen else "-"))
+                         str(d.n_events), _lost(d.lost), f"{d.last_seen:%Y-%m-%d %H:%M}" if d.last_seen else "-"))
     if not rows:
         typer.echo("no devices yet; issue a token with: deskcorder device token --employee HANDLE")
         return
-    header = ("device_id", "employee", "hostname", "state", "events", "last_seen")
+    header = ("device_id", "employee", "hostname", "state", "events", "lost", "last_seen")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         typer.echo("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+
+
+def _lost(lost: dict[str, int]) -> str:
+    """``0``, or the total and its reasons as the agent's own stop line says them: ``12 (queue_full=12)``."""
+    total = sum(lost.values())
+    return f"{total} ({','.join(f'{k}={v}' for k, v in lost.items() if v)})" if total else "0"
 
 
 @app.command("revoke")

@@ -128,7 +128,7 @@ def create_app(store: EventStore, *, max_body_bytes: int = MAX_BODY_BYTES,
         # Hostnames are personal data and no API client needs them: left out (the admin console shows them).
         return [{"device_id": d.device_id, "employee_id": d.employee_id, "registered_at": d.registered_at.isoformat(),
                  "first_seen": _iso(d.first_seen), "last_seen": _iso(d.last_seen), "n_batches": d.n_batches,
-                 "n_events": d.n_events} for d in _listing(store.devices)]
+                 "n_events": d.n_events, "lost": d.lost} for d in _listing(store.devices)]
 
     return app
 

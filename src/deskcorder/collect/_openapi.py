@@ -85,6 +85,7 @@ class DeviceRow(_Answer):
     last_seen: str | None
     n_batches: int
     n_events: int
+    lost: dict[str, int]  # events its agent lost, by reason (queue_full, spool_unavailable, callback_error)
 
 
 class Enrolled(_Answer):

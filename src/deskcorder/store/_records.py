@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
+from ..events import LOSS_REASONS
 from ..policy import Policy
 
 __all__ = ["WriteResult", "SessionInfo", "DeviceInfo", "EmployeeInfo", "ConsentRecord", "PolicyRecord",
@@ -38,6 +39,9 @@ class DeviceInfo:
     employee_id: str
     hostname: str
     registered_at: dt.datetime
+    # Events its agent lost, by reason (every LOSS_REASONS entry, 0 when none), since it was registered:
+    # counted from the GAP events of the batches stored; retention does not subtract them.
+    lost: dict[str, int] = dataclasses.field(default_factory=lambda: dict.fromkeys(LOSS_REASONS, 0))
 
 
 @dataclasses.dataclass(frozen=True)

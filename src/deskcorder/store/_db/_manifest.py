@@ -17,6 +17,7 @@ from sqlalchemy import Connection, bindparam, case, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .._errors import BatchConflict, NotPermitted
+from ._losses import count_losses
 from ._tables import batches, devices, employees, file_sessions, sessions
 
 __all__ = ["ManifestEntry", "lookup_batch", "commit_batch", "check_sessions_owned",
@@ -96,6 +97,7 @@ def commit_batch(conn: Connection, *, batch_id: str, device_id: str, content_has
     if conn.execute(update_device, {"d_id": device_id, "now": received_at, "n": n}).rowcount != 1:
         raise NotPermitted(f"device {device_id!r} is no longer registered to an employee who can be recorded "
                            f"(erased meanwhile); the batch was not stored", field="device_id")
+    count_losses(conn, device_id, events)
     conn.execute(batches.insert(), {"batch_id": batch_id, "device_id": device_id, "content_hash": content_hash,
                                     "n_events": n, "received_at": received_at,
                                     "files": [p.path for p in parts]})

@@ -30,6 +30,8 @@ from sqlalchemy import (
     Text,
 )
 
+from ...events import LOSS_REASONS
+
 __all__ = ["metadata", "employees", "employee_keys", "devices", "sessions", "batches", "file_sessions",
            "consents", "policies", "audit_log", "audit_head", "portal_accounts", "portal_logins",
            "recording_pauses", "device_credentials", "enrolment_tokens", "store_settings", "device_rate_limits", "login_failures"]
@@ -74,6 +76,8 @@ devices = Table(
     Column("last_seen", DateTime(timezone=True), nullable=True),
     Column("n_batches", BigInteger, nullable=False),
     Column("n_events", BigInteger, nullable=False),  # events stored now (retention subtracts)
+    # Events its agent lost, by deskcorder.events.LOSS_REASONS: the GAP events stored, added up (_losses.py).
+    *(Column(f"lost_{reason}", BigInteger, nullable=False, server_default="0") for reason in LOSS_REASONS),
 )
 
 sessions = Table(

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, select, update
 from ...wire import batch_json_schema
 from . import _audit
 from .._db._engine import as_utc
+from .._db._losses import device_losses
 from .._errors import Conflict, InvalidInput, NotFound, StoreError
 from .._events._keys import KeyWrapper, new_data_key, new_key_id
 from .._records import DeviceInfo, EmployeeInfo
@@ -98,7 +99,7 @@ def unwrap_key(wrapper: KeyWrapper, key: DataKey) -> bytes:
 def _device(row: Any) -> DeviceInfo:
     return DeviceInfo(row.device_id, as_utc(row.first_seen) if row.first_seen else None,
                       as_utc(row.last_seen) if row.last_seen else None, row.n_batches, row.n_events,
-                      row.employee_id, row.hostname, as_utc(row.registered_at))
+                      row.employee_id, row.hostname, as_utc(row.registered_at), device_losses(row))
 
 
 def device_info(conn: Connection, device_id: str) -> DeviceInfo | None:
