@@ -89,8 +89,8 @@ What it misses, measured there or known:
   capitalised pairs after ``with``/``met`` that are neither common English
   nor workplace words (``with Apache Arrow``: on 124,000 comment and
   docstring lines of installed Python packages the context rules add 4
-  finds to the list rules', 3 of them people), user names typed after a command that prompts
-  for none (``sudo`` with cached credentials).
+  finds to those of the list rules, 3 of them people), user names typed
+  after a command that prompts for none (``sudo`` with cached credentials).
 
 Detectors fail closed: a bug replaces the whole text with ``<REDACTED>``.
 
