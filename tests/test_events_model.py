@@ -101,4 +101,5 @@ def test_saved_schema_file_matches_the_model_and_accepts_real_batches() -> None:
 
 
 def test_public_api_is_small_and_deliberate() -> None:
-    assert sorted(deskcorder.__all__) == ["EVENT_SCHEMA", "Event", "EventKind", "InvalidEvents", "__version__"]
+    assert sorted(deskcorder.__all__) == ["DeskcorderError", "EVENT_SCHEMA", "Event", "EventKind", "InvalidEvents",
+                                          "__version__"]

@@ -39,6 +39,7 @@ import uvicorn
 from rich.console import Console
 from rich.progress import Progress
 
+from ._errors import DeskcorderError
 from ._xsession import XSession
 from .capture import CREDENTIAL_FILE, Agent, AgentConfig
 from .collect import create_app
@@ -73,7 +74,7 @@ title_include = [".*"]
 """
 
 
-class DemoDeclined(RuntimeError):
+class DemoDeclined(DeskcorderError, RuntimeError):
     """The person asked to be recorded live said no."""
 
 

@@ -14,10 +14,12 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from ._errors import DeskcorderError
+
 __all__ = ["XSession", "XSessionError"]
 
 
-class XSessionError(RuntimeError):
+class XSessionError(DeskcorderError, RuntimeError):
     pass
 
 

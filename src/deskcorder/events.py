@@ -24,6 +24,8 @@ from typing import Any, Iterable, Mapping
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ._errors import DeskcorderError
+
 __all__ = [
     "Event",
     "EventKind",
@@ -143,7 +145,7 @@ _MAX_ABS_COORD = 1_000_000
 _SIZES = ("screen_width", "screen_height", "window_width", "window_height")
 
 
-class InvalidEvents(ValueError):
+class InvalidEvents(DeskcorderError, ValueError):
     """A batch of events breaks the schema. ``field`` and ``row`` locate the first problem."""
 
     def __init__(self, message: str, *, field: str | None = None, row: int | None = None):

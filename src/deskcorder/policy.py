@@ -53,13 +53,15 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ._errors import DeskcorderError
+
 __all__ = ["AppRule", "Hours", "Policy", "PolicyError", "check_policy", "consent_lines", "consent_text",
            "parse_policy"]
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
-class PolicyError(ValueError):
+class PolicyError(DeskcorderError, ValueError):
     """A policy document is invalid; the message names the offending setting."""
 
 

@@ -44,6 +44,7 @@ from typing import Any, Mapping
 import msgpack
 import pyarrow as pa
 
+from ._errors import DeskcorderError
 from .events import (EVENT_SCHEMA, FIELD_NAMES, MAX_EVENTS_PER_BATCH, InvalidEvents, _check_values,
                      columns_to_table, printable_name)
 
@@ -70,7 +71,7 @@ _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')  # a JSON string, escape
 _STRINGS_AHEAD = re.compile(rb'(?:[^"]*+"[^"\\]*+(?:\\.[^"\\]*+)*+"){1,4096}+')
 
 
-class InvalidBatch(ValueError):
+class InvalidBatch(DeskcorderError, ValueError):
     """The request body is not a valid batch; the message says which part and why."""
 
     def __init__(self, message: str, *, field: str | None = None, row: int | None = None):

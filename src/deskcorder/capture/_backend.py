@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import NamedTuple, Protocol
 
+from .._errors import DeskcorderError
 from ..events import FIELD_NAMES, LOSS_REASONS, EventKind
 
 __all__ = ["CaptureBackend", "CaptureUnavailable", "EventSink", "RawEvent", "LOSS_REASONS"]
@@ -19,7 +20,7 @@ __all__ = ["CaptureBackend", "CaptureUnavailable", "EventSink", "RawEvent", "LOS
 # ``Agent.stats()["lost"]`` and written into the stream as a GAP event where it happened.
 
 
-class CaptureUnavailable(RuntimeError):
+class CaptureUnavailable(DeskcorderError, RuntimeError):
     """This machine cannot capture input; the message says what is missing and how to fix it."""
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from .._errors import DeskcorderError
+
 __all__ = ["AgentError", "DeviceRefused"]
 
 
-class AgentError(RuntimeError):
+class AgentError(DeskcorderError, RuntimeError):
     """The agent cannot start or go on with this configuration; the message says what to change."""
 
 

@@ -63,6 +63,7 @@ from typing import Any, Iterator, Mapping
 import msgpack
 import pyarrow as pa
 
+from .._errors import DeskcorderError
 from ..events import FIELD_NAMES, EVENT_SCHEMA
 from ._private import private_file
 
@@ -99,7 +100,7 @@ CREATE TABLE IF NOT EXISTS dead_letter (
 """
 
 
-class SpoolError(RuntimeError):
+class SpoolError(DeskcorderError, RuntimeError):
     """The spool file cannot be used; the message names the file and what to do."""
 
 

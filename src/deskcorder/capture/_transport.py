@@ -12,6 +12,8 @@ from typing import Callable, Mapping, Protocol
 
 import httpx
 
+from .._errors import DeskcorderError
+
 __all__ = ["Response", "Transport", "TransportError", "HttpTransport", "HandlerTransport"]
 
 
@@ -22,7 +24,7 @@ class Response:
     body: bytes = b""
 
 
-class TransportError(Exception):
+class TransportError(DeskcorderError):
     """No HTTP answer at all (refused, reset, timed out): the batch may or may not have arrived."""
 
 

@@ -32,4 +32,13 @@ app.add_typer(portal.app, name="portal")
 
 
 def main() -> None:
-    app()
+    """The ``deskcorder`` command. A ``DeskcorderError`` that no command turned into its own message ends here, once:
+    ``error: <what was wrong and how to fix it>`` on one line, exit status 2 (as ``fail`` does), no traceback."""
+    from .._errors import DeskcorderError
+
+    try:
+        app()
+    except DeskcorderError as exc:
+        message = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        typer.echo(f"error: {message or type(exc).__name__}", err=True)
+        raise SystemExit(2) from None

@@ -33,6 +33,7 @@ import polars as pl
 import pyarrow as pa
 from rich.progress import Progress
 
+from .._errors import DeskcorderError
 from .. import __version__
 from ._episodes import episode_id, episodes_frame, prepare
 from ._keystrokes import KeyTimer, keystrokes_frame
@@ -54,7 +55,7 @@ SPLITS: tuple[tuple[str, float], ...] = (("train", 0.8), ("validation", 0.1), ("
 assert tuple(name for name, _ in SPLITS) == SPLIT_NAMES  # the files written per split
 
 
-class DatasetError(RuntimeError):
+class DatasetError(DeskcorderError, RuntimeError):
     """The dataset cannot be built as asked; the message says what to change."""
 
 

@@ -50,6 +50,10 @@ def build_from_store(store: EventStore, out: Path | str, *, actor: str, purpose:
         raise DatasetError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
     if engine == "local" and (scheduler_address is not None or workers is not None):
         raise DatasetError("--scheduler and --workers are for --engine dask")
+    # The key first: a key file that cannot be used (open to other users, malformed) must stop the build
+    # before it has read, and so audited, any event.
+    pseudonymizer = (Pseudonymizer.from_file(store.data_dir / PSEUDONYM_KEY_FILE) if stable
+                     else Pseudonymizer.generate())
     console = console or Console(stderr=True)
     out = Path(out).expanduser().resolve()
     with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
@@ -70,8 +74,7 @@ def build_from_store(store: EventStore, out: Path | str, *, actor: str, purpose:
         build = functools.partial(build_dataset_distributed, **distributed) if engine == "dask" else build_dataset
         stats = build(
             events, out, options,
-            pseudonymizer=Pseudonymizer.from_file(store.data_dir / PSEUDONYM_KEY_FILE) if stable
-            else Pseudonymizer.generate(),
+            pseudonymizer=pseudonymizer,
             device_to_employee={d.device_id: d.employee_id for d in devices},
             known_identifiers=[d.hostname for d in devices] + [e.handle for e in store.employees()],
             provenance=provenance, overwrite=overwrite, progress=progress)

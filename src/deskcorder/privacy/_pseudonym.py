@@ -42,6 +42,8 @@ import secrets
 import stat
 from pathlib import Path
 
+from .._errors import DeskcorderError
+
 __all__ = ["KIND_PREFIXES", "PseudonymKeyError", "Pseudonymizer"]
 
 KEY_BYTES = 32
@@ -51,7 +53,7 @@ KIND_PREFIXES = {"person": "p", "device": "d", "session": "s", "host": "h", "use
 _KIND_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 
-class PseudonymKeyError(Exception):
+class PseudonymKeyError(DeskcorderError):
     """The pseudonym key file is unreadable, malformed or readable by other users."""
 
 

@@ -1,4 +1,5 @@
-"""Store errors. ``StoreError`` is the base; callers that only need "did it work" catch that.
+"""Store errors. ``StoreError`` is the base (a ``deskcorder.DeskcorderError``); callers that only need "did it work"
+catch that.
 
     StoreError           the store cannot do what was asked (database unreachable or busy, file missing)
     ├── NotFound         no such employee (or device); the message names the command that creates one
@@ -19,11 +20,13 @@ message on one line and exits with status 2.
 
 from __future__ import annotations
 
+from .._errors import DeskcorderError
+
 __all__ = ["StoreError", "NotFound", "InvalidInput", "ClockAhead", "Conflict", "BatchConflict", "NotAuthenticated", "NotPermitted",
            "DeviceRevoked", "TamperedData", "TooManyLogins"]
 
 
-class StoreError(Exception):
+class StoreError(DeskcorderError):
     """The store could not complete the operation; the message says what and what to do."""
 
 
