@@ -3,15 +3,16 @@
 Devices are registered to employees who consented (``helpers.enrol``): device-0001 is
 alice's, device-0002 bob's. Events are stamped from tomorrow 00:00 UTC on, after that consent.
 
-Every test runs on SQLite; the same tests run on PostgreSQL too when a driver
-(psycopg) and a server (DESKCORDER_TEST_POSTGRES, default postgresql://postgres@127.0.0.1:5432) are there.
+Every test runs on each storage backend: the event files on local disk and in an object store
+(S3 over HTTP: moto's server, ``s3_rig.py``), with the control database on SQLite and on PostgreSQL when a
+driver (psycopg) and a server (DESKCORDER_TEST_POSTGRES, default postgresql://postgres@127.0.0.1:5432) are
+there. The tests look at the files only through ``store.files``, the interface both backends implement.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
 import uuid
 from pathlib import Path
 from typing import Callable, Iterator
@@ -26,6 +27,7 @@ from deskcorder.store import BatchConflict, EventStore, StoreError, WriteResult
 from deskcorder.wire import MSGPACK, Batch, decode_batch, encode_batch
 
 from .helpers import READ, decrypted_file, enrol, next_utc_midnight_ns
+from .s3_rig import s3_bucket_url, s3_endpoint  # noqa: F401  (fixtures: the object-store backend)
 
 NS = 1_000_000_000
 MIDNIGHT = next_utc_midnight_ns()  # tomorrow 00:00 UTC
@@ -52,6 +54,13 @@ def make_events(session: str, start_seq: int, n: int, t_wall0: int, step_ns: int
 
 def make_batch(batch_id: str, events: list[Event], device_id: str = "device-0001") -> Batch:
     return decode_batch(encode_batch(batch_id, device_id, events_to_columns(events)), MSGPACK)
+
+
+def parquet_of(events: list[Event]) -> bytes:
+    """Plain (unsealed) Parquet of some events: what a foreign or half-finished writer could leave."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pydict(events_to_columns(events), schema=EVENT_SCHEMA), sink)
+    return sink.getvalue().to_pybytes()
 
 
 def expected_table(events: list[Event], device_id: str = "device-0001") -> pa.Table:
@@ -99,12 +108,19 @@ def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
         gen.close()
 
 
+@pytest.fixture(params=["local-disk", "object-store"])
+def events_url(request: pytest.FixtureRequest) -> str | None:
+    """Where the event files go: None, the data dir's events/ on local disk; else a fresh S3 bucket."""
+    return None if request.param == "local-disk" else request.getfixturevalue("s3_bucket_url")
+
+
 @pytest.fixture
-def open_store(tmp_path: Path, database_url: str | None) -> Iterator[Callable[[], EventStore]]:
+def open_store(tmp_path: Path, database_url: str | None,
+               events_url: str | None) -> Iterator[Callable[[], EventStore]]:
     opened: list[EventStore] = []
 
     def open_() -> EventStore:
-        store = EventStore(tmp_path / "data", database_url=database_url)
+        store = EventStore(tmp_path / "data", database_url=database_url, events_url=events_url)
         opened.append(store)
         enrol(store, "alice", "device-0001")
         enrol(store, "bob", "device-0002")
@@ -115,8 +131,13 @@ def open_store(tmp_path: Path, database_url: str | None) -> Iterator[Callable[[]
         store.close()
 
 
-def stored_files(data_dir: Path) -> list[str]:
-    return sorted(str(p.relative_to(data_dir)) for p in (data_dir / "events").rglob("*.parquet"))
+def stored_files(store: EventStore) -> list[str]:
+    """The keys of the store's event files (``events/date=.../device=.../....parquet``), on either backend."""
+    return [f.key for f in store.files.list("events") if f.key.endswith(".parquet")]
+
+
+def file_bytes(store: EventStore) -> dict[str, bytes]:
+    return {key: store.files.get(key) for key in stored_files(store)}
 
 
 def test_batches_read_back_whole_after_reopening_from_disk(open_store: Callable[[], EventStore]) -> None:
@@ -160,27 +181,26 @@ def test_all_events_read_back_sorted_by_session_then_seq(open_store: Callable[[]
     assert {s.session_id: s.n_events for s in store.sessions()} == {"sess-0": 10, "sess-a": 200}
 
 
-def test_repeated_batch_is_stored_once(open_store: Callable[[], EventStore], tmp_path: Path) -> None:
+def test_repeated_batch_is_stored_once(open_store: Callable[[], EventStore]) -> None:
     events = make_events("sess-a", 0, 100, MIDNIGHT)
     store = open_store()
     assert store.write_batch(make_batch("batch-0001", events)) == WriteResult("batch-0001", 100, False)
-    files = {f: (tmp_path / "data" / f).read_bytes() for f in stored_files(tmp_path / "data")}
+    files = file_bytes(store)
     assert store.write_batch(make_batch("batch-0001", events)) == WriteResult("batch-0001", 0, True)
-    assert {f: (tmp_path / "data" / f).read_bytes() for f in stored_files(tmp_path / "data")} == files
+    assert file_bytes(store) == files
     assert [(d.n_batches, d.n_events) for d in store.devices()] == [(1, 100), (0, 0)]
     assert store.read_events(**READ).equals(expected_table(events))
 
 
-def test_batch_id_reused_with_other_content_is_refused_and_original_kept(
-        open_store: Callable[[], EventStore], tmp_path: Path) -> None:
+def test_batch_id_reused_with_other_content_is_refused_and_original_kept(open_store: Callable[[], EventStore]) -> None:
     original = make_events("sess-a", 0, 100, MIDNIGHT)
     store = open_store()
     store.write_batch(make_batch("batch-0001", original))
-    files = {f: (tmp_path / "data" / f).read_bytes() for f in stored_files(tmp_path / "data")}
+    files = file_bytes(store)
     with pytest.raises(BatchConflict, match="batch-0001.*different content") as info:
         store.write_batch(make_batch("batch-0001", make_events("sess-a", 0, 99, MIDNIGHT)))
     assert info.value.field == "batch_id"
-    assert {f: (tmp_path / "data" / f).read_bytes() for f in stored_files(tmp_path / "data")} == files
+    assert file_bytes(store) == files
     assert store.read_events(**READ).equals(expected_table(original))
 
 
@@ -194,13 +214,12 @@ def test_session_of_another_device_is_refused(open_store: Callable[[], EventStor
     assert [(d.device_id, d.n_events) for d in store.devices()] == [("device-0001", 10), ("device-0002", 0)]
 
 
-def test_batch_straddling_midnight_lands_in_two_date_partitions(
-        open_store: Callable[[], EventStore], tmp_path: Path) -> None:
+def test_batch_straddling_midnight_lands_in_two_date_partitions(open_store: Callable[[], EventStore]) -> None:
     # 100 events, 10 ms apart, the first 50 before 00:00 UTC tomorrow.
     events = make_events("sess-night", 0, 100, MIDNIGHT - 50 * 10_000_000, step_ns=10_000_000)
     store = open_store()
     store.write_batch(make_batch("batch-night", events))
-    files = stored_files(tmp_path / "data")
+    files = stored_files(store)
     assert [f.split("/")[:3] for f in files] == [
         ["events", f"date={DAY - dt.timedelta(days=1)}", "device=device-0001"],
         ["events", f"date={DAY}", "device=device-0001"]]
@@ -212,12 +231,11 @@ def test_batch_straddling_midnight_lands_in_two_date_partitions(
     assert open_store().read_events(**READ).equals(expected_table(events))
 
 
-def test_files_are_zstd_compressed_encoded_for_size_and_sorted(
-        open_store: Callable[[], EventStore], tmp_path: Path) -> None:
+def test_files_are_zstd_compressed_encoded_for_size_and_sorted(open_store: Callable[[], EventStore]) -> None:
     events = make_events("sess-b", 0, 500, MIDNIGHT) + make_events("sess-a", 0, 500, MIDNIGHT)
     store = open_store()
     store.write_batch(make_batch("batch-0001", events[::-1]))  # sent in reverse order
-    [path] = stored_files(tmp_path / "data")
+    [path] = stored_files(store)
     plain = decrypted_file(store, path)
     parquet = pq.ParquetFile(pa.BufferReader(plain))
     group = parquet.metadata.row_group(0)
@@ -233,19 +251,16 @@ def test_files_are_zstd_compressed_encoded_for_size_and_sorted(
         sorted(zip(table["session_id"].to_pylist(), table["seq"].to_pylist()))
 
 
-def test_orphan_file_missing_from_the_manifest_is_never_read(
-        open_store: Callable[[], EventStore], tmp_path: Path) -> None:
-    data = tmp_path / "data"
+def test_orphan_file_missing_from_the_manifest_is_never_read(open_store: Callable[[], EventStore]) -> None:
     kept = make_events("sess-a", 0, 100, MIDNIGHT)
     store = open_store()
     store.write_batch(make_batch("batch-0001", kept))
-    [path] = stored_files(data)
-    # What a crash between the file rename and the manifest commit leaves behind:
-    shutil.copy(data / path, data / path.replace("batch-0001", "batch-crashed"))
-    pq.write_table(pa.Table.from_pydict(events_to_columns(make_events("sess-a", 100, 5, MIDNIGHT)),
-                                        schema=EVENT_SCHEMA),
-                   data / "events" / f"date={DAY}" / "device=device-0001" / "orphan.parquet")
-    (data / "events" / f"date={DAY}" / "device=device-0001" / ".half-written.tmp").write_bytes(b"PAR1\x00")
+    [path] = stored_files(store)
+    folder = f"events/date={DAY}/device=device-0001"
+    # What a crash between the durable write and the manifest commit leaves behind:
+    store.files.put(path.replace("batch-0001", "batch-crashed"), store.files.get(path))
+    store.files.put(f"{folder}/orphan.parquet", parquet_of(make_events("sess-a", 100, 5, MIDNIGHT)))
+    store.files.put(f"{folder}/.half-written.tmp", b"PAR1\x00")
     store.close()
     assert open_store().read_events(**READ).equals(expected_table(kept))
 
@@ -256,17 +271,14 @@ def test_retry_after_a_crash_before_commit_rewrites_the_same_file(
     with EventStore(tmp_path / "probe") as probe:
         enrol(probe, "alice", "device-0001")
         probe.write_batch(make_batch("batch-0001", events))
-    [path] = stored_files(tmp_path / "probe")  # the path this batch always gets
-    # The state a crash between rename and commit leaves: a file at that path (here a
-    # stale, different one, to see it replaced) and no manifest row.
-    data = tmp_path / "data"
-    (data / path).parent.mkdir(parents=True)
-    stale = pa.Table.from_pydict(events_to_columns(events[:3]), schema=EVENT_SCHEMA)
-    pq.write_table(stale, data / path)
+        [path] = stored_files(probe)  # the key this batch always gets
+    # The state a crash between the durable write and the commit leaves: a file under that key
+    # (here a stale, different one, to see it replaced) and no manifest row.
     store = open_store()
+    store.files.put(path, parquet_of(events[:3]))
     assert store.read_events(**READ).num_rows == 0
     assert store.write_batch(make_batch("batch-0001", events)).stored == 100
-    assert stored_files(data) == [path]
+    assert stored_files(store) == [path]
     assert store.read_events(**READ).equals(expected_table(events))
 
 
