@@ -417,13 +417,13 @@ class Profiler:
 # (in order) with a marker anywhere in its stack; a marker is "function (path" as py-spy names a
 # frame, so it matches any line of that function.
 PURPOSES: list[tuple[str, tuple[str, ...]]] = [
-    ("credential: SHA-256 of the secret + compare", ("_hash (deskcorder/store/_enrolment.py", "compare_digest")),
-    ("credential: device_credentials lookup", ("authenticate (deskcorder/store/_enrolment.py",)),
+    ("credential: SHA-256 of the secret + compare", ("_hash (deskcorder/store/_people/_enrolment.py", "compare_digest")),
+    ("credential: device_credentials lookup", ("authenticate (deskcorder/store/_people/_enrolment.py",)),
     ("status: policy lookup: parse_policy (TOML, every poll)", ("parse_policy (deskcorder/policy",)),
-    ("status: policy lookup: SQL", ("current_policy (deskcorder/store/_consent.py",)),
-    ("status: latest consent lookup", ("_latest_consent (deskcorder/store/_consent.py",)),
+    ("status: policy lookup: SQL", ("current_policy (deskcorder/store/_people/_consent.py",)),
+    ("status: latest consent lookup", ("_latest_consent (deskcorder/store/_people/_consent.py",)),
     ("status: owner lookup (device, employee, key, pause) + reason",
-     ("device_status (deskcorder/store/_consent.py",)),
+     ("device_status (deskcorder/store/_people/_consent.py",)),
     ("new DB connections (beyond the pool: connect, SQLite PRAGMAs, close)",
      ("_sqlite_pragmas (deskcorder", "__connect (sqlalchemy", "_close_connection (sqlalchemy")),
     ("pool checkout/return (EventStore._db)", ("_db (deskcorder/store/_store.py",)),

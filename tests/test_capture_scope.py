@@ -18,9 +18,8 @@ from typing import Iterator
 import pytest
 
 from deskcorder._xsession import XSession
-from deskcorder.capture import RawEvent, is_password_prompt
+from deskcorder.capture import RawEvent, RecordingStatus, is_password_prompt
 from deskcorder.capture._gate import Gate
-from deskcorder.capture._status import RecordingStatus
 from deskcorder.events import EventKind
 from deskcorder.policy import parse_policy
 

@@ -14,7 +14,7 @@ import pytest
 
 from deskcorder.dataset import ACTION_SCHEMA, EPISODE_SCHEMA, TABLES, DatasetError, build_dataset, read_table
 from deskcorder.events import Event, EventKind, columns_to_table, events_to_columns
-from deskcorder.privacy._redact import Span
+from deskcorder.privacy import Span
 from deskcorder.store import EventStore
 from deskcorder.wire import MSGPACK, decode_batch, encode_batch
 

@@ -19,7 +19,7 @@ from sqlalchemy import insert, select, text, update
 
 from deskcorder.dataset import build_from_store
 from deskcorder.store import EventStore, InvalidInput
-from deskcorder.store._people._audit import _row_hash, device_ref, iso_utc
+from deskcorder.store._people._audit import _row_hash, iso_utc
 from deskcorder.store._db._tables import audit_log
 
 from .privacy_rig import DEVICES, OKAPI, ZEBRA, cli, database_url, policy, populate, sqlite_only  # noqa: F401
@@ -73,7 +73,7 @@ def test_reads_exports_builds_policy_changes_and_erasures_are_audited(store: Eve
     read = new[0]
     assert read.target == f"employee:{okapi_id}"
     assert read.details == {"employee_ids": [okapi_id], "n_events": 20, "session_id": session,
-                            "devices": [device_ref(DEVICES[OKAPI][0])]}
+                            "devices": [EventStore.device_ref(DEVICES[OKAPI][0])]}
     (export,) = [e for e in new if e.action == "employee.export"]
     assert export.target == f"employee:{okapi_id}" and export.details["n_events"] == 20
     (build,) = [e for e in new if e.action == "dataset.build"]

@@ -21,9 +21,8 @@ import pytest
 
 from deskcorder.events import Event, EventKind, events_to_columns
 from deskcorder.policy import consent_text
-from deskcorder.store import EventStore
+from deskcorder.store import ConsentRecord, EventStore
 from deskcorder.store._people._consent import CLOCK_GRACE_NS, _consent_periods
-from deskcorder.store._records import ConsentRecord
 
 from .helpers import ALLOW_ALL_POLICY, READ, TEST_ACTOR, auth_headers, enrol_over_http, start_collector
 

@@ -196,7 +196,7 @@ def test_erasure_deletes_a_persons_files_in_every_date_folder_from_1970_to_2262(
 
 @pytest.mark.parametrize("umask", [pytest.param(0o022, id="umask-022"), pytest.param(0o000, id="umask-000")])
 def test_after_a_real_ingest_nothing_in_the_data_dir_is_open_to_group_or_others(tmp_path: Path, umask: int) -> None:
-    from deskcorder.dataset._from_store import PSEUDONYM_KEY_FILE
+    from deskcorder.dataset import PSEUDONYM_KEY_FILE
     from deskcorder.privacy import Pseudonymizer
 
     data_dir = tmp_path / "new" / "data"

@@ -6,11 +6,20 @@ with its employee's data key (AES-256-GCM; keys wrapped by a master key,
 ``<data_dir>/master.key`` or ``DESKCORDER_MASTER_KEY``). The control database
 (``<data_dir>/control.db`` by default, PostgreSQL works too) holds employees,
 devices, consent history, policies, the hash-chained audit log, sessions and
-the batch manifest, migrated with Alembic on open. See ``_store.py`` for the
-durability and idempotency argument, ``_people/_consent.py`` for when recording is
-allowed, ``_lifecycle/_erasure.py`` and ``_lifecycle/_retention.py`` for deletion, ``_people/_accounts.py``
-for the portal's accounts, logins and recording pauses (``EventStore.portal``),
-``_people/_enrolment.py`` for device enrolment tokens, credentials and revocation.
+the batch manifest, migrated with Alembic on open.
+
+``EventStore`` (``_store.py``: the durability and idempotency argument) is the
+one way in; behind it the modules sit by what they hold, each folder's
+``__init__`` listing its modules:
+
+``_events/``     the event files: layout, local and object-store backends, sealing, keys, reading back
+``_db/``         the control database: tables, engine, migrations, the batch manifest, settings, rate limits
+``_people/``     employees and devices, enrolment, consent (when recording is allowed), the audit log,
+                 portal accounts and logins (``EventStore.portal``)
+``_lifecycle/``  what leaves the store: erasure, retention, subject access export
+
+``_errors.py`` (the error tree), ``_records.py`` (what the methods return) and
+``_private.py`` (0700/0600 whatever the umask) serve every plane.
 """
 
 from ._people._accounts import Account, ConsentCoverage, PortalLogin, PortalRecords
