@@ -66,6 +66,30 @@ def test_no_module_imports_another_packages_private_names() -> None:
     assert reach_ins() == []
 
 
+def _store_internals(tree: ast.AST) -> list[tuple[int, str]]:
+    """``store._engine``, ``self._store._wrapper``: a private attribute of something named a store."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+            owner = node.value
+            name = owner.id if isinstance(owner, ast.Name) else owner.attr if isinstance(owner, ast.Attribute) else ""
+            if name.lstrip("_") == "store":
+                found.append((node.lineno, ast.unparse(node)))
+    return found
+
+
+def test_no_module_outside_the_store_touches_an_event_stores_internals() -> None:
+    # The imports above cannot see an attribute: the collector took take_token(self._store._engine, ...).
+    found = []
+    for path in sorted(PACKAGE_ROOT.rglob("*.py")):
+        if _module_name(path).startswith("deskcorder.store"):
+            continue
+        tree = ast.parse(path.read_text(), filename=str(path))
+        found += [f"{path.relative_to(PACKAGE_ROOT)}:{line} uses {text}" for line, text in _store_internals(tree)]
+    assert found == []
+    assert _store_internals(ast.parse("take_token(self._store._engine, device_id)")) == [(1, "self._store._engine")]
+
+
 def test_the_check_sees_a_reach_in_and_allows_what_a_package_keeps_inside() -> None:
     assert _reach_in("deskcorder.collect._device_auth", "deskcorder.store._db._rate_limits.take_token")
     assert _reach_in("deskcorder.dataset._build", "deskcorder.privacy._redact.Span")
