@@ -6,4 +6,5 @@
 ``_manifest``     the commit of a stored batch and the listings readers trust
 ``_settings``     store-wide settings recorded once (where the event files live)
 ``_rate_limits``  the per-device token bucket, one statement on SQLite and PostgreSQL
+``_losses``       the per-device loss counters (events an agent dropped), added with each batch's manifest row
 """
