@@ -67,9 +67,9 @@ def _type_every_line(tmp_path: Path, data_dir: Path, url: str) -> None:
         xs.activate(term)
         token = enrolment_token(data_dir, "e2e-redaction")
         with start_agent(url, tmp_path / "agent", xs.env, "--enrol-token", token) as agent:
-            time.sleep(0.3)
+            time.sleep(0.5)  # on a loaded machine the recording context can attach late
             for _, line, _ in TYPED:
-                xs.xdotool("type", "--delay", "6", line)
+                xs.xdotool("type", "--delay", "10", line)
                 xs.xdotool("key", "Return")
             time.sleep(0.5)
             agent.send_signal(signal.SIGTERM)
