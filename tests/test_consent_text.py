@@ -22,7 +22,8 @@ from .helpers import TEST_ACTOR
 from .privacy_rig import clean_error, cli
 
 APPS = '[[apps]]\nwm_class = "Notes"\n'
-HOURS = '[hours]\ndays = ["mon", "tue", "wed", "thu", "fri"]\nstart = "09:00"\nend = "17:00"\ntimezone = "Europe/Paris"\n'
+HOURS = ('[hours]\ndays = ["mon", "tue", "wed", "thu", "fri"]\nstart = "09:00"\nend = "17:00"\n'
+         'timezone = "Europe/Paris"\n')
 SCOPE = "Notes, in office hours."
 
 
@@ -103,7 +104,8 @@ CONTRADICTIONS = [
      ("hours.end: 09:00 is not after hours.start 09:00",)),
     ("hours on no day", policy_toml(hours=HOURS.replace('"mon", "tue", "wed", "thu", "fri"', "")),
      ("hours.days:", "no day at all")),
-    ("a day twice", policy_toml(hours=HOURS.replace('"fri"', '"fri", "mon"')), ("hours.days:", "'mon' is listed twice")),
+    ("a day twice", policy_toml(hours=HOURS.replace('"fri"', '"fri", "mon"')),
+     ("hours.days:", "'mon' is listed twice")),
     ("the same rule twice", policy_toml(apps=APPS + "\n" + APPS), ("apps[1]: the same rule as apps[0]",)),
     ("a rule that can never match",
      policy_toml(apps='[[apps]]\nwm_class = "Notes"\ntitle_include = ["x"]\ntitle_exclude = ["x"]\n'),

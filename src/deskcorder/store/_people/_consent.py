@@ -242,7 +242,8 @@ def check_recording(conn: Connection, device_id: str, t_wall_ns: pa.ChunkedArray
     history = consent_history(conn, owner.employee_id)
     if not any(c.action == "give" for c in history):
         raise NotPermitted(f"the employee of device {device_id!r} has never consented to recording; they consent "
-                           f"with: deskcorder consent give --employee HANDLE", field="device_id")
+                           f"in the portal at /me (one given on paper is recorded with: deskcorder consent give "
+                           f"--employee HANDLE --evidence WHAT)", field="device_id")
     versions = conn.execute(select(policies.c.version, policies.c.created_at).order_by(policies.c.version)).all()
     # A version is replaced when the next higher one is created.
     replaced_at = {v.version: _ns(as_utc(nxt.created_at)) for v, nxt in zip(versions, versions[1:])}
