@@ -149,3 +149,6 @@ def test_a_contradictory_policy_is_refused_by_policy_set_with_one_clear_error(tm
     good = tmp_path / "good.toml"
     good.write_text(policy_toml())
     assert cli(data_dir, "policy", "set", str(good)).returncode == 0  # the same store takes a sound one
+    shown = cli(data_dir, "policy", "show").stdout  # the rules, and what they mean for the person, as comments
+    assert "# - Recorded: windows of the application “Notes”." in shown and "# - Kept for 30 days" in shown
+    assert parse_policy(shown) == parse_policy(policy_toml())  # still a policy that can be saved and set again

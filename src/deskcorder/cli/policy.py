@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from ..policy import consent_text
 from ._store_options import DATA_DIR, DATABASE_URL, cli_actor, fail, open_store
 
 app = typer.Typer(help="Set and show the recording policy (TOML; see deskcorder.policy).", no_args_is_help=True)
@@ -40,3 +41,6 @@ def show(data_dir: Path = DATA_DIR, database_url: str | None = DATABASE_URL) -> 
     typer.echo(f"# version {record.version}, set {record.created_at:%Y-%m-%d %H:%M} UTC by {record.created_by}"
                + (f": {record.note}" if record.note else ""))
     typer.echo(record.text.rstrip("\n"))
+    if record.policy is not None:  # as TOML comments: the output can still be saved and set again
+        typer.echo("\n# What employees are shown and consent to, generated from the rules above:")
+        typer.echo("\n".join(f"# {line}" for line in consent_text(record.policy).splitlines()))
