@@ -16,10 +16,10 @@ anonymise against. Reading is excluded (the events are in memory, as after
   scroll runs as rows, one Parquet file): what the figure would be for
   plain columnar work, with no state machine, redaction, pseudonyms or
   anonymisation. The ratio to it is the builder's overhead.
-* ``actions only``: ``build_dataset`` (release) with the key timer that
-  rides along the action reduction doing nothing and the keystrokes and
+* ``actions only``: ``build_dataset`` (release) with the keystrokes and
   pointer stages given empty tables: the build as it was before those
-  tables existed.
+  tables existed (the reduction still notes the modifiers held at each
+  key_down for the keystrokes stage, a list append).
 * ``internal``: every table, raw timings (``--internal``).
 * ``release``: every table, anonymised (the default build).
 
@@ -27,7 +27,7 @@ anonymise against. Reading is excluded (the events are in memory, as after
 and the figure is events per CPU second of this process, so it depends
 neither on how many cores the machine has nor on what else runs on them.
 The release build's time is also split by stage (CPU seconds of each step
-``build_dataset`` calls; the key timer rides inside ``reduce_actions``). Bytes per event: each table's files (Parquet and JSONL) over the input
+``build_dataset`` calls; the key presses are found inside ``keystrokes_frame``). Bytes per event: each table's files (Parquet and JSONL) over the input
 events. With ``--engine dask`` the release is also built on a local Dask
 cluster of ``--workers`` processes (started before the clock) and checked to
 write the same bytes.
@@ -158,22 +158,12 @@ def reference_pipeline(events: pa.Table, out: Path) -> int:
     return actions.height
 
 
-class _Untimed:
-    """A KeyTimer that remembers nothing: the reduction's per-key bookkeeping for the keystrokes table, skipped."""
-
-    def down(self, *_args: Any) -> None:
-        pass
-
-    up = pointer = reset = down
-
-
 @contextlib.contextmanager
 def keystrokes_and_pointer_skipped(templates: dict[str, pl.DataFrame]) -> Iterator[None]:
     """The build's keystrokes and pointer stages return empty tables (of their real columns) instead."""
-    real = {name: getattr(_build_module, name) for name in (*_STAGES_SKIPPED, "KeyTimer")}
+    real = {name: getattr(_build_module, name) for name in _STAGES_SKIPPED}
     for name in _STAGES_SKIPPED:
         setattr(_build_module, name, lambda *_args, _empty=templates[name], **_kw: _empty)
-    _build_module.KeyTimer = _Untimed  # type: ignore[misc, assignment]
     try:
         yield
     finally:

@@ -36,7 +36,7 @@ from rich.progress import Progress
 from .._errors import DeskcorderError
 from .. import __version__
 from ._episodes import episode_id, episodes_frame, prepare
-from ._keystrokes import KeyTimer, keystrokes_frame
+from ._keystrokes import keystrokes_frame
 from ._options import BuildOptions
 from ._paths import pointer_frame
 from ._reduce import reduce_actions
@@ -178,15 +178,15 @@ def _compute(events: pa.Table, options: BuildOptions, redactor: _Redactor, known
     except ValueError as exc:
         raise DatasetError(str(exc)) from exc
     step("reducing events to actions")
-    timer = KeyTimer()
-    actions = reduce_actions(prepared, options, timer)
+    held_mods: list[str] = []
+    actions = reduce_actions(prepared, options, held_mods)
     per_episode = actions.group_by("episode").agg(n_actions=pl.len().cast(pl.Int64))
     episodes = episodes_frame(prepared, per_episode)
     typed = redact_runs(redactor, actions["kind"].to_list(), actions["text"].to_list(),
                         actions["keys"].to_list(), actions["episode"].to_list(), actions["app_class"].to_list(),
                         actions["window_title"].to_list(), known)
     redactions = typed.counts
-    keystrokes = keystrokes_frame(actions, timer, typed.spans, prepared.frame["session_id"])
+    keystrokes = keystrokes_frame(actions, prepared.frame, held_mods, typed.spans)
     pointer = pointer_frame(prepared, actions)
     actions = actions.with_columns(pl.Series("text", typed.texts, dtype=pl.String))
     wall = prepared.frame["t_wall_ns"]

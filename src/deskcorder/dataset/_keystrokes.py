@@ -1,9 +1,9 @@
 """The ``keystrokes`` table: one row per key press inside a ``type``, ``hotkey`` or ``key`` action.
 
-``KeyTimer`` rides along the action reduction (``_reduce.py``), one call per key
-event, and remembers every press: when it went down, when it came up, the
-modifiers held. ``keystrokes_frame`` then lays out the presses of each keyboard
-action in order.
+``key_presses`` finds every press of a build from the prepared events, with
+polars expressions: when it went down, when it came up, the modifiers held
+(which the action reduction, ``_reduce.py``, notes at each key_down).
+``keystrokes_frame`` then lays out the presses of each keyboard action in order.
 
 Which presses belong to an action: the key_downs listed in its ``event_seqs``
 (characters, backspaces, the key of a hotkey), and before each of them the
@@ -39,9 +39,10 @@ from typing import Any
 
 import polars as pl
 
+from ._episodes import KIND_CODE
 from ._keyboard import LOCK_KEYS, MODIFIER_KEYS, key_name
 
-__all__ = ["KEY_CLASSES", "KeyTimer", "keystrokes_frame"]
+__all__ = ["KEY_CLASSES", "KeyTimer", "key_presses", "keystrokes_frame"]
 
 KEY_CLASSES: tuple[str, ...] = ("letter", "digit", "space", "punctuation", "modifier", "backspace", "enter",
                                 "navigation", "function", "other", "redacted")
@@ -71,19 +72,26 @@ def key_class(key: str, char: str | None) -> str:
     return "other"
 
 
-class KeyTimer:
-    """Every key press of a build: down time, up time, the modifiers held, the modifier presses it came with."""
+_KEY_DOWN, _KEY_UP = KIND_CODE["key_down"], KIND_CODE["key_up"]
+_CLEARING = (KIND_CODE["button_down"], KIND_CODE["scroll"])  # a press or scroll: held modifiers were for it
+_RESETTING = (KIND_CODE["pause"], KIND_CODE["gap"])  # the key_ups of what is held are lost there
 
-    __slots__ = ("presses", "ups", "with_mods", "_held", "_pending")
+
+class KeyTimer:
+    """The press rules one event at a time, for the stretches ``key_presses`` does not vectorise: a
+    key_up naming no held key, or a key name that is also a modifier's. One instance per stretch."""
+
+    __slots__ = ("presses", "ups", "with_mods", "_modifier", "_held", "_pending")
 
     def __init__(self) -> None:
-        self.presses: list[tuple[int, int, int, str, str | None, str]] = []  # (row, seq, t down, key, char, mods)
+        self.presses: list[int] = []  # row of each press's key_down
         self.ups: list[int | None] = []  # t up of each press (None: never seen)
         self.with_mods: dict[int, list[int]] = {}  # press -> the modifier presses that came with it
+        self._modifier: list[bool] = []
         self._held: dict[str, int] = {}  # folded key -> press still down
         self._pending: list[int] = []  # modifier presses not yet followed by a key
 
-    def down(self, row: int, seq: int, t: int, key: str, char: str | None, mods: str) -> None:
+    def down(self, row: int, key: str) -> None:
         modifier = MODIFIER_KEYS.get(key)
         if modifier is not None:
             name = modifier[0]
@@ -94,8 +102,9 @@ class KeyTimer:
         else:
             name = key.lower()
         i = len(self.ups)
-        self.presses.append((row, seq, t, key, char, mods))
+        self.presses.append(row)
         self.ups.append(None)
+        self._modifier.append(modifier is not None)
         self._held[name] = i  # a key pressed again while held (auto-repeat) leaves the earlier press unreleased
         if modifier is not None:
             self._pending.append(i)
@@ -111,7 +120,7 @@ class KeyTimer:
         if i is None:
             if modifier is not None:
                 return
-            held = [j for j in self._held.values() if self.presses[j][3] not in MODIFIER_KEYS]
+            held = [j for j in self._held.values() if not self._modifier[j]]
             if not held:
                 return
             i = min(held)
@@ -124,60 +133,134 @@ class KeyTimer:
         """A press or scroll: modifiers held for it (ctrl+click) belong to no keyboard action."""
         self._pending = []
 
-    def reset(self) -> None:
-        """A pause or a new session: the key_ups of what is held are lost."""
-        self._held.clear()
-        self._pending = []
+
+def key_presses(frame: pl.DataFrame, held_mods: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Every key press of the prepared events ``frame``, by the rules of the module docstring.
+
+    ``held_mods``: the keyboard reducer's modifiers at each key_down, in row order (``reduce_actions``).
+    Returns the presses (``press``, the row of its key_down, with ``seq``, ``down``, ``up``, ``key``,
+    ``char``, ``mods``) and the modifier presses that came with a key press (``press``, ``modifier``:
+    rows, in order).
+
+    Vectorised: the state lives in stretches between resets (a session's start, a pause, a gap) and,
+    within one, per key name, so a key_up releases the latest press of its name when the previous event
+    of that name was a key_down. The one rule that couples names (a key_up naming no held key releases
+    the oldest held key) and a name shared by a modifier and another key go to ``KeyTimer``, replaying
+    only the stretches they occur in.
+    """
+    code = pl.col("code")
+    events = frame.select("row", "seq", "t_mono_ns", "key", "char", "code",
+                          stretch=(pl.col("new_session") | code.is_in(_RESETTING)).cum_sum())
+    is_down = pl.col("code") == _KEY_DOWN
+    keyed = events.filter(code.is_in((_KEY_DOWN, _KEY_UP)))
+    down_no = keyed.select(is_down.cast(pl.Int64).cum_sum() - 1).to_series()
+    mods = pl.Series(held_mods, dtype=pl.String)
+    keyed = keyed.with_columns(mods=pl.when(is_down).then(mods.gather(down_no.clip(lower_bound=0)) if len(mods)
+                                                          else pl.lit(None, pl.String)))
+    keyed = keyed.filter(~pl.col("key").is_in(list(LOCK_KEYS)))
+    distinct = keyed["key"].unique().to_list()
+    names = {k: MODIFIER_KEYS[k][0] if k in MODIFIER_KEYS else k.lower() for k in distinct}
+    group = ("stretch", "name")
+    keyed = keyed.with_columns(name=pl.col("key").replace_strict(names, return_dtype=pl.String),
+                               modifier=pl.col("key").is_in(list(MODIFIER_KEYS))).sort("stretch", "name", "row")
+    same = ((pl.col("stretch") == pl.col("stretch").shift(1)) & (pl.col("name") == pl.col("name").shift(1))) \
+        .fill_null(False)
+    held = same & is_down.shift(1).fill_null(False)  # its name held just before it
+    keyed = keyed.with_columns(held=held, mixed=pl.col("modifier").n_unique().over(group) > 1)
+    keyed = keyed.with_columns(press=is_down & ~(pl.col("modifier") & pl.col("held")))
+    keyed = keyed.with_columns(released=pl.when(pl.col("press")).then(pl.col("row")).forward_fill())
+    unsure = keyed.filter(pl.col("mixed") | (~is_down & ~pl.col("held") & ~pl.col("modifier")))["stretch"].unique()
+    clean = keyed.filter(~pl.col("stretch").is_in(unsure.implode()))
+    ups = clean.filter(~is_down & pl.col("held")).select(press="released", up="t_mono_ns", up_row="row")
+    presses = clean.filter("press").select(press="row", stretch="stretch", modifier="modifier") \
+        .join(ups, on="press", how="left")
+    # A modifier press goes with the next key press when nothing that clears the waiting modifiers (a
+    # reset, a press or scroll, another key press) comes between and it was not released before it: the
+    # clearing events are numbered in row order, and a modifier takes the key press numbered next.
+    key_rows = presses.filter(~pl.col("modifier"))["press"]
+    clearing = events.select(
+        "row", n=((pl.col("stretch") != pl.col("stretch").shift(1)).fill_null(True).cast(pl.Int64)
+                  + (code.is_in(_CLEARING) | pl.col("row").is_in(key_rows.implode())).cast(pl.Int64)),
+        first=(pl.col("stretch") != pl.col("stretch").shift(1)).fill_null(True))
+    clearing = clearing.with_columns(n=pl.col("n").cum_sum())
+    count = clearing["n"]
+    key_ends = pl.DataFrame({"press": key_rows, "n": count.gather(key_rows)}) \
+        .filter(~clearing["first"].gather(key_rows))
+    mods = presses.filter("modifier").select(modifier="press", up_row="up_row",
+                                            n=count.gather(presses.filter("modifier")["press"]) + 1)
+    pairs = mods.join(key_ends, on="n", how="inner") \
+        .filter(pl.col("up_row").is_null() | (pl.col("up_row") > pl.col("press"))) \
+        .select(pl.col("press").cast(pl.Int64), pl.col("modifier").cast(pl.Int64))
+    times = presses.select(pl.col("press").cast(pl.Int64), pl.col("up").cast(pl.Int64))
+    if unsure.len():
+        times, pairs = _replay(events.filter(pl.col("stretch").is_in(unsure.implode())), times, pairs)
+    presses = times.join(keyed.select(press="row", seq="seq", down="t_mono_ns", key="key", char="char", mods="mods"),
+                         on="press", how="left").sort("press")
+    return presses.select("press", "seq", "down", "up", "key", "char", "mods"), pairs.sort("press", "modifier")
 
 
-def keystrokes_frame(actions: pl.DataFrame, timer: KeyTimer, spans: list[list[tuple[int, int]] | None],
-                     session_of_row: pl.Series) -> pl.DataFrame:
+def _replay(events: pl.DataFrame, times: pl.DataFrame, pairs: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``KeyTimer`` over ``events`` (whole stretches), its presses added to ``times`` and ``pairs``."""
+    rows, ups, owners, modifiers = [], [], [], []
+    events = events.filter(pl.col("code").is_in((_KEY_DOWN, _KEY_UP, *_CLEARING)))
+    for _, stretch in events.group_by("stretch", maintain_order=True):
+        timer = KeyTimer()
+        for row, t, key, c in stretch.select("row", "t_mono_ns", "key", "code").iter_rows():
+            if c == _KEY_DOWN:
+                timer.down(row, key)
+            elif c == _KEY_UP:
+                timer.up(t, key)
+            else:
+                timer.pointer()
+        rows += timer.presses
+        ups += timer.ups
+        for i, mods in timer.with_mods.items():
+            owners += [timer.presses[i]] * len(mods)
+            modifiers += [timer.presses[j] for j in mods]
+    times = pl.concat([times, pl.DataFrame({"press": rows, "up": ups}, schema=times.schema)])
+    pairs = pl.concat([pairs, pl.DataFrame({"press": owners, "modifier": modifiers}, schema=pairs.schema)])
+    return times, pairs
+
+
+def keystrokes_frame(actions: pl.DataFrame, frame: pl.DataFrame, held_mods: list[str],
+                     spans: list[list[tuple[int, int]] | None]) -> pl.DataFrame:
     """One row per press of each keyboard action (``actions`` in order, with ``kind``, ``event_seqs``,
-    ``row``; ``spans``: what ``redact_runs`` found in each), carrying the action's ``session_id``,
-    ``device_id``, ``episode_index`` and ``seq_index`` (the action id is made from them once pseudonymised)."""
-    rows, seqs, downs, keys, chars, mods = (list(c) for c in zip(*timer.presses)) if timer.presses \
-        else ([], [], [], [], [], [])
+    ``row``; ``frame``, ``held_mods``: the prepared events and the modifiers held at each key_down, for
+    ``key_presses``; ``spans``: what ``redact_runs`` found in each action), carrying the action's
+    ``session_id``, ``device_id``, ``episode_index`` and ``seq_index`` (the action id is made from them
+    once pseudonymised)."""
+    presses, with_mods = key_presses(frame, held_mods)
+    session_of_row = frame["session_id"]
     # Which press each listed seq is: a join on (session, seq), sessions numbered by their first row.
     session_no = session_of_row.ne(session_of_row.shift(1)).fill_null(True).cum_sum()
-    presses = pl.DataFrame({"s": session_no.gather(rows) if rows else pl.Series([], dtype=pl.UInt32),
-                            "seq": pl.Series(seqs, dtype=pl.Int64), "press": pl.int_range(len(rows), eager=True)})
+    by_seq = presses.select("press", "seq", s=session_no.gather(presses["press"]))
     keyboard = actions.with_row_index("action").filter(pl.col("kind").is_in(KEYBOARD_KINDS))
-    listed = keyboard.select("action", "kind", s=session_no.gather(keyboard["row"]), seq=pl.col("event_seqs")) \
-        .explode("seq").join(presses, on=("s", "seq"), how="inner", maintain_order="left") \
-        .group_by("action", maintain_order=True).agg(pl.col("kind").first(), pl.col("press"))
-    order: list[int] = []
-    of_action: list[int] = []
-    hidden: list[bool] = []
-    for a, kind, own in listed.iter_rows():
-        masked = _masked(own, keys, chars, spans[a]) if kind == "type" else ()
-        for i in own:
-            extra = timer.with_mods.get(i)
-            if extra:
-                order.extend(extra)
-                of_action.extend([a] * len(extra))
-                hidden.extend([i in masked] * len(extra))
-            order.append(i)
-            of_action.append(a)
-            hidden.append(i in masked)
-    names: dict[tuple[str, str | None, bool], tuple[str, str | None]] = {}  # (key, char, typed) -> class, key
-
-    def named(i: int, typed: bool) -> tuple[str, str | None]:
-        k = (keys[i], chars[i], typed)
-        if k not in names:
-            names[k] = _class_and_name(keys[i], chars[i], typed)
-        return names[k]
-
-    kinds = actions["kind"].to_list()
-    labels = [("redacted", None) if h else named(i, kinds[a] == "type") for i, a, h in zip(order, of_action, hidden)]
-    ups = timer.ups
-    frame = pl.DataFrame({
-        "action": pl.Series(of_action, dtype=pl.Int64),
-        "down": pl.Series([downs[i] for i in order], dtype=pl.Int64),
-        "up": pl.Series([ups[i] for i in order], dtype=pl.Int64),
-        "key_class": pl.Series([c for c, _ in labels], dtype=pl.String),
-        "key": pl.Series([n for _, n in labels], dtype=pl.String),
-        "modifiers": pl.Series([mods[i] or None for i in order], dtype=pl.String),
-    })
+    listed = keyboard.select(pl.col("action").cast(pl.Int64), "kind", s=session_no.gather(keyboard["row"]),
+                             seq=pl.col("event_seqs")) \
+        .explode("seq").join(by_seq, on=("s", "seq"), how="inner", maintain_order="left") \
+        .select("action", "kind", "press", k=pl.int_range(pl.len(), dtype=pl.Int64))
+    # Each listed press, preceded by the modifier presses that came with it.
+    own = listed.select("action", "kind", "k", sub=pl.lit(1, pl.Int8), press="press", owner="press")
+    extra = listed.join(with_mods, on="press", how="inner").select(
+        "action", "kind", "k", sub=pl.lit(0, pl.Int8), press="modifier", owner="press")
+    laid = pl.concat([own, extra]).sort("k", "sub", "press")
+    laid = laid.join(presses.select("press", "down", "up", "key", "char", "mods"), on="press", how="left",
+                     maintain_order="left")
+    typed = pl.col("kind") == "type"
+    laid = laid.with_columns(hidden=pl.col("owner").is_in(pl.Series(_masked_presses(listed, presses, spans),
+                                                                    dtype=pl.Int64).implode()),
+                             typed=typed)
+    # Class and name per distinct (key, char, typed, hidden): a handful of Python calls, not one per row.
+    combos = laid.select("key", "char", "typed", "hidden").unique()
+    labels = [("redacted", None) if hidden else _class_and_name(k, c, typed)
+              for k, c, typed, hidden in combos.iter_rows()]
+    combos = combos.with_columns(key_class=pl.Series([c for c, _ in labels], dtype=pl.String),
+                                 label=pl.Series([n for _, n in labels], dtype=pl.String))
+    laid = laid.join(combos, on=("key", "char", "typed", "hidden"), how="inner", nulls_equal=True,
+                     maintain_order="left")
+    frame = laid.select("action", "down", "up", "key_class", key="label",
+                        modifiers=pl.when(pl.col("mods") != "").then("mods"))
+    frame = frame.with_columns(_plain(frame[name]) for name in ("key_class", "key", "modifiers"))
     down, up, before = pl.col("down"), pl.col("up"), pl.col("down").shift(1).over("action")
     frame = frame.with_columns(
         position=pl.int_range(pl.len(), dtype=pl.Int32).over("action"),
@@ -193,6 +276,28 @@ def keystrokes_frame(actions: pl.DataFrame, timer: KeyTimer, spans: list[list[tu
         how="horizontal")
 
 
+def _plain(column: pl.Series) -> pl.Series:
+    """The column without a validity buffer when it holds no null, as one built from a list is: the
+    card's in-memory sizes count that buffer, and a build must not depend on how a column was made."""
+    return pl.Series(column.name, column.to_arrow()) if column.null_count() == 0 else column
+
+
+def _masked_presses(listed: pl.DataFrame, presses: pl.DataFrame,
+                    spans: list[list[tuple[int, int]] | None]) -> list[int]:
+    """The presses of typing runs whose identity the redaction hides. Only runs with a redacted span or a
+    backspace can hide any (without either, nothing typed was deleted and nothing was found)."""
+    typing = listed.filter(pl.col("kind") == "type").join(presses.select("press", "key", "char"), on="press",
+                                                           how="left", maintain_order="left")
+    found = [a for a, sp in enumerate(spans) if sp]
+    deleting = typing.filter(pl.col("key") == "backspace")["action"].unique()
+    runs = typing.filter(pl.col("action").is_in(pl.Series(found, dtype=pl.Int64).implode())
+                         | pl.col("action").is_in(deleting.implode()))
+    hidden: list[int] = []
+    for a, own, keys, chars in runs.group_by("action", maintain_order=True).agg("press", "key", "char").iter_rows():
+        hidden += [own[j] for j in _masked(keys, chars, spans[a])]
+    return hidden
+
+
 def _class_and_name(key: str, char: str | None, typed: bool) -> tuple[str, str | None]:
     modifier = MODIFIER_KEYS.get(key)
     if modifier is not None:
@@ -202,16 +307,14 @@ def _class_and_name(key: str, char: str | None, typed: bool) -> tuple[str, str |
     return key_class(key, char), key_name(key, char)
 
 
-def _masked(own: list[int], keys: list[str], chars: list[str | None],
-            spans: list[tuple[int, int]] | None) -> set[int]:
-    """The presses of a typing run whose identity the redaction hides (see the module docstring)."""
+def _masked(keys: list[str], chars: list[str | None], spans: list[tuple[int, int]] | None) -> set[int]:
+    """Which of a typing run's presses (their keys and chars, in order) the redaction hides (module docstring)."""
     kept: list[int] = []  # press of each character of the text, in order
     deleted: list[int] = []
-    for i in own:
-        char = chars[i]
+    for i, (key, char) in enumerate(zip(keys, chars)):
         if char is not None and char.isprintable():
             kept.append(i)
-        elif keys[i] == "backspace" and kept:
+        elif key == "backspace" and kept:
             deleted.append(kept.pop())
     masked = {kept[j] for start, end in (spans or ()) for j in range(start, min(end, len(kept)))}
     if spans or not kept:

@@ -29,7 +29,6 @@ import polars as pl
 
 from ._episodes import KIND_CODE, Prepared, episode_id
 from ._keyboard import KeyboardReducer
-from ._keystrokes import KeyTimer
 from ._options import BuildOptions
 from ._pointer import PointerReducer, _Press
 
@@ -98,12 +97,12 @@ class ActionSink:
         self._add(row, "scroll", t0, t1, list(seqs), keys=keys, x=x, y=y, dx=dx, dy=dy)
 
 
-def reduce_actions(prepared: Prepared, options: BuildOptions, timer: KeyTimer | None = None) -> pl.DataFrame:
+def reduce_actions(prepared: Prepared, options: BuildOptions, held_mods: list[str] | None = None) -> pl.DataFrame:
     """Actions in order of their first event, with ``row`` (their first event's row), ``episode`` and
-    ``seq_index``; the context columns (ids, app, window, wall time) come from the events. ``timer``
-    is told every key event (for the keystrokes table)."""
+    ``seq_index``; the context columns (ids, app, window, wall time) come from the events. ``held_mods``
+    gets the modifiers held at each key_down, in order (for the keystrokes table: ``key_presses``)."""
     sink = ActionSink()
-    timer = timer if timer is not None else KeyTimer()
+    mods_at_down = held_mods if held_mods is not None else []
     kb = KeyboardReducer(sink, options.type_merge_s)
     ptr = PointerReducer(sink, drag_threshold_px=options.drag_threshold_px,
                          double_click_s=options.double_click_s, double_click_px=options.double_click_px,
@@ -119,7 +118,6 @@ def reduce_actions(prepared: Prepared, options: BuildOptions, timer: KeyTimer | 
                     kb.reset()
                     ptr.close()
                     held.clear()
-                    timer.reset()
             elif reason in _INTERRUPTING:
                 kb.interrupt()
                 ptr.interrupt()
@@ -127,14 +125,12 @@ def reduce_actions(prepared: Prepared, options: BuildOptions, timer: KeyTimer | 
             if held:
                 sink.moves.setdefault(next(iter(held.values())), []).append(seq)
         elif code == _KEY_DOWN:
-            timer.down(row, seq, t, key, char, kb.mods)
+            mods_at_down.append(kb.mods)
             if kb.key_down(row, seq, t, key, char):
                 ptr.interrupt()
         elif code == _KEY_UP:
-            timer.up(t, key)
             kb.key_up(key)
         elif code == _DOWN:
-            timer.pointer()
             kb.interrupt()
             ptr.button_down(row, seq, t, button, x, y, kb.mods)
             held.pop(button, None)  # a press whose release was lost gives way to this one
@@ -143,14 +139,12 @@ def reduce_actions(prepared: Prepared, options: BuildOptions, timer: KeyTimer | 
             held.pop(button, None)
             ptr.button_up(row, seq, t, button, x, y)
         elif code == _SCROLL:
-            timer.pointer()
             kb.interrupt()
             ptr.scroll(row, seq, t, x, y, dx, dy, kb.mods)
         elif code == _PAUSE or code == _GAP:
             kb.reset()
             ptr.close()
             held.clear()
-            timer.reset()
     kb.reset()
     ptr.close()
 
