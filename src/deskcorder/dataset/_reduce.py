@@ -23,9 +23,11 @@ benchmarks/dataset_build.py).
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 
 from ._episodes import KIND_CODE, Prepared, episode_id
 from ._keyboard import KeyboardReducer
@@ -45,11 +47,13 @@ _COLLECTED = ("row", "kind", "text", "keys", "button", "x", "y", "x2", "y2", "dx
 
 
 class ActionSink:
-    """Where the reducers put finished actions: column lists, plus the moves made while a button was held."""
+    """Where the reducers put finished actions: column lists. A press's ``event_seqs`` wait for the moves
+    made while its button was held, which are found once the loop is over (``moves``)."""
 
     def __init__(self) -> None:
         self.cols: dict[str, list[Any]] = {name: [] for name in _COLLECTED}
-        self.moves: dict[int, list[int]] = {}  # row of a button_down -> seqs of the moves while it was held
+        # action number -> (row, seq, seq of the button_up or None) of its press or presses
+        self.presses: dict[int, list[tuple[int, int, int | None]]] = {}
 
     def _add(self, row: int, kind: str, t0: int, t1: int, seqs: list[int], *, text: str | None = None,
              keys: str | None = None, button: str | None = None, x: int | None = None, y: int | None = None,
@@ -77,24 +81,27 @@ class ActionSink:
         self._add(row, "type", t0, t1, seqs, text=text)
 
     def press(self, kind: str, press: _Press, x2: int | None, y2: int | None, second: _Press | None) -> None:
-        seqs = self._press_seqs(press)
-        last = press
-        if second is not None:
-            seqs += self._press_seqs(second)
-            last = second
+        parts = [press] if second is None else [press, second]
+        self.presses[len(self.cols["row"])] = [(p.row, p.seq, p.up_seq if p.up_row is not None else None)
+                                               for p in parts]
+        last = parts[-1]
         t_end = last.up_t if last.up_row is not None else last.t
-        self._add(press.row, kind, press.t, t_end, sorted(seqs), keys=press.keys, button=press.button,
+        self._add(press.row, kind, press.t, t_end, [], keys=press.keys, button=press.button,
                   x=press.x, y=press.y, x2=x2, y2=y2)
-
-    def _press_seqs(self, press: _Press) -> list[int]:
-        moves = self.moves.pop(press.row, [])
-        if press.up_row is None:
-            return [press.seq]  # never released: the moves after it went nowhere
-        return [press.seq, *moves, press.up_seq]
 
     def scroll(self, row: int, seqs: list[int], t0: int, t1: int, x: int, y: int, dx: int, dy: int,
                keys: str) -> None:
         self._add(row, "scroll", t0, t1, list(seqs), keys=keys, x=x, y=y, dx=dx, dy=dy)
+
+    def add_moves(self, moves: dict[int, list[int]]) -> None:
+        """The presses' ``event_seqs``: the down, the moves while it was held (``moves``: row of a button_down
+        -> their seqs) and the up; a press never released is its down alone (the moves went nowhere)."""
+        listed = self.cols["event_seqs"]
+        for action, parts in self.presses.items():
+            seqs: list[int] = []
+            for row, seq, up_seq in parts:
+                seqs += [seq] if up_seq is None else [seq, *moves.get(row, ()), up_seq]
+            listed[action] = sorted(seqs)
 
 
 def reduce_actions(prepared: Prepared, options: BuildOptions, held_mods: list[str] | None = None) -> pl.DataFrame:
@@ -109,22 +116,27 @@ def reduce_actions(prepared: Prepared, options: BuildOptions, held_mods: list[st
                          scroll_merge_s=options.scroll_merge_s)
     df = prepared.frame
     held: dict[str, int] = {}  # button -> row of its open button_down, in press order
-    columns = [df[name].to_list() for name in
-               ("code", "seq", "t_mono_ns", "key", "char", "button", "x", "y", "dx", "dy", "start_reason")]
-    for row, (code, seq, t, key, char, button, x, y, dx, dy, reason) in enumerate(zip(*columns)):
+    # A move only matters to the press it is made under (the earliest still held), so the loop visits the
+    # other events and notes who that is whenever it changes; the moves are matched to it afterwards.
+    owner_rows: list[int] = []
+    owners: list[int] = []
+    visited = df.filter((pl.col("code") != _MOVE) | pl.col("start_reason").is_not_null())
+    columns = [visited[name].to_list() for name in
+               ("row", "code", "seq", "t_mono_ns", "key", "char", "button", "x", "y", "dx", "dy", "start_reason")]
+    for row, code, seq, t, key, char, button, x, y, dx, dy, reason in zip(*columns):
         if reason is not None:
             if reason == "session_start":
                 if row:
                     kb.reset()
                     ptr.close()
-                    held.clear()
+                    if held:
+                        held.clear()
+                        owner_rows.append(row)
+                        owners.append(-1)
             elif reason in _INTERRUPTING:
                 kb.interrupt()
                 ptr.interrupt()
-        if code == _MOVE:
-            if held:
-                sink.moves.setdefault(next(iter(held.values())), []).append(seq)
-        elif code == _KEY_DOWN:
+        if code == _KEY_DOWN:
             mods_at_down.append(kb.mods)
             if kb.key_down(row, seq, t, key, char):
                 ptr.interrupt()
@@ -135,8 +147,12 @@ def reduce_actions(prepared: Prepared, options: BuildOptions, held_mods: list[st
             ptr.button_down(row, seq, t, button, x, y, kb.mods)
             held.pop(button, None)  # a press whose release was lost gives way to this one
             held[button] = row
+            owner_rows.append(row)
+            owners.append(next(iter(held.values())))
         elif code == _UP:
-            held.pop(button, None)
+            if held.pop(button, None) is not None:
+                owner_rows.append(row)
+                owners.append(next(iter(held.values())) if held else -1)
             ptr.button_up(row, seq, t, button, x, y)
         elif code == _SCROLL:
             kb.interrupt()
@@ -144,9 +160,13 @@ def reduce_actions(prepared: Prepared, options: BuildOptions, held_mods: list[st
         elif code == _PAUSE or code == _GAP:
             kb.reset()
             ptr.close()
-            held.clear()
+            if held:
+                held.clear()
+                owner_rows.append(row)
+                owners.append(-1)
     kb.reset()
     ptr.close()
+    sink.add_moves(_moves_under(df, owner_rows, owners))
 
     cols = sink.cols
     actions = pl.DataFrame({
@@ -158,7 +178,7 @@ def reduce_actions(prepared: Prepared, options: BuildOptions, held_mods: list[st
         **{name: pl.Series(cols[name], dtype=pl.Int32) for name in ("x", "y", "x2", "y2", "dx", "dy")},
         "t_start_mono_ns": pl.Series(cols["t_start_mono_ns"], dtype=pl.Int64),
         "t_end_mono_ns": pl.Series(cols["t_end_mono_ns"], dtype=pl.Int64),
-        "event_seqs": pl.Series(cols["event_seqs"], dtype=pl.List(pl.Int64)),
+        "event_seqs": _lists(cols["event_seqs"]),
     })
     context = df.select("row", "episode", "episode_index", "session_id", "device_id", "t_wall_ns", "ctx_row")
     actions = actions.sort("row", maintain_order=True).join(context, on="row", how="left", maintain_order="left")
@@ -176,3 +196,24 @@ def reduce_actions(prepared: Prepared, options: BuildOptions, held_mods: list[st
     )
     return actions.with_columns(episode_id()).with_columns(
         action_id=pl.format("{}-{}", pl.col("episode_id"), pl.col("seq_index").cast(pl.String).str.zfill(5)))
+
+
+def _moves_under(df: pl.DataFrame, owner_rows: list[int], owners: list[int]) -> dict[int, list[int]]:
+    """Row of a button_down -> seqs of the moves made under it: each move goes to the owner in force at
+    its row (``owners`` from ``owner_rows`` on, -1 for none)."""
+    if not owner_rows:
+        return {}
+    changes = pl.DataFrame({"row": pl.Series(owner_rows, dtype=pl.Int64), "owner": pl.Series(owners, dtype=pl.Int64)})
+    moves = df.filter(pl.col("code") == _MOVE).select("row", "seq") \
+        .join_asof(changes, on="row", strategy="backward", check_sortedness=False).filter(pl.col("owner") >= 0)
+    grouped = moves.group_by("owner", maintain_order=True).agg("seq")
+    return dict(zip(grouped["owner"].to_list(), grouped["seq"].to_list()))
+
+
+def _lists(lists: list[list[int]]) -> pl.Series:
+    """A List(Int64) column from Python lists, built from one flat list and offsets (fast)."""
+    offsets = [0]
+    offsets += itertools.accumulate(map(len, lists))
+    flat = list(itertools.chain.from_iterable(lists))
+    array = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(flat, pa.int64()))
+    return pl.Series("event_seqs", array, dtype=pl.List(pl.Int64))
