@@ -37,6 +37,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from ._episodes import KIND_CODE
@@ -160,13 +161,17 @@ def key_presses(frame: pl.DataFrame, held_mods: list[str]) -> tuple[pl.DataFrame
     keyed = keyed.filter(~pl.col("key").is_in(list(LOCK_KEYS)))
     distinct = keyed["key"].unique().to_list()
     names = {k: MODIFIER_KEYS[k][0] if k in MODIFIER_KEYS else k.lower() for k in distinct}
-    group = ("stretch", "name")
-    keyed = keyed.with_columns(name=pl.col("key").replace_strict(names, return_dtype=pl.String),
-                               modifier=pl.col("key").is_in(list(MODIFIER_KEYS))).sort("stretch", "name", "row")
+    number = {name: i for i, name in enumerate(sorted(set(names.values())))}  # ints sort faster than strings
+    shared = ({names[k] for k in distinct if k in MODIFIER_KEYS}
+              & {names[k] for k in distinct if k not in MODIFIER_KEYS})  # "SHIFT" typed as a key, say
+    keyed = keyed.with_columns(
+        name=pl.col("key").replace_strict({k: number[n] for k, n in names.items()}, return_dtype=pl.Int64),
+        modifier=pl.col("key").is_in(list(MODIFIER_KEYS)),
+        mixed=pl.col("key").is_in([k for k in distinct if names[k] in shared])).sort("stretch", "name", "row")
     same = ((pl.col("stretch") == pl.col("stretch").shift(1)) & (pl.col("name") == pl.col("name").shift(1))) \
         .fill_null(False)
     held = same & is_down.shift(1).fill_null(False)  # its name held just before it
-    keyed = keyed.with_columns(held=held, mixed=pl.col("modifier").n_unique().over(group) > 1)
+    keyed = keyed.with_columns(held=held)
     keyed = keyed.with_columns(press=is_down & ~(pl.col("modifier") & pl.col("held")))
     keyed = keyed.with_columns(released=pl.when(pl.col("press")).then(pl.col("row")).forward_fill())
     unsure = keyed.filter(pl.col("mixed") | (~is_down & ~pl.col("held") & ~pl.col("modifier")))["stretch"].unique()
@@ -261,13 +266,20 @@ def keystrokes_frame(actions: pl.DataFrame, frame: pl.DataFrame, held_mods: list
     frame = laid.select("action", "down", "up", "key_class", key="label",
                         modifiers=pl.when(pl.col("mods") != "").then("mods"))
     frame = frame.with_columns(_plain(frame[name]) for name in ("key_class", "key", "modifiers"))
-    down, up, before = pl.col("down"), pl.col("up"), pl.col("down").shift(1).over("action")
+    # The rows are grouped by action already: neighbours within it by masks, not windows (much faster).
+    action = frame["action"].to_numpy()
+    starts = np.r_[True, action[1:] != action[:-1]] if action.size else np.zeros(0, dtype=bool)
+    at = np.arange(action.size)
+    frame = frame.with_columns(position=pl.Series(at - np.maximum.accumulate(np.where(starts, at, 0)),
+                                                  dtype=pl.Int32),
+                               _first=pl.Series(starts))
+    down, up, inside = pl.col("down"), pl.col("up"), ~pl.col("_first")
     frame = frame.with_columns(
-        position=pl.int_range(pl.len(), dtype=pl.Int32).over("action"),
-        prev_key=pl.col("key").shift(1).over("action"),
+        prev_key=pl.col("key").gather(pl.when(inside).then(pl.int_range(pl.len()) - 1)),  # nulls hold no bytes
         hold_ms=(up - down) / 1e6,
-        dd_ms=(down - before) / 1e6,
-        ud_ms=(down - up.shift(1).over("action")) / 1e6,
+        dd_ms=pl.when(inside).then(down - down.shift(1)) / 1e6,
+        ud_ms=pl.when(inside).then(down - up.shift(1)) / 1e6,
+        # A window, as before, for its validity buffer: the card's in-memory sizes count it.
         rollover=(down.shift(-1).over("action") < up).fill_null(False),
     )
     context = actions.select("session_id", "device_id", "episode_index", "seq_index")
