@@ -217,8 +217,10 @@ def anonymise_keystrokes(df: pl.DataFrame, *, seed: bytes, min_people: int = 5,
     dd[~has_prev] = np.nan  # a first press has no flight into it, whatever the input said
     rng = seeded_rng(bytes(seed), b"keystroke-tables")
     common = {"min_people": min_people, "epsilon": epsilon, "people": people, "rng": rng}
-    th, gh, fh = _model(work, hold, [["key"], ["key_class"], ["_all"]], HOLD_PRIOR, **common)
-    td, gd, fd = _model(work, dd, [["_prev", "key"], ["_pcls", "key_class"], ["key_class"], ["_all"]],
+    # Groups are counted in people by the dense person number: the same count, cheaper than strings.
+    levels = work.select("_prev", "key", "_pcls", "key_class", "_all", person_id="_person")
+    th, gh, fh = _model(levels, hold, [["key"], ["key_class"], ["_all"]], HOLD_PRIOR, **common)
+    td, gd, fd = _model(levels, dd, [["_prev", "key"], ["_pcls", "key_class"], ["key_class"], ["_all"]],
                         DD_PRIOR, **common)
     zh = np.where(fh, to_normal_scores(hold, gh, th), np.nan)
     zd = np.where(fd, to_normal_scores(dd, gd, td), np.nan)
