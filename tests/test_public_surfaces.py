@@ -30,7 +30,8 @@ PINNED = {
     ],
     "deskcorder.store": [
         "Account", "AuditEntry", "BatchConflict", "ClockAhead", "Conflict", "ConsentCoverage", "ConsentRecord",
-        "DeviceCredential", "DeviceInfo", "DeviceRevoked", "DeviceStatus", "EmployeeInfo", "ErasureReport",
+        "DeletionReport", "DeviceCredential", "DeviceInfo", "DeviceRevoked", "DeviceStatus", "EmployeeInfo",
+        "ErasureReport",
         "EventStore", "FileMasterKey", "InvalidInput", "KeyWrapper", "MASTER_KEY_ENV", "MAX_CLOCK_SKEW_S",
         "NotAuthenticated", "NotFound", "NotPermitted", "PolicyRecord", "PortalLogin", "PortalRecords", "READ_SCHEMA",
         "RetentionDeletion", "SessionInfo", "StaticMasterKey", "StoreError", "TamperedData", "TokenDecision",

@@ -16,7 +16,7 @@ one way in; behind it the modules sit by what they hold, each folder's
 ``_db/``         the control database: tables, engine, migrations, the batch manifest, settings, rate limits
 ``_people/``     employees and devices, enrolment, consent (when recording is allowed), the audit log,
                  portal accounts and logins (``EventStore.portal``)
-``_lifecycle/``  what leaves the store: erasure, retention, subject access export
+``_lifecycle/``  what leaves the store: erasure, selective deletion, retention, subject access export
 
 ``_errors.py`` (the error tree), ``_records.py`` (what the methods return) and
 ``_private.py`` (0700/0600 whatever the umask) serve every plane.
@@ -42,6 +42,7 @@ from ._events._clock import MAX_CLOCK_SKEW_S
 from ._events._keys import MASTER_KEY_ENV, FileMasterKey, KeyWrapper, StaticMasterKey
 from ._records import (
     ConsentRecord,
+    DeletionReport,
     DeviceCredential,
     DeviceInfo,
     DeviceStatus,
@@ -57,7 +58,7 @@ from ._store import READ_SCHEMA, EventStore
 __all__ = [
     "EventStore", "READ_SCHEMA", "MAX_CLOCK_SKEW_S",
     "WriteResult", "TokenDecision", "SessionInfo", "DeviceInfo", "EmployeeInfo", "ConsentRecord", "PolicyRecord",
-    "DeviceStatus", "DeviceCredential", "RetentionDeletion", "ErasureReport", "AuditEntry",
+    "DeviceStatus", "DeviceCredential", "RetentionDeletion", "ErasureReport", "DeletionReport", "AuditEntry",
     "PortalRecords", "Account", "PortalLogin", "ConsentCoverage",
     "KeyWrapper", "StaticMasterKey", "FileMasterKey", "MASTER_KEY_ENV",
     "StoreError", "NotFound", "InvalidInput", "ClockAhead", "Conflict", "BatchConflict", "NotPermitted", "TamperedData",

@@ -10,7 +10,8 @@ from ..events import LOSS_REASONS
 from ..policy import Policy
 
 __all__ = ["WriteResult", "SessionInfo", "DeviceInfo", "EmployeeInfo", "ConsentRecord", "PolicyRecord",
-           "DeviceStatus", "RetentionDeletion", "ErasureReport", "DeviceCredential"]
+           "DeviceStatus", "RetentionDeletion", "ErasureReport", "DeletionReport",
+           "DeviceCredential"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,6 +118,21 @@ class ErasureReport:
     devices: int
     consents: int
     wal_truncated: bool  # SQLite: the WAL was checkpointed and emptied (None-equivalent True on PostgreSQL)
+
+
+@dataclasses.dataclass(frozen=True)
+class DeletionReport:
+    """What ``EventStore.delete_events`` deleted: one session or one UTC day of one employee."""
+
+    employee_id: str
+    what: str  # "session" or "day"
+    target: str  # the session id, or the date as YYYY-MM-DD
+    events: int
+    sessions: int  # sessions left with no events, and so deleted
+    files_dropped: int  # files that held only deleted events
+    files_rewritten: int  # every other file of the employee, re-sealed under their new data key
+    files_deleted: int  # old files removed from disk (or the object store)
+    wal_truncated: bool  # SQLite: the WAL was checkpointed and emptied (always True on PostgreSQL)
 
 
 @dataclasses.dataclass(frozen=True)

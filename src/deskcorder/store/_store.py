@@ -64,10 +64,10 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ..wire import Batch
 from ._people import _audit, _consent, _enrolment, _employees
-from ._lifecycle import _erasure, _export, _retention
+from ._lifecycle import _erasure, _export, _retention, _selective
 from ._people._accounts import PortalRecords
 from ._people._audit import AuditEntry
-from ._db._manifest import FilePart, ManifestEntry, check_sessions_owned, commit_batch, lookup_batch
+from ._db._manifest import FilePart, KeyReplaced, ManifestEntry, check_sessions_owned, commit_batch, lookup_batch
 from ._db._engine import as_utc, make_engine
 from ._events._clock import Clock, check_not_ahead, check_skew, utc_now
 from ._errors import BatchConflict, InvalidInput, NotFound, NotPermitted, StoreError
@@ -80,6 +80,7 @@ from ._private import FILE_MODE, private_dir, private_file, tighten
 from ._events._reader import READ_SCHEMA, load_events, select_files
 from ._records import (
     ConsentRecord,
+    DeletionReport,
     DeviceCredential,
     DeviceInfo,
     DeviceStatus,
@@ -338,9 +339,9 @@ class EventStore:
             with self._engine.begin() as conn:
                 commit_batch(conn, batch_id=batch.batch_id, device_id=batch.device_id,
                              content_hash=batch.content_hash, events=batch.events, parts=parts,
-                             received_at=received_at)
-        except NotPermitted:
-            # Erased while we wrote: the files are under a destroyed key; remove them anyway.
+                             received_at=received_at, key_id=key_id)
+        except (NotPermitted, KeyReplaced):
+            # Erased, or their key replaced by a deletion, while we wrote: the files are under a destroyed key.
             self.files.delete([p.path for p in parts])
             raise
         except IntegrityError:
@@ -421,6 +422,19 @@ class EventStore:
         _require(actor=actor, reason=reason)
         self._check_open()
         return _erasure.erase_employee(self._engine, self.files, handle, actor, reason)
+
+    def delete_events(self, employee: str, *, session_id: str | None = None, day: dt.date | str | None = None,
+                      actor: str, reason: str) -> DeletionReport:
+        """Delete one session (``session_id``, one of ``employee``'s) or one UTC ``day`` of their events, with
+        erasure's guarantee: their data key is replaced, so no copy of the old files opens (_lifecycle/_selective.py).
+
+        NotFound when they have no such session or nothing that day (another person's session included);
+        InvalidInput (field ``session`` or ``day``) when neither or both are given or the day is not a date.
+        """
+        _require(actor=actor, reason=reason)
+        self._check_open()
+        return _selective.delete_events(self._engine, self.files, self._wrapper, employee, session_id=session_id,
+                                        day=day, actor=actor, reason=reason)
 
     def apply_retention(self, now: dt.datetime, actor: str, *, dry_run: bool = False) -> list[RetentionDeletion]:
         """Delete whole date partitions older than the current policy's ``retention_days``, and (with a

@@ -1,4 +1,5 @@
-"""The employee's pages, ``/me/...``: what is recorded now, consent, pause, own timeline, export, erasure.
+"""The employee's pages, ``/me/...``: what is recorded now, consent, pause, own timeline, export, deletion of
+one session or day, erasure.
 
 No route here takes a person from the URL, the query or the form: whose data
 a page shows is the login's employee, always. The one id in a URL, a
@@ -25,7 +26,7 @@ from ...store import Conflict, EventStore, InvalidInput, NotFound, StoreError
 from .._problems import store_problem
 from . import _views
 from ._auth import COOKIE, Auth, Posted, Viewer
-from ._pages import PageMissing, redirect, render
+from ._pages import PageMissing, redirect, render, wants_html
 
 __all__ = ["employee_router", "PURPOSE"]
 
@@ -146,6 +147,24 @@ def employee_router(store: EventStore, auth: Auth) -> APIRouter:
         return FileResponse(path, media_type="application/zip", filename=f"deskcorder-{viewer.handle}.zip",
                             headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
                             background=BackgroundTask(path.unlink, missing_ok=True))
+
+    @router.post("/me/delete")
+    def delete_part(request: Request, posted: Posted = Depends(auth.employee_post)) -> Response:
+        """Delete one of one's own sessions (form field ``session``) or one UTC day (``day``, YYYY-MM-DD)."""
+        viewer, form = posted.viewer, posted.form
+        try:
+            store.delete_events(viewer.handle, session_id=form.get("session") or None, day=form.get("day") or None,
+                                actor=viewer.actor, reason="deletion requested by the employee in the portal")
+        except NotFound as exc:  # someone else's session answers exactly like one that does not exist
+            raise PageMissing(f"{exc}. Nothing was deleted.") from exc
+        except (InvalidInput, Conflict) as exc:
+            if not wants_html(request):
+                raise store_problem(exc) from exc
+            return render(request, "error.html", viewer=viewer, status=422 if isinstance(exc, InvalidInput) else 409,
+                          title="Nothing was deleted", message=f"{exc} (field: {getattr(exc, 'field', None) or '-'})")
+        except StoreError as exc:
+            raise store_problem(exc) from exc
+        return redirect("/me/sessions")
 
     @router.get("/me/erase")
     def erase_page(request: Request, viewer: Viewer = Depends(auth.employee)) -> Response:

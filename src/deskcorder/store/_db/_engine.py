@@ -14,7 +14,7 @@ from sqlalchemy import Engine, create_engine, event
 
 from .._errors import StoreError
 
-__all__ = ["make_engine", "as_utc", "truncate_wal"]
+__all__ = ["make_engine", "as_utc", "truncate_wal", "vacuum_full"]
 
 _SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Connections kept open per process. The collector runs blocking store calls on up to 40 worker
@@ -68,6 +68,16 @@ def truncate_wal(engine: Engine, attempts: int = 50) -> bool:
             return True
         time.sleep(0.02)
     return False
+
+
+def vacuum_full(engine: Engine, tables: tuple[str, ...]) -> None:
+    """PostgreSQL: rewrite these tables, so the dead versions of deleted or updated rows go (no-op on SQLite,
+    where ``secure_delete`` zeroes them)."""
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for table in tables:
+            conn.exec_driver_sql(f"VACUUM FULL {table}")
 
 
 def as_utc(value: dt.datetime) -> dt.datetime:

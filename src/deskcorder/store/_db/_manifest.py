@@ -16,11 +16,11 @@ import pyarrow as pa
 from sqlalchemy import Connection, bindparam, case, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from .._errors import BatchConflict, NotPermitted
+from .._errors import BatchConflict, NotPermitted, StoreError
 from ._losses import count_losses
-from ._tables import batches, devices, employees, file_sessions, sessions
+from ._tables import batches, devices, employee_keys, employees, file_sessions, sessions
 
-__all__ = ["ManifestEntry", "lookup_batch", "commit_batch", "check_sessions_owned",
+__all__ = ["ManifestEntry", "KeyReplaced", "lookup_batch", "commit_batch", "check_sessions_owned",
            "manifest_files", "session_device", "FilePart"]
 
 
@@ -49,6 +49,10 @@ def _statements(dialect: str) -> tuple[Any, Any]:
     return dev, ses
 
 
+class KeyReplaced(StoreError):
+    """The batch was sealed under a data key that a selective deletion replaced meanwhile (retry: 503)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class ManifestEntry:
     batch_id: str
@@ -67,6 +71,9 @@ class FilePart:
 
 _LOOKUP_BATCH = select(batches.c.batch_id, batches.c.device_id, batches.c.content_hash, batches.c.files).where(
     batches.c.batch_id == bindparam("batch_id"))
+_CURRENT_KEY = (select(employee_keys.c.key_id)
+                .join(devices, devices.c.employee_id == employee_keys.c.employee_id)
+                .where(devices.c.device_id == bindparam("d_id")))
 _FOREIGN_SESSION = select(sessions.c.session_id, sessions.c.device_id).where(
     sessions.c.session_id.in_(bindparam("session_ids", expanding=True)),
     sessions.c.device_id != bindparam("device_id")).limit(1)
@@ -83,12 +90,14 @@ def _per_session(events: pa.Table) -> list[dict[str, Any]]:
 
 
 def commit_batch(conn: Connection, *, batch_id: str, device_id: str, content_hash: str,
-                 events: pa.Table, parts: list[FilePart], received_at: dt.datetime) -> None:
+                 events: pa.Table, parts: list[FilePart], received_at: dt.datetime,
+                 key_id: str | None = None) -> None:
     """Register a written batch and update the counts, in the caller's transaction.
 
     Raises sqlalchemy IntegrityError when the batch id is already registered (a
     concurrent writer won), BatchConflict when a session belongs to another device,
-    NotPermitted when the device's employee was erased meanwhile.
+    NotPermitted when the device's employee was erased meanwhile, KeyReplaced when ``key_id`` (the key
+    the files were sealed under) is no longer the employee's (``_lifecycle/_selective.py``).
     """
     update_device, upsert_sessions = _statements(conn.dialect.name)
     n = events.num_rows
@@ -112,6 +121,11 @@ def commit_batch(conn: Connection, *, batch_id: str, device_id: str, content_has
     # Checked again after our own writes (the write lock is held), so a concurrent
     # batch from another device that claimed the session first is seen too.
     check_sessions_owned(conn, device_id, [r["session_id"] for r in per_session])
+    # Last, after our insert into batches: a deletion that replaced the key holds a lock on batches
+    # (PostgreSQL) or the write lock (SQLite) to its commit, so this read sees its new key.
+    if key_id is not None and conn.execute(_CURRENT_KEY, {"d_id": device_id}).scalar() != key_id:
+        raise KeyReplaced(f"the data key of device {device_id!r}'s employee was replaced while this batch was "
+                          f"written (some of their events were deleted); nothing was stored, retry the batch")
 
 
 def check_sessions_owned(conn: Connection, device_id: str, session_ids: list[str]) -> None:
