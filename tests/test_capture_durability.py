@@ -36,6 +36,7 @@ from .helpers import READ, _stop, admin_headers, enrol_in, install_credential, s
 pytestmark = pytest.mark.x11
 
 FLUSH_S = 0.2  # the agent's --flush-interval in these tests
+UPLOAD_S = 0.5  # and its --upload-interval: several batches in a few seconds of input
 # What a loaded 2-core test machine may add to the flush interval before an event is committed:
 # X -> RECORD client delivery, the writer thread being scheduled, the fsync of the commit.
 SCHEDULING_SLACK_S = 0.25
@@ -52,7 +53,7 @@ class AgentProcess:
         self._out = open(log, "w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "deskcorder", "agent", "--server", url, "--state-dir", str(state_dir),
-             "--flush-interval", str(FLUSH_S)],
+             "--flush-interval", str(FLUSH_S), "--upload-interval", str(UPLOAD_S)],
             stdout=self._out, stderr=subprocess.STDOUT, text=True, env={**env, "PYTHONUNBUFFERED": "1"})
         self.session_id = self._wait_for(re.compile(r"session ([0-9a-f]{32})"), 30).group(1)
         self.state_dir = state_dir

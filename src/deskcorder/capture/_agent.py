@@ -1,26 +1,37 @@
 """The agent: backend -> gate -> queue -> writer -> spool -> uploader, started and stopped as one.
 
 Threads: the backend's listener threads (submit only), the writer (numbers,
-coalesces and spools events every ``flush_interval_s``), the uploader, the
-status poller (asks the collector every ``status_poll_s`` whether this
-device may record and under which policy; see ``_status`` and ``_gate``)
-and the control socket (``deskcorder agent pause|resume|status``).
+coalesces and spools events: a chunk once ``flush_max_events`` wait or the
+oldest is ``flush_interval_s`` old), the uploader (a round of uploads once
+``Uploader.UPLOAD_MIN_EVENTS`` are spooled or the oldest has waited
+``upload_interval_s``), the status poller (asks the collector every
+``status_poll_s`` whether this device may record and under which policy; see
+``_status`` and ``_gate``) and the control socket (``deskcorder agent
+pause|resume|status``). Nothing wakes on a timer while nothing happens: the
+writer and the uploader sleep until input arrives, and the poller asks less
+and less often on an idle desk (``StatusPoller.IDLE_AFTER_S``), at once again
+at the next input.
 
 Enrolment and consent first: ``start`` enrols the device with
 ``enrol_token`` when it has no credential yet (``_credential``; the token
 decides whose device this is) and asks for the recording status before the
 first input listener is attached. Until an answer says recording_allowed nothing is recorded, not
-even into the spool; a withdrawal stops recording at the next poll, within
-``status_poll_s`` plus one request (well under a second by default). A fleet's
-collectors may set the cadence for every agent in their status answers
-(``upload_interval_s``, ``status_poll_s``, the latter at most 60 s); the
-agent's own settings stand until one does.
+even into the spool; a withdrawal stops recording at the next poll: of the
+input that follows a withdrawal, at most ``status_poll_s`` plus one request
+is recorded (well under a second by default). On a desk idle for a while
+the next poll may be further off, but the first input makes the agent ask at
+once, so that bound holds for the input that follows; the collector refuses
+anything stamped after a withdrawal in any case. A fleet's collectors may set
+the cadence for every agent in their status answers (``upload_interval_s``,
+``status_poll_s``, the latter at most 60 s); the agent's own settings stand
+until one does.
 
 What a crash loses: a ``kill -9`` or power cut loses the events still in
 memory, i.e. those captured since the start of the writer's last completed
 spool commit: at most ``flush_interval_s`` of input plus one commit's
-duration (a few ms on a local disk). Nothing that reached the spool is lost;
-it is uploaded by the next agent started with the same state directory.
+duration (a few ms on a local disk), the writer's age trigger. Nothing that
+reached the spool is lost; it is uploaded by the next agent started with the
+same state directory.
 """
 
 from __future__ import annotations
@@ -75,7 +86,7 @@ class AgentConfig:
     # Events held in memory while the writer catches up; past it input is lost (counted, and marked by a GAP).
     queue_max_events: int = EventQueue.MAX_EVENTS
     upload_max_events: int = 20000
-    upload_interval_s: float = 0.5
+    upload_interval_s: float = 2.0  # the longest a spooled event waits for its upload to start
     # A one-time token from an admin (``deskcorder device token --employee HANDLE``), exchanged on the
     # first start for the device's credential (<state_dir>/credential); ignored once that exists.
     enrol_token: str | None = None
@@ -104,6 +115,7 @@ class Agent:
         self._started = False
         self._lock_file: Any = None
         self._failed = threading.Event()
+        self._halt = threading.Event()  # run_until_signal's: set by SIGINT/SIGTERM or a failure
         self.session_id: str | None = None
         self.device_id: str | None = None
 
@@ -146,10 +158,11 @@ class Agent:
         self._failed.clear()
         self.gate = Gate(hotkey=hotkey)
         self.queue = EventQueue(self.gate, max_events=cfg.queue_max_events, wake_at=cfg.flush_max_events,
-                                on_failure=lambda exc: self._failed.set())
+                                on_failure=lambda exc: (self._failed.set(), self._halt.set()))
         self.poller = StatusPoller(status_source, self.device_id, enrol_token=enrol_token,
                                    hostname=cfg.hostname or socket.gethostname(), interval_s=cfg.status_poll_s,
                                    on_status=self._on_status, on_fatal=self._on_fatal, on_tick=self._on_tick,
+                                   watch_input=self.queue.on_next_input,
                                    on_enrolled=lambda employee_id, secret: self._enrolled(state_dir, employee_id,
                                                                                           secret))
         self._persisted_pause = _read_pause(state_dir)
@@ -166,12 +179,13 @@ class Agent:
             self.spool.close()
             self._unlock()
             raise
-        self.writer = Writer(self.queue, self.spool, self.session_id, move_hz=cfg.move_hz,
-                             flush_interval_s=cfg.flush_interval_s, flush_max_events=cfg.flush_max_events)
         first = self.poller.last_status
         self.uploader = Uploader(self.spool, transport, self.device_id, max_events=cfg.upload_max_events,
                                  interval_s=first.upload_interval_s if first and first.upload_interval_s
                                  else cfg.upload_interval_s)
+        self.writer = Writer(self.queue, self.spool, self.session_id, move_hz=cfg.move_hz,
+                             flush_interval_s=cfg.flush_interval_s, flush_max_events=cfg.flush_max_events,
+                             on_spooled=self.uploader.spooled)
         self.writer.start()
         self.uploader.start()
         try:
@@ -221,13 +235,14 @@ class Agent:
 
     def run_until_signal(self) -> None:
         """Run until SIGINT or SIGTERM (or the backend fails), then stop cleanly. Main thread only."""
-        stop = threading.Event()
+        stop = self._halt
+        stop.clear()
         previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
         if not self._started:
             self.start()
         try:
             while not stop.is_set() and not self._failed.is_set():
-                stop.wait(0.5)
+                stop.wait(60)  # a signal or a failure sets it; the timeout only guards the main thread
         finally:
             self.stop()
             for sig, handler in previous.items():

@@ -17,6 +17,11 @@ stored session says where input is missing and the collector counts it per
 device. Markers are never refused for a full queue; a loss while not recording
 (the gate would have dropped those events anyway) is counted here only, so a
 pause shows no trace of input.
+
+Nothing here polls: the writer sleeps until the first event lands in an
+empty queue (or ``wake_at`` events are waiting), and the status poller, while
+it asks less often on an idle desk, hears of the next input through
+``on_next_input``.
 """
 
 from __future__ import annotations
@@ -53,11 +58,16 @@ class EventQueue:
         self.captured = 0
         self.lost: dict[str, int] = dict.fromkeys(LOSS_REASONS, 0)
         self._gaps: dict[str, int] = {}  # reason -> index in _items of its GAP marker since the last drain
+        self._on_next_input: Callable[[], None] | None = None
         self.failure: BaseException | None = None
 
     # -- listener side ------------------------------------------------------------------
     def submit(self, event: RawEvent) -> bool:
         """Queue ``event`` if the gate lets it through; False when it was not kept (gated off or full)."""
+        heard = self._on_next_input
+        if heard is not None:  # someone waits for the next input, recorded or not (one call, then disarmed)
+            self._on_next_input = None
+            heard()
         with self._lock:
             items = self._items
             before = len(items)
@@ -70,7 +80,8 @@ class EventQueue:
     def _added(self, before: int) -> bool:
         after = len(self._items)
         self.captured += after - before
-        if before < self._wake_at <= after:
+        # The first event into an empty queue starts the writer's age clock; wake_at events, its size trigger.
+        if before < after and (before == 0 or before < self._wake_at <= after):
             self._ready.set()
         return after > before
 
@@ -94,6 +105,11 @@ class EventQueue:
             t_mono, t_wall, gap = self._items[at]
             self._items[at] = (t_mono, t_wall, gap._replace(lost=gap.lost + quantity))
 
+    def on_next_input(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` once, on the listener thread, at the next input event (before the gate):
+        cheap enough to arm every poll, and nothing to do per event while disarmed."""
+        self._on_next_input = callback
+
     def fail(self, error: BaseException) -> None:
         self.failure = error
         self._ready.set()
@@ -114,10 +130,19 @@ class EventQueue:
         return result
 
     # -- writer side --------------------------------------------------------------------
-    def wait(self, timeout: float) -> None:
-        """Sleep until ``timeout`` passes or enough events are queued to be worth a flush."""
+    def wait(self, timeout: float | None) -> None:
+        """Sleep until ``timeout`` passes (None: no limit), the first event arrives in an empty queue, enough
+        events are queued to be worth a flush, or ``wake``. The caller reads the queue again afterwards."""
         self._ready.wait(timeout)
         self._ready.clear()
+
+    def oldest_ns(self) -> int | None:
+        """``t_mono_ns`` of the oldest event waiting, None when the queue is empty (writer side only)."""
+        items = self._items
+        return items[0][0] if items else None
+
+    def __len__(self) -> int:
+        return len(self._items)
 
     def wake(self) -> None:
         self._ready.set()

@@ -1,5 +1,12 @@
 """May this device record now, and under which policy: the collector's answer, asked again every 0.5 s
-(or at the cadence the collector asks for, see ``RecordingStatus``).
+(or at the cadence the collector asks for, see ``RecordingStatus``) while input goes on.
+
+On an idle desk (no input at all for ``StatusPoller.IDLE_AFTER_S``) the
+poller asks half as often each time, down to once every
+``StatusPoller.IDLE_POLL_MAX_S``, and at once again at the next input (key,
+click or move, recorded or not): a withdrawal made while nobody typed is
+heard one request after the typing resumes, so of the input that follows a
+withdrawal no more is recorded than at the full cadence.
 
 ``CollectorStatus`` enrols the device once when it has no credential yet
 (``POST /v1/devices/enrol`` with the admin's one-time token, see
@@ -29,17 +36,17 @@ privacy decision, made here once:
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
 import logging
 import threading
 import time
 from typing import Any, Callable, Protocol
 
-import httpx
-
 from ..policy import Policy, PolicyError, parse_policy
 from ._credential import Credential
 from ._errors import AgentError, DeviceRefused
-from ._transport import TransportError
+from ._transport import Connection, Response, TransportError
 
 __all__ = ["CollectorStatus", "FixedStatus", "RecordingStatus", "StatusPoller", "StatusSource", "status_from_json",
            "UPLOAD_INTERVAL_RANGE_S", "STATUS_POLL_RANGE_S"]
@@ -89,13 +96,19 @@ def _recording_status(body: dict[str, Any]) -> RecordingStatus:
     policy: Policy | None = None
     if body.get("policy"):
         try:
-            policy = parse_policy(body["policy"])
+            policy = _parse_policy(body["policy"])
         except PolicyError as exc:  # the collector validates policies; a bad one must still stop recording
             return RecordingStatus(False, "policy_invalid", f"the collector sent an invalid policy: {exc}", None,
                                    version)
     if body.get("recording_allowed") is True and policy is not None:
         return RecordingStatus(True, None, detail, policy, version)
     return RecordingStatus(False, _not_allowed_reason(body), detail, policy, version)
+
+
+@functools.lru_cache(maxsize=4)
+def _parse_policy(text: str) -> Policy:
+    """The same policy text comes back in every answer: parse it once (a Policy is frozen)."""
+    return parse_policy(text)
 
 
 def _not_allowed_reason(body: dict[str, Any]) -> str:
@@ -130,57 +143,54 @@ class CollectorStatus:
     def __init__(self, server_url: str, *, credential: Credential | None = None, state_dir: str = "<state_dir>"):
         if not server_url.startswith(("http://", "https://")):
             raise ValueError(f"server URL must start with http:// or https://, got {server_url!r}")
-        self._base = server_url.rstrip("/")
         self._state_dir = state_dir
         self._credential = credential
-        self._client = httpx.Client(headers={"User-Agent": "deskcorder-agent"}, timeout=self.REQUEST_TIMEOUT_S)
+        self._connection = Connection(server_url)
 
     def enrol(self, device_id: str, token: str, hostname: str) -> tuple[str, str]:
-        r = self._request("POST", "/v1/devices/enrol",
-                          json={"token": token, "device_id": device_id, "hostname": hostname})
-        if r.status_code == 200:
+        r = self._request("POST", "/v1/devices/enrol", body=json.dumps(
+            {"token": token, "device_id": device_id, "hostname": hostname}).encode(),
+            headers={"Content-Type": "application/json"})
+        if r.status == 200:
             body = r.json()
             return str(body["employee_id"]), str(body["secret"])
         error = _error(r)
-        if r.status_code == 401:
+        if r.status == 401:
             raise DeviceRefused("not_enrolled", f"the collector refused the enrolment token: {error}")
-        if r.status_code == 409:
+        if r.status == 409:
             raise DeviceRefused("not_enrolled", f"the collector refused to enrol device {device_id}: {error}; to "
                                 f"enrol this desk as a "
                              f"new device, delete {self._state_dir}/device_id and start again with a new token "
                              f"({_NEW_TOKEN.removeprefix('ask an admin for a new one: ')})")
-        if r.status_code in (400, 404, 422):
+        if r.status in (400, 404, 422):
             raise DeviceRefused("not_enrolled", f"the collector refused to enrol device {device_id}: {error}")
-        raise TransportError(f"enrol answered {r.status_code}: {error}")
+        raise TransportError(f"enrol answered {r.status}: {error}")
 
     def status(self, device_id: str) -> RecordingStatus:
         r = self._request("GET", f"/v1/devices/{device_id}/status",
                           headers=self._credential.headers() if self._credential else {})
-        if r.status_code == 401:
+        if r.status == 401:
             raise DeviceRefused("not_enrolled", f"the collector does not accept this device's credential "
                                 f"({_error(r)}); delete "
                              f"{self._state_dir}/credential and start the agent with --enrol-token TOKEN; "
                              f"{_NEW_TOKEN.replace('a new one', 'a token')}")
-        if r.status_code == 403:
+        if r.status == 403:
             raise DeviceRefused("revoked", f"the collector refuses this device: {_error(r)}")
-        if r.status_code != 200:
-            raise TransportError(f"status answered {r.status_code}: {_error(r)}")
+        if r.status != 200:
+            raise TransportError(f"status answered {r.status}: {_error(r)}")
         try:
             return status_from_json(r.json())
         except (ValueError, TypeError, AttributeError) as exc:
             raise TransportError(f"status answer is not the expected JSON: {exc}") from exc
 
     def close(self) -> None:
-        self._client.close()
+        self._connection.close()
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
-            return self._client.request(method, self._base + path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise TransportError(f"{type(exc).__name__}: {exc}") from exc
+    def _request(self, method: str, path: str, **kwargs: Any) -> Response:
+        return self._connection.request(method, path, timeout=self.REQUEST_TIMEOUT_S, **kwargs)
 
 
-def _error(r: httpx.Response) -> str:
+def _error(r: Response) -> str:
     try:
         return str(r.json().get("error"))
     except (ValueError, AttributeError):
@@ -205,12 +215,20 @@ class FixedStatus:
 
 
 class StatusPoller:
-    """Enrols the device if given a token (retrying while unreachable), then polls the status."""
+    """Enrols the device if given a token (retrying while unreachable), then polls the status.
+
+    ``watch_input(callback)`` arms a one-shot call at the next input (``EventQueue.on_next_input``);
+    without it the poller keeps its cadence however idle the desk is.
+    """
+
+    IDLE_AFTER_S = 10.0  # no input for this long: ask less often
+    IDLE_POLL_MAX_S = 30.0  # the longest between two polls on an idle desk (unless the collector asks longer)
 
     def __init__(self, source: StatusSource, device_id: str, *, enrol_token: str | None, hostname: str,
                  interval_s: float, on_status: Callable[[RecordingStatus], None],
                  on_fatal: Callable[[BaseException], None], on_tick: Callable[[], None],
-                 on_enrolled: Callable[[str, str], None] = lambda employee_id, secret: None):
+                 on_enrolled: Callable[[str, str], None] = lambda employee_id, secret: None,
+                 watch_input: Callable[[Callable[[], None]], None] | None = None):
         self._source = source
         self._device_id = device_id
         self._enrol_token = enrol_token  # None: enrolled already (or a test's status source)
@@ -220,7 +238,11 @@ class StatusPoller:
         self._on_status = on_status
         self._on_fatal = on_fatal
         self._on_tick = on_tick
+        self._watch_input = watch_input
         self._stop = threading.Event()
+        self._wake = threading.Event()  # stop, or the first input while polls are spaced out
+        self._heard_input = True  # input since the last poll (or no way to know: assume there was)
+        self._spaced_out = False
         self._thread = threading.Thread(target=self._run, name="deskcorder-status", daemon=True)
         self.last_status: RecordingStatus | None = None
         self.last_error: str | None = None
@@ -277,16 +299,33 @@ class StatusPoller:
 
     def stop(self, timeout: float = 3.0) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
         self._source.close()
 
+    def _input(self) -> None:
+        """On a listener thread, once per arming: note it; when polls are spaced out, ask now."""
+        self._heard_input = True
+        if self._spaced_out:
+            self._wake.set()
+
     def _run(self) -> None:
         # A fixed rate, not a fixed pause between polls: a slow answer must not stretch the time
         # a withdrawal takes to be heard beyond one interval plus that answer.
-        next_poll = time.monotonic() + self._interval_s
-        while not self._stop.wait(max(0.0, next_poll - time.monotonic())):
-            next_poll = max(next_poll + self._interval_s, time.monotonic())
+        interval = self._interval_s
+        next_poll = time.monotonic() + interval
+        last_input = time.monotonic()
+        while True:
+            self._spaced_out = interval > self._interval_s
+            if self._watch_input is not None:
+                self._heard_input = False
+                self._watch_input(self._input)
+            self._wake.wait(max(0.0, next_poll - time.monotonic()))
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            now = time.monotonic()
             try:
                 self.poll_once()
                 self._on_tick()
@@ -297,3 +336,11 @@ class StatusPoller:
                 log.exception("status poll failed")
                 self._on_fatal(AgentError(f"the consent check failed: {type(exc).__name__}: {exc}"))
                 return
+            if self._heard_input:
+                last_input = now
+            if now - last_input < self.IDLE_AFTER_S:
+                interval = self._interval_s
+                next_poll = max(next_poll + interval, now) if not self._spaced_out else now + interval
+            else:  # idle: twice as long each time, up to the most (never shorter than the collector's cadence)
+                interval = max(self._interval_s, min(self.IDLE_POLL_MAX_S, interval * 2))
+                next_poll = now + interval

@@ -1,5 +1,13 @@
 """The uploader thread: spool -> collector, at least once, never losing an unacknowledged event.
 
+When: the writer tells the uploader of every chunk it spools (``spooled``),
+and a round of uploads starts once ``UPLOAD_MIN_EVENTS`` are waiting or the
+oldest waiting event has been in the spool for ``interval_s`` (the latency
+bound; the collector may set it, see ``_status``), whichever comes first. A
+round drains the spool batch after batch. With nothing spooled the thread
+sleeps until the writer wakes it: an idle desk sends nothing and wakes
+nothing. At start, a backlog left by an earlier agent goes out at once.
+
 One upload at a time, oldest chunks first. ``Spool.next_upload`` commits the
 batch's chunk list and batch id *before* the request goes out, so after a
 timeout or a crash the same batch id carries the same events again and the
@@ -47,10 +55,13 @@ class Uploader:
     BACKOFF_MAX_S = 60.0
     RETRY_AFTER_MAX_S = 600.0  # a misconfigured server must not silence an agent for a day
     REQUEST_TIMEOUT_S = 30.0
+    # Enough to send without waiting for the latency bound: a batch this size costs the collector
+    # about what a small one does, so a busy desk uploads every couple of seconds rather than every bound.
+    UPLOAD_MIN_EVENTS = 1000
     _SERVER_REFUSES_ALL = frozenset({401, 403, 404, 405})
 
     def __init__(self, spool: Spool, transport: Transport, device_id: str, *, max_events: int = 20_000,
-                 interval_s: float = 0.5, rng: random.Random | None = None,
+                 interval_s: float = 2.0, rng: random.Random | None = None,
                  clock: Callable[[], float] = time.monotonic):
         self._spool = spool
         self._transport = transport
@@ -61,8 +72,16 @@ class Uploader:
         self._clock = clock
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._due_lock = threading.Lock()
+        # clock() when the oldest event not yet sent was spooled (None: none known), and how many wait.
+        # At start: "now minus the bound", so a backlog an earlier agent left is sent at once.
+        self._oldest_at: float | None = clock() - interval_s
+        self._waiting = 0
+        self._round_end = -float("inf")  # clock() when the last round of uploads ended
         self._thread = threading.Thread(target=self._run, name="deskcorder-uploader", daemon=True)
         self._failures = 0  # consecutive failed attempts, for the backoff exponent
+        self._drained = False  # the last upload_once found the spool empty
+        self._last_batch_events = 0
         self.disabled_until = 0.0  # clock() value before which no request is sent
         self._server_asked = False  # disabled_until comes from the collector's Retry-After
         self.uploaded = 0  # events acknowledged by the collector in this process
@@ -76,8 +95,10 @@ class Uploader:
 
     @interval_s.setter
     def interval_s(self, seconds: float) -> None:
-        # The collector's cadence (read by the loop before each wait; a wait already begun runs out).
-        self._interval_s = seconds
+        # The collector's latency bound; a change applies to the wait already begun too.
+        if seconds != self._interval_s:
+            self._interval_s = seconds
+            self._wake.set()
 
     def is_healthy(self) -> bool:
         return self._clock() >= self.disabled_until
@@ -86,7 +107,21 @@ class Uploader:
         self._thread.start()
 
     def wake(self) -> None:
+        """Upload what the spool holds now, whatever the triggers say."""
+        with self._due_lock:
+            self._oldest_at = -float("inf")
         self._wake.set()
+
+    def spooled(self, n_events: int) -> None:
+        """The writer committed a chunk of ``n_events``: start the latency clock, or upload if enough wait."""
+        with self._due_lock:
+            first = self._oldest_at is None
+            if first:
+                self._oldest_at = self._clock()
+            self._waiting += n_events
+            enough = self._waiting >= self.UPLOAD_MIN_EVENTS
+        if first or enough:
+            self._wake.set()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the thread, then try to upload what is left until the spool is empty or time is up."""
@@ -105,16 +140,48 @@ class Uploader:
     # -- loop ---------------------------------------------------------------------------
     def _run(self) -> None:
         while not self._stop.is_set():
-            wait = max(self._interval_s, self.disabled_until - self._clock())
-            if self._spool.scrub_pending:  # acknowledged text still in the WAL: try again soon, whatever the cadence
-                wait = min(wait, self._spool.SCRUB_RETRY_S)
-            self._wake.wait(wait)
-            self._wake.clear()
+            due = self._due_in()
+            if due is not None:
+                due = max(due, self.disabled_until - self._clock())
+            if self._spool.scrub_pending:  # acknowledged text still in the WAL: try again soon, whatever the bound
+                due = self._spool.SCRUB_RETRY_S if due is None else min(due, self._spool.SCRUB_RETRY_S)
+            if due is None or due > 0:
+                self._wake.wait(due)
+                self._wake.clear()
+            if self._stop.is_set():
+                break
             if self._spool.scrub_pending:
                 self._scrub()
-            # Keep going while batches are acknowledged: a backlog drains at network speed.
-            while not self._stop.is_set() and self.is_healthy() and self.upload_once():
-                pass
+            if self._due_in() == 0 and self.is_healthy():
+                self._round()
+
+    def _due_in(self) -> float | None:
+        """Seconds until a round of uploads is due (0: now), None while nothing waits in the spool."""
+        with self._due_lock:
+            if self._oldest_at is None:
+                return None
+            if self._waiting >= self.UPLOAD_MIN_EVENTS:
+                return 0.0
+            # Counted from the end of the last round at the earliest: rounds start interval_s apart or more.
+            return max(0.0, max(self._oldest_at, self._round_end) + self._interval_s - self._clock())
+
+    def _round(self) -> None:
+        """Upload batch after batch while they come full (a backlog drains at network speed), then stop:
+        chunks spooled meanwhile start the latency clock again rather than being chased one by one."""
+        with self._due_lock:  # chunks spooled from now on start the clock again
+            oldest_at, self._oldest_at, self._waiting = self._oldest_at, None, 0
+        self._drained = False
+        while not self._stop.is_set() and self.is_healthy() and self.upload_once():
+            if self._last_batch_events < self._max_events:  # it took every chunk spooled until then
+                break
+        self._round_end = self._clock()
+        failed = self._stop.is_set() or not self.is_healthy() or self.last_error is not None
+        with self._due_lock:
+            if self._oldest_at is None and not self._drained:
+                if failed:  # what was due stays due, retried once healthy
+                    self._oldest_at = oldest_at
+                elif self._spool.backlog():  # the batch sent was one an earlier agent left in flight
+                    self._oldest_at = self._round_end
 
     def upload_once(self, timeout: float | None = None) -> bool:
         """Send the next batch once. True when it left the queue (acknowledged or dead-lettered)."""
@@ -124,7 +191,9 @@ class Uploader:
             self._retry_later(f"cannot read the spool: {exc}", None)
             return False
         if upload is None:
+            self._drained = True
             return False
+        self._last_batch_events = upload.n_events
         body = encode_batch(upload.batch_id, upload.device_id, upload.columns, MSGPACK)
         try:
             response = self._transport.send(body, MSGPACK, timeout or self.REQUEST_TIMEOUT_S)

@@ -13,6 +13,15 @@ pointer position before a click is always on record.
 Events dropped because the spool stayed unwritable are followed by a GAP
 event (``spool_unavailable``, with their count) that takes the next seq, so
 the hole in ``seq`` is explained where it is.
+
+When a chunk is written (the flush triggers): as soon as ``flush_max_events``
+events are waiting (size), or when the oldest event waiting is
+``flush_interval_s`` old (age), whichever comes first. The age trigger is
+what bounds a ``kill -9``'s loss (see ``_agent``): no event stays in memory
+longer than ``flush_interval_s`` plus one commit, except a move whose
+coalescing slot (``1 / move_hz``) is still open, which is written when it
+closes. With nothing in memory the thread sleeps until the queue wakes it:
+an idle desk costs no wake-ups.
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 from ..events import FIELD_NAMES, EventKind
 from ._backend import RawEvent
@@ -41,7 +50,8 @@ class Writer:
     MAX_UNSPOOLED = 500_000
 
     def __init__(self, queue: EventQueue, spool: Spool, session_id: str, *, move_hz: float = 60.0,
-                 flush_interval_s: float = 0.2, flush_max_events: int = 2000):
+                 flush_interval_s: float = 0.2, flush_max_events: int = 2000,
+                 on_spooled: Callable[[int], None] = lambda n_events: None):
         if move_hz <= 0:
             raise ValueError(f"move_hz must be > 0, got {move_hz}")
         self._queue = queue
@@ -50,10 +60,12 @@ class Writer:
         self._slot_ns = int(1e9 / move_hz)
         self._flush_interval_s = flush_interval_s
         self._flush_max_events = flush_max_events
+        self._on_spooled = on_spooled  # after each commit, with its event count (the uploader's trigger)
         self._next_seq = 0
         self._columns = self._empty()
         self._first_seq = 0
         self._pending_move: Queued | None = None
+        self._retry_ns = 0  # when a flush the spool refused is tried again
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="deskcorder-writer", daemon=True)
         self.coalesced = 0
@@ -72,11 +84,26 @@ class Writer:
     # -- loop ---------------------------------------------------------------------------
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._queue.wait(self._flush_interval_s)
+            due = self._due_in()
+            if due is None or due > 0:
+                self._queue.wait(due)
+                continue  # woken or timed out: look again (an arrival only starts the age clock)
             self._take(self._queue.drain())
             self._flush(final=False)
         self._take(self._queue.drain())
         self._flush(final=True)
+
+    def _due_in(self) -> float | None:
+        """Seconds until the next flush is due (0: now), None while nothing is held in memory."""
+        if len(self._queue) >= self._flush_max_events:
+            return 0.0
+        held = [t for t in (self._queue.oldest_ns(), self._pending_move and self._pending_move[0]) if t]
+        due_ns = min(held) + int(self._flush_interval_s * 1e9) if held else None
+        if self._columns["seq"]:  # left by a flush the spool refused: retried at the flush interval
+            due_ns = self._retry_ns if due_ns is None else min(due_ns, self._retry_ns)
+        if due_ns is None:
+            return None
+        return max(0.0, (due_ns - time.monotonic_ns()) / 1e9)
 
     def _take(self, items: list[Queued]) -> None:
         slot_ns = self._slot_ns
@@ -121,6 +148,7 @@ class Writer:
         try:
             self._spool.append(self.session_id, self._first_seq, self._columns)
         except Exception as exc:  # sqlite3 errors, disk full: keep the events and retry next flush
+            self._retry_ns = time.monotonic_ns() + int(self._flush_interval_s * 1e9)
             if self.last_error is None:
                 log.warning("cannot write to the spool %s: %s; keeping events in memory", self._spool.path, exc)
             self.last_error = str(exc)
@@ -135,6 +163,7 @@ class Writer:
             self.last_error = None
         self.spooled += n
         self._reset()
+        self._on_spooled(n)
 
     def _reset(self) -> None:
         self._columns = self._empty()

@@ -44,9 +44,11 @@ def agent(
     move_hz: float = typer.Option(60.0, "--move-hz", min=0.1,
                                   help="Most mouse moves recorded per second; the latest position of each slot is kept."),
     flush_interval: float = typer.Option(0.2, "--flush-interval", min=0.01,
-                                         help="Seconds between spool writes: the most input a crash can lose."),
-    upload_interval: float = typer.Option(0.5, "--upload-interval", min=0.1, max=3600,
-                                          help="Seconds between uploads, until the collector sets its own "
+                                         help="The longest an event waits in memory before it is written to the "
+                                              "spool: the most input a crash can lose."),
+    upload_interval: float = typer.Option(2.0, "--upload-interval", min=0.1, max=3600,
+                                          help="The longest an event waits in the spool before it is uploaded "
+                                               "(sooner once 1000 wait), until the collector sets its own "
                                                "(serve --agent-upload-interval)."),
     status_interval: float = typer.Option(0.5, "--status-interval", min=0.1, max=60,
                                           help="Seconds between consent checks with the collector, until it sets "
@@ -61,7 +63,8 @@ def agent(
     `deskcorder device token --employee HANDLE`); later starts reuse the stored credential.
     Nothing is recorded until the collector confirms the employee's consent to the current policy.
     Only the applications and hours that policy allows are recorded; password prompts never are.
-    A withdrawal of consent stops recording within one status interval (0.5 s unless the collector sets another).
+    A withdrawal of consent stops recording within one status interval of input (0.5 s unless the collector sets
+    another); an idle desk is asked less often, and at once again when input resumes.
     Events are spooled on disk first, so a collector that is down loses nothing.
     The subcommands pause, resume and query the agent already running with that --state-dir.
     """
