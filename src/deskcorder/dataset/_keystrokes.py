@@ -165,11 +165,15 @@ def key_presses(frame: pl.DataFrame, held_mods: list[str]) -> tuple[pl.DataFrame
     shared = ({names[k] for k in distinct if k in MODIFIER_KEYS}
               & {names[k] for k in distinct if k not in MODIFIER_KEYS})  # "SHIFT" typed as a key, say
     keyed = keyed.with_columns(
-        name=pl.col("key").replace_strict({k: number[n] for k, n in names.items()}, return_dtype=pl.Int64),
+        # (an empty mapping, with no key event at all, would leave the column a string)
+        name=pl.col("key").replace_strict({k: number[n] for k, n in names.items()}, return_dtype=pl.Int64)
+        if number else pl.lit(None, pl.Int64),
         modifier=pl.col("key").is_in(list(MODIFIER_KEYS)),
-        mixed=pl.col("key").is_in([k for k in distinct if names[k] in shared])).sort("stretch", "name", "row")
-    same = ((pl.col("stretch") == pl.col("stretch").shift(1)) & (pl.col("name") == pl.col("name").shift(1))) \
-        .fill_null(False)
+        mixed=pl.col("key").is_in([k for k in distinct if names[k] in shared]))
+    # Each (stretch, name) as one number; a stable sort on it keeps each one's events in row order.
+    keyed = keyed.with_columns(_group=pl.col("stretch").cast(pl.Int64) * len(number) + pl.col("name")) \
+        .sort("_group", maintain_order=True)
+    same = (pl.col("_group") == pl.col("_group").shift(1)).fill_null(False)
     held = same & is_down.shift(1).fill_null(False)  # its name held just before it
     keyed = keyed.with_columns(held=held)
     keyed = keyed.with_columns(press=is_down & ~(pl.col("modifier") & pl.col("held")))
@@ -298,12 +302,12 @@ def _masked_presses(listed: pl.DataFrame, presses: pl.DataFrame,
                     spans: list[list[tuple[int, int]] | None]) -> list[int]:
     """The presses of typing runs whose identity the redaction hides. Only runs with a redacted span or a
     backspace can hide any (without either, nothing typed was deleted and nothing was found)."""
-    typing = listed.filter(pl.col("kind") == "type").join(presses.select("press", "key", "char"), on="press",
-                                                           how="left", maintain_order="left")
-    found = [a for a, sp in enumerate(spans) if sp]
-    deleting = typing.filter(pl.col("key") == "backspace")["action"].unique()
-    runs = typing.filter(pl.col("action").is_in(pl.Series(found, dtype=pl.Int64).implode())
-                         | pl.col("action").is_in(deleting.implode()))
+    typing = listed.filter(pl.col("kind") == "type")
+    found = pl.Series([a for a, sp in enumerate(spans) if sp], dtype=pl.Int64)
+    backspaces = presses.filter(pl.col("key") == "backspace")["press"]
+    deleting = typing.filter(pl.col("press").is_in(backspaces.implode()))["action"]
+    runs = typing.filter(pl.col("action").is_in(found.implode()) | pl.col("action").is_in(deleting.implode())) \
+        .join(presses.select("press", "key", "char"), on="press", how="left", maintain_order="left")
     hidden: list[int] = []
     for a, own, keys, chars in runs.group_by("action", maintain_order=True).agg("press", "key", "char").iter_rows():
         hidden += [own[j] for j in _masked(keys, chars, spans[a])]
