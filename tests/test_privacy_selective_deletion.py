@@ -29,10 +29,13 @@ from deskcorder.store._people._employees import unwrap_key
 from deskcorder.wire import MSGPACK, decode_batch, encode_batch
 
 from .helpers import READ, TEST_ACTOR, decrypted_file, enrol, next_utc_midnight_ns, start_collector
+from .privacy_rig import database_url  # noqa: F401  (fixture of open_store)
 from .privacy_rig import DEVICES, OKAPI, TYPED, ZEBRA, cli, clean_error, disk_bytes, rows_mentioning, typed_events
 from .privacy_rig import populate, typed_text, write_typing
 from .test_portal_auth import csrf_of, log_in, portal_cli, post_events, typing_events
 from .test_privacy_erasure import wrapped_keys
+from .s3_rig import s3_bucket_url, s3_endpoint  # noqa: F401  (fixtures: the object-store backend)
+from .test_store_event_store import events_url  # noqa: F401  (fixture: local disk, and an object store)
 
 KEEP, GONE = "KEEPMARKER-SESSION-111", "GONEMARKER-SESSION-222"
 NS_PER_DAY = 86_400 * 10**9
@@ -120,6 +123,32 @@ def test_a_deleted_session_is_in_no_byte_on_disk_and_no_copy_of_the_old_files_op
     dataset = b"".join(p.read_bytes() for p in (tmp_path / "ds").rglob("*") if p.is_file())
     assert dataset and GONE.split("-")[0].encode() not in dataset
     assert KEEP.split("-")[0].encode() in dataset  # the control: a kept marker does reach the dataset
+
+
+def test_a_session_is_deleted_on_every_backend(tmp_path: Path, database_url: str | None,
+                                               events_url: str | None) -> None:
+    """SQLite and PostgreSQL, local disk and an object store: the rewritten files are the only ones left."""
+    def open_store() -> EventStore:
+        return EventStore(tmp_path / "data", database_url=database_url, events_url=events_url)
+
+    store = open_store()
+    populate(store, portal=False)
+    device = DEVICES[ZEBRA][0]
+    keep, gone = write_typing(store, device, KEEP), uuid.uuid4().hex
+    write_both(store, device, keep, gone, time.time_ns())
+    zebra_id = store.employee(ZEBRA).employee_id
+    report = store.delete_events(ZEBRA, session_id=gone, actor=TEST_ACTOR, reason="ticket DPO-33")
+    assert (report.events, report.files_rewritten, report.files_deleted) == (len(GONE) + 1, 4, 4)
+    new_key = wrapped_keys(store)[zebra_id].key_id
+    zebra_files = [f.key for d in DEVICES[ZEBRA] for f in store.files.list("events") if f"device={d}/" in f.key]
+    assert len(zebra_files) == 4 and all(f.endswith(f"~{new_key}.parquet") for f in zebra_files)
+    store.close()
+    store = open_store()  # what was committed, read back by a new process's store
+    assert session_text(store, keep) == KEEP * 2 and session_text(store, gone) == ""
+    assert typed_text(store.read_events(**READ, employee=OKAPI)) == TYPED[OKAPI]
+    assert [s.n_events for s in store.sessions() if s.session_id == keep] == [2 * (len(KEEP) + 1)]
+    assert store.verify_audit_chain() is None
+    store.close()
 
 
 def test_a_batch_sealed_under_the_replaced_key_is_refused_and_its_retry_is_stored(
@@ -231,7 +260,8 @@ def test_an_employee_deletes_one_own_session_from_the_portal_and_only_their_own(
     assert 'action="/me/delete"' in page.text and 'value="sess-alice-2"' in page.text
     token = csrf_of(page.text)
 
-    # No CSRF token, or another login's: refused, nothing deleted.
+    # No login, no CSRF token, or another login's: refused, nothing deleted.
+    assert httpx.post(f"{url}/me/delete", data={"session": "sess-alice-2"}).status_code == 401
     bob = log_in(url, "bob", PASSWORDS["bob"])
     for form in [{"session": "sess-alice-2"}, {"session": "sess-alice-2", "csrf_token": csrf_of(bob.get("/me").text)}]:
         assert alice.post("/me/delete", data=form).status_code == 403
