@@ -5,14 +5,15 @@
 Starts a private X server (Xvfb + openbox), a `deskcorder serve` collector
 with an enrolled device, and then, alternating, `deskcorder agent` as it runs
 in production and the reference: pynput's keyboard and mouse listeners with
-callbacks that do nothing. Each run goes through three loads: idle (no
-input), desk (3 key presses + 4 pointer moves per second) and heavy (200
-keys/s + 500 moves/s by default). A separate driver process injects the input
+callbacks that do nothing. Each run goes through three loads: desk (3 key
+presses + 4 pointer moves per second), heavy (200 keys/s + 500 moves/s by
+default) and idle (no input; for the agent after ``--idle-after-seconds``
+without input, as on a desk left alone). A separate driver process injects the input
 through XTest, paced on an absolute schedule. CPU is the subject's process
 CPU clock (user + system, every thread, in ns) over each window divided by
-wall time, as % of one core; RSS is read after the heavy load. The table
+wall time, as % of one core; RSS is read at the end of the run. The table
 gives min / median / max over the runs and the ratio of the medians. The
-default takes about 2.5 minutes.
+default takes about 3 minutes.
 
 RECORD delivery: the X server hands recorded input to its clients when it
 flushes output, or when its RECORD buffer fills (about 32 events). On a
@@ -287,6 +288,8 @@ class Rig:
         sampler.start()
         try:
             for load in loads:
+                if load.name == "idle" and subject == "agent":
+                    time.sleep(self.args.idle_after_seconds)  # until its status poll has spaced out
                 cpu0, t0 = cpu_ns(proc.pid), time.monotonic()
                 if load.keys_hz or load.moves_hz:
                     self.drive(load)
@@ -321,11 +324,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3, help="runs of each subject, alternating")
     parser.add_argument("--idle-seconds", type=float, default=6.0)
-    parser.add_argument("--desk-seconds", type=float, default=12.0, help="3 keys/s + 4 moves/s")
-    parser.add_argument("--heavy-seconds", type=float, default=6.0, help="--keys-hz and --moves-hz")
+    parser.add_argument("--idle-after-seconds", type=float, default=10.5,
+                        help="input-free time before the agent's idle window: its status poll spaces out after "
+                             "10 s without input (StatusPoller.IDLE_AFTER_S), as on a desk left alone")
+    parser.add_argument("--desk-seconds", type=float, default=8.0, help="3 keys/s + 4 moves/s")
+    parser.add_argument("--heavy-seconds", type=float, default=5.0, help="--keys-hz and --moves-hz")
     parser.add_argument("--keys-hz", type=float, default=200.0, help="heavy load: key presses per second")
     parser.add_argument("--moves-hz", type=float, default=500.0, help="heavy load: pointer moves per second")
-    parser.add_argument("--settle-seconds", type=float, default=1.5)
+    parser.add_argument("--settle-seconds", type=float, default=1.0)
     parser.add_argument("--drive", metavar="DISPLAY", help=argparse.SUPPRESS)  # the driver process
     parser.add_argument("--seconds", type=float, default=10.0, help=argparse.SUPPRESS)  # the driver's
     parser.add_argument("--batched-record", action="store_true",
@@ -340,8 +346,8 @@ def main() -> None:
         noop_listener()
         return
 
-    loads = [Load("idle", args.idle_seconds, 0, 0), Load("desk", args.desk_seconds, 3, 4),
-             Load("heavy", args.heavy_seconds, args.keys_hz, args.moves_hz)]
+    loads = [Load("desk", args.desk_seconds, 3, 4), Load("heavy", args.heavy_seconds, args.keys_hz, args.moves_hz),
+             Load("idle", args.idle_seconds, 0, 0)]
     runs: list[Run] = []
     started = time.monotonic()
     with contextlib.ExitStack() as stack:

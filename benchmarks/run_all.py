@@ -3,7 +3,8 @@
     python benchmarks/run_all.py [--quick]
 
 Each benchmark is its own script (run them alone for more options):
-    agent_cpu.py          agent CPU % while XTest injects 200 keys/s + 500 moves/s on Xvfb
+    agent_cpu.py          agent CPU % idle, at desk load and at 200 keys/s + 500 moves/s, and RSS, next to
+                          a no-op pynput listener
     ingest_http.py        collector events/s over HTTP, latency, stored bytes per event
     dataset_build.py      dataset build events/s and actions/s
     redaction_quality.py  redaction recall/precision on the labelled corpus, strings/s
@@ -31,7 +32,7 @@ def main() -> None:
     args = parser.parse_args()
     quick = args.quick
     runs = [
-        ("agent CPU", ["agent_cpu.py", "--seconds", "5" if quick else "10"]),
+        ("agent CPU", ["agent_cpu.py", *(["--rounds", "1"] if quick else [])]),
         ("collector ingest (msgpack)", ["ingest_http.py", "--batches", "11" if quick else "41"]),
         ("collector ingest (JSON)", ["ingest_http.py", "--encoding", "json", "--batches", "11" if quick else "21"]),
         ("dataset build", ["dataset_build.py", "--events", "200000" if quick else "1000000"]),
