@@ -16,9 +16,11 @@ they must end what they have open:
 The reducers emit actions when they close, which is not always in the order
 they started (a waiting click is emitted when the next action begins), so
 actions are sorted by their first event afterwards. The loop is plain Python
-over column lists: the rules are a state machine that does not vectorise, and
-at ~1 µs per event it is not the bottleneck of a build (see
-benchmarks/dataset_build.py).
+over column lists: the rules are a state machine that does not vectorise. It
+skips the moves (most of a stream, and they change no state): who a move is
+made under is noted when it changes, and the moves are matched to it by an
+as-of join after the loop. At ~1 µs per visited event it is still the largest
+single stage of a build (see benchmarks/dataset_build.py).
 """
 
 from __future__ import annotations
