@@ -110,6 +110,14 @@ def test_card_needs_luhn_issuer_prefix_and_a_card_grouping(redactor):
     assert redactor.redact("SIRET 732 829 320 00074")[1] == {}  # Luhn-valid, grouped 3-3-3-5
 
 
+def test_a_card_shaped_digit_run_inside_a_hash_is_left_alone(redactor):
+    # 506034053518 is a Luhn-valid Maestro number, here the middle of a git SHA (seed-7 corpus false positive)
+    sha = "a9f89e506034053518cab0224d4058ef5aeb40ea"
+    assert redactor.redact(f"git revert --no-edit {sha}") == (f"git revert --no-edit {sha}", {})
+    assert redactor.redact("digest deadbeef4111111111111111")[1] == {}
+    assert redactor.redact("x4111111111111111")[1] == {"CREDIT_CARD": 1}  # glued to a word, not to a hash
+
+
 def test_iban_needs_country_length_and_mod97(redactor):
     assert iban_ok("DE89 3704 0044 0532 0130 00") and iban_ok("GB82WEST12345698765432")
     assert not iban_ok("DE89 3704 0044 0532 0130 01")  # check digits

@@ -149,8 +149,25 @@ def _iin_ok(d: str) -> bool:
     return False
 
 
+# A digit run glued to hex letters is part of a hash (a git SHA, a digest), not a card someone typed.
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def _inside_hex_word(text: str, start: int, end: int) -> bool:
+    a, b = start, end
+    while a > 0 and text[a - 1] in _HEX:
+        a -= 1
+    while b < len(text) and text[b] in _HEX:
+        b += 1
+    glued = a < start or b > end
+    whole_word = (a == 0 or not text[a - 1].isalnum()) and (b == len(text) or not text[b].isalnum())
+    return glued and whole_word and b - a >= 20
+
+
 def _find_cards(text: str) -> Iterator[tuple[int, int]]:
     for m in _CARD_RE.finditer(text):
+        if _inside_hex_word(text, m.start(), m.end()):
+            continue
         s = m.group()
         seps = {c for c in s if not c.isdigit()}
         if len(seps) > 1:
