@@ -175,8 +175,9 @@ def test_one_person_alone_gets_the_fixed_prior_not_their_own_rhythm():
     assert out["hold_ms"].median() == pytest.approx(100.0, rel=0.2)  # HOLD_PRIOR's median
 
 
-def test_noise_mode_still_releases_no_identity(cmu):
+def test_noise_mode_still_releases_no_identity_and_is_reproducible(cmu):
     released = anonymise_keystrokes(cmu, seed=SEED, epsilon=1.0)
+    assert released.equals(anonymise_keystrokes(cmu, seed=SEED, epsilon=1.0))  # same seed, same release
     feats = bench.features(released)
     assert bench.scaled_manhattan_eer(feats, feats, REPS // 2) >= 0.45
 

@@ -64,7 +64,9 @@ def eligible_groups(frame: pl.DataFrame, levels: list[list[str]], *, min_people:
         stats = stats.filter((pl.col("_people") >= min_people) & (pl.col("_rows") >= min_rows))
         if stats.height == 0:
             continue
-        stats = stats.with_row_index("_gid").with_columns(pl.col("_gid").cast(pl.Int64) + next_id)
+        # Sorted, so group ids (and the noise drawn per group with `epsilon`) do not follow
+        # group_by's order, which changes from run to run.
+        stats = stats.sort(cols).with_row_index("_gid").with_columns(pl.col("_gid").cast(pl.Int64) + next_id)
         next_id += stats.height
         hit = keyed.join(stats.select([*cols, "_gid"]), on=cols, how="inner")
         rows, gids = hit["_row"].to_numpy(), hit["_gid"].to_numpy()
