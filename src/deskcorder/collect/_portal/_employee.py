@@ -1,5 +1,6 @@
-"""The employee's pages, ``/me/...``: what is recorded now, consent, pause, own timeline, export, deletion of
-one session or day, erasure.
+"""The employee's pages, ``/me/...``: what is recorded now, consent, pause, own sessions (each one page of
+rows at a time) and timeline (a day or a week: time per app, actions per hour), export, deletion of one
+session or day, erasure.
 
 No route here takes a person from the URL, the query or the form: whose data
 a page shows is the login's employee, always. The one id in a URL, a
@@ -12,19 +13,20 @@ in the employee's own export.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, Response
 from starlette.background import BackgroundTask
 
 from ...policy import consent_lines
 from ...store import Conflict, EventStore, InvalidInput, NotFound, StoreError
 from .._problems import store_problem
-from . import _views
+from . import _timeline, _views
 from ._auth import COOKIE, Auth, Posted, Viewer
 from ._pages import PageMissing, redirect, render, wants_html
 
@@ -113,7 +115,8 @@ def employee_router(store: EventStore, auth: Auth) -> APIRouter:
                       chart=_views.bar_chart_svg(_views.events_per_day(events)), n_events=events.num_rows)
 
     @router.get("/me/sessions/{session_id}")
-    def session(request: Request, session_id: str, viewer: Viewer = Depends(auth.employee)) -> Response:
+    def session(request: Request, session_id: str, page: int = Query(1, ge=1, description="1 for the first rows"),
+                viewer: Viewer = Depends(auth.employee)) -> Response:
         try:
             owned = {s.session_id: s for s in store.sessions(employee=viewer.handle)}
             if session_id not in owned:  # someone else's, or none: the same answer
@@ -125,12 +128,40 @@ def employee_router(store: EventStore, auth: Auth) -> APIRouter:
             known = [d.hostname for d in store.devices()] + [e.handle for e in store.employees()]
         except StoreError as exc:
             raise store_problem(exc) from exc
-        runs = _views.typed_runs(events, known)
+        # Counted over the whole session (what the dataset replaces), then shown one page of rows at a time.
         typed, titles = _views.dataset_redactions(events, known)
-        return render(request, "me_session.html", viewer=viewer, info=owned[session_id], runs=runs,
-                      windows=_views.focus_changes(events), n_events=events.num_rows,
+        shown = _timeline.paginate(_views.focus_changes(events), _views.typed_runs(events, known), page)
+        if shown is None:
+            raise PageMissing(f"This session has no page {page}: see /me/sessions/{session_id}?page=1.")
+        return render(request, "me_session.html", viewer=viewer, info=owned[session_id], runs=shown.runs,
+                      windows=shown.windows, page=shown, n_events=events.num_rows,
                       typed_replaced=_views.replaced_in_words(typed),
                       titles_replaced=_views.replaced_in_words(titles))
+
+    @router.get("/me/timeline")
+    def timeline(request: Request, day: dt.date | None = Query(None, description="a UTC day, YYYY-MM-DD"),
+                 view: Literal["day", "week"] = "day", viewer: Viewer = Depends(auth.employee)) -> Response:
+        """One UTC day (or the week holding it) of one's own activity; by default the last day recorded."""
+        try:
+            own = store.sessions(employee=viewer.handle)
+            events = store.read_events(actor=viewer.actor, purpose=PURPOSE, employee=viewer.handle)
+        except StoreError as exc:
+            raise store_problem(exc) from exc
+        if day is None:
+            last = max((s.last_t_wall_ns for s in own), default=None)
+            day = (dt.datetime.fromtimestamp(last / 1e9, dt.timezone.utc) if last is not None
+                   else dt.datetime.now(dt.timezone.utc)).date()
+        first, days = (_timeline.week_of(day), 7) if view == "week" else (day, 1)
+        step = dt.timedelta(days=days)
+        start = _timeline.day_start_ns(first)
+        end = _timeline.day_start_ns(first + step)
+        in_span = [s for s in sorted(own, key=lambda s: s.first_t_wall_ns)
+                   if s.first_t_wall_ns < end and s.last_t_wall_ns >= start]
+        recorded = sorted({dt.datetime.fromtimestamp(s.first_t_wall_ns / 1e9, dt.timezone.utc).date() for s in own})
+        return render(request, "me_timeline.html", viewer=viewer, view=view, day=day, first=first,
+                      last=first + step - dt.timedelta(days=1), previous=first - step, next=first + step,
+                      activity=_timeline.activity(events, first, days), sessions=in_span,
+                      recorded=recorded)
 
     @router.post("/me/export")
     def export(posted: Posted = Depends(auth.employee_post)) -> Response:
