@@ -210,7 +210,13 @@ def main() -> None:
     args = parser.parse_args()
 
     names = [t for t in args.tools.split(",") if t]
-    finders = {name: TOOLS[name]() for name in names}
+    finders = {}
+    for name in list(names):
+        try:
+            finders[name] = TOOLS[name]()
+        except ImportError as e:  # a reference tool is optional: say so and score the others
+            print(f"skipped {name}: {e.name} is not installed (pip install {'detect-secrets' if 'detect' in name else e.name})")
+            names.remove(name)
     if args.before:
         names.append("before")
         finders["before"] = before_tool(args.before)
