@@ -4,7 +4,9 @@ page, over real HTTP against a real `deskcorder serve`.
 Alice is recorded on two UTC days of one week: on the first, 60 s in Editor then 30 s in Browser; on the
 second, 120 s in Editor. Each day's page shows its own per-app time and actions per hour, its "next day"
 link leads to the other, and the week sums both. A long session of hers is cut into pages of rows, with the
-redaction sentence of the whole session on every page; bob, logged in, sees none of it.
+redaction sentence of the whole session on every page; bob, logged in, sees none of it. In a real browser
+(Debian's Chromium, as in test_portal_browser.py), alice walks from one day to the next and to the week, and
+opens her long session on page 2, at 1280 and 375 px wide; screenshots go to test-artifacts/portal/.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from deskcorder.store import EventStore
 
 from .helpers import enrol, next_utc_midnight_ns, start_collector
 from .test_portal_auth import log_in, portal_cli, post_events
+from .test_portal_browser import ARTIFACTS, browser  # noqa: F401  (browser: the fixture, reused)
+from .test_portal_browser import log_in as browser_log_in
 
 PASSWORD = {"alice": "alice-timeline-password", "bob": "bob-timeline-password"}
 S = 1_000_000_000
@@ -199,3 +203,35 @@ def test_another_person_sees_none_of_it(portal: dict[str, Any]) -> None:
         assert bob.get(path).status_code == 404, path
     assert "bob-typed-marker" not in portal["alice"].get(f"/me/timeline?day={portal['first']}").text
     assert httpx.get(portal["url"] + "/me/timeline", headers={"Accept": "text/html"}).status_code == 303
+
+
+@pytest.mark.parametrize("width", [1280, 375])
+def test_in_the_browser_she_walks_the_days_and_opens_a_session_on_page_2(browser: Any, portal: dict[str, Any],
+                                                                          width: int) -> None:
+    url, first, second = portal["url"], portal["first"], portal["second"]
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    try:
+        browser_log_in(page, url, "alice", PASSWORD["alice"], f"/me/timeline?day={first}")
+        assert page.locator("svg.chart rect.bar").count() == 24
+        assert "Browser" in page.inner_text("#app-time")
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=ARTIFACTS / f"timeline-day-{width}.png", full_page=True)
+        page.click("#next")
+        page.wait_for_url(f"**/me/timeline?day={second}")
+        assert "Browser" not in page.inner_text("#app-time") and "Notes" in page.inner_text("#app-time")
+        page.click("#week-view")
+        page.wait_for_url("**view=week")
+        assert page.locator("svg.chart rect.bar").count() == 7 and "Browser" in page.inner_text("#app-time")
+        assert page.evaluate("document.body.scrollWidth <= window.innerWidth"), "the week page overflows"
+        page.screenshot(path=ARTIFACTS / f"timeline-week-{width}.png", full_page=True)
+        page.click("#span-sessions a >> text=16:00:00")  # the long session, from the week's list
+        page.wait_for_url("**/me/sessions/sess-long")
+        page.click("nav.pager >> nth=0 >> a.page-next")
+        page.wait_for_url("**/me/sessions/sess-long?page=2")
+        assert "Page 2 of 4" in page.inner_text("nav.pager >> nth=0")
+        assert "line 050" in page.inner_text("#typed") and "line 000" not in page.inner_text("#typed")
+        assert page.evaluate("document.body.scrollWidth <= window.innerWidth"), "the session page overflows"
+        page.screenshot(path=ARTIFACTS / f"timeline-session-page-2-{width}.png", full_page=True)
+    finally:
+        context.close()
