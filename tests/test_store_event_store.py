@@ -11,12 +11,15 @@ there. The tests look at the files only through ``store.files``, the interface b
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import hashlib
 import os
 import uuid
 from pathlib import Path
 from typing import Callable, Iterator
 
+import msgpack
 import polars
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -202,6 +205,21 @@ def test_batch_id_reused_with_other_content_is_refused_and_original_kept(open_st
     assert info.value.field == "batch_id"
     assert file_bytes(store) == files
     assert store.read_events(**READ).equals(expected_table(original))
+
+
+def test_batch_stored_under_the_old_messagepack_hash_is_a_duplicate_when_retried(
+        open_store: Callable[[], EventStore]) -> None:
+    # Collectors before wire.content_hash stored sha256 of the events re-packed with MessagePack; an agent's
+    # retry across the upgrade must still be answered as a duplicate, and other content still refused.
+    events = make_events("sess-a", 0, 100, MIDNIGHT)
+    batch = make_batch("batch-0001", events)
+    legacy = hashlib.sha256(msgpack.packb(events_to_columns(events), use_bin_type=True)).hexdigest()
+    assert legacy != batch.content_hash
+    store = open_store()
+    store.write_batch(dataclasses.replace(batch, content_hash=legacy))
+    assert store.write_batch(batch) == WriteResult("batch-0001", 0, True)
+    with pytest.raises(BatchConflict):
+        store.write_batch(make_batch("batch-0001", make_events("sess-a", 0, 99, MIDNIGHT)))
 
 
 def test_session_of_another_device_is_refused(open_store: Callable[[], EventStore]) -> None:

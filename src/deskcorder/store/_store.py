@@ -25,8 +25,10 @@ once, and nothing unacknowledged is half-visible.
 Idempotency and conflicts
 -------------------------
 The batch id is the manifest's primary key. A repeat with the same content
-hash is a duplicate (stored=0, nothing written); with another hash it is a
-``BatchConflict`` and nothing is written. Concurrent posts of one batch id in
+hash (``wire.content_hash``; for a batch stored before that hash, the
+MessagePack one, ``wire.legacy_content_hash``) is a duplicate (stored=0,
+nothing written); with another hash it is a ``BatchConflict`` and nothing is
+written. Concurrent posts of one batch id in
 this process are serialised by a lock stripe, so the second one finds the
 first one's row; across processes the primary key decides: the loser's
 insert fails with an IntegrityError and it answers duplicate or conflict.
@@ -62,7 +64,7 @@ import pyarrow.compute as pc
 from sqlalchemy import Connection, Engine, inspect, make_url, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from ..wire import Batch
+from ..wire import Batch, legacy_content_hash
 from ._people import _audit, _consent, _enrolment, _employees
 from ._lifecycle import _erasure, _export, _retention, _selective
 from ._people._accounts import PortalRecords
@@ -489,6 +491,10 @@ def _require(**values: str) -> None:
 
 def _repeat(batch: Batch, existing: ManifestEntry) -> WriteResult:
     if existing.content_hash == batch.content_hash:
+        return WriteResult(batch.batch_id, 0, True)
+    # Stored before the content hash was taken from the Arrow columns (wire.content_hash): the same events
+    # re-packed with MessagePack, as collectors hashed them then. Only a repeat with another hash pays for it.
+    if existing.content_hash == legacy_content_hash(batch.events):
         return WriteResult(batch.batch_id, 0, True)
     raise BatchConflict(
         f"batch_id {batch.batch_id!r} was already stored with different content (sha256 "
