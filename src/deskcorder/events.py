@@ -13,18 +13,24 @@ Timestamps: ``t_mono_ns`` is the capture machine's monotonic clock (used for
 every duration: hold times, gaps, double-click windows); ``t_wall_ns`` is UTC
 wall-clock time in nanoseconds (used only to place a session in calendar
 time, e.g. for partitioning and retention).
+
+pyarrow is imported on first use (``EVENT_SCHEMA``, ``columns_to_table``,
+``table_to_events``), never at import: the agent, which runs all day on every
+desk, only fills columns with Python values and sends them as MessagePack, and
+pyarrow with numpy would be about 38 MiB of its memory.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import Any, Iterable, Mapping
-
-import pyarrow as pa
-import pyarrow.compute as pc
+import functools
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from ._errors import DeskcorderError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = [
     "Event",
@@ -82,36 +88,36 @@ class Event:
     lost: int | None = None  # gap: how many events the agent lost at this point of the session
 
 
-# (name, arrow type, nullable). Field order here is column order everywhere.
-_FIELDS: tuple[tuple[str, pa.DataType, bool], ...] = (
-    ("session_id", pa.string(), False),
-    ("seq", pa.int64(), False),
-    ("t_mono_ns", pa.int64(), False),
-    ("t_wall_ns", pa.int64(), False),
-    ("kind", pa.string(), False),
-    ("key", pa.string(), True),
-    ("char", pa.string(), True),
-    ("vk", pa.int32(), True),
-    ("button", pa.string(), True),
-    ("x", pa.int32(), True),
-    ("y", pa.int32(), True),
-    ("dx", pa.int32(), True),
-    ("dy", pa.int32(), True),
-    ("app_process", pa.string(), True),
-    ("app_class", pa.string(), True),
-    ("window_title", pa.string(), True),
-    ("reason", pa.string(), True),
-    ("screen_width", pa.int32(), True),
-    ("screen_height", pa.int32(), True),
-    ("window_x", pa.int32(), True),
-    ("window_y", pa.int32(), True),
-    ("window_width", pa.int32(), True),
-    ("window_height", pa.int32(), True),
-    ("lost", pa.int32(), True),
+# (name, Arrow type name, nullable). Field order here is column order everywhere. The types are named
+# (pyarrow.type_for_alias) so that defining an event needs no pyarrow.
+_FIELDS: tuple[tuple[str, str, bool], ...] = (
+    ("session_id", "string", False),
+    ("seq", "int64", False),
+    ("t_mono_ns", "int64", False),
+    ("t_wall_ns", "int64", False),
+    ("kind", "string", False),
+    ("key", "string", True),
+    ("char", "string", True),
+    ("vk", "int32", True),
+    ("button", "string", True),
+    ("x", "int32", True),
+    ("y", "int32", True),
+    ("dx", "int32", True),
+    ("dy", "int32", True),
+    ("app_process", "string", True),
+    ("app_class", "string", True),
+    ("window_title", "string", True),
+    ("reason", "string", True),
+    ("screen_width", "int32", True),
+    ("screen_height", "int32", True),
+    ("window_x", "int32", True),
+    ("window_y", "int32", True),
+    ("window_width", "int32", True),
+    ("window_height", "int32", True),
+    ("lost", "int32", True),
 )
 assert tuple(f[0] for f in _FIELDS) == tuple(f.name for f in dataclasses.fields(Event))
 
-EVENT_SCHEMA = pa.schema([pa.field(n, t, nullable=null) for n, t, null in _FIELDS])
 FIELD_NAMES: tuple[str, ...] = tuple(f[0] for f in _FIELDS)
 _FIELD_SET = frozenset(FIELD_NAMES)
 
@@ -145,6 +151,21 @@ _MAX_ABS_COORD = 1_000_000
 _SIZES = ("screen_width", "screen_height", "window_width", "window_height")
 
 
+@functools.cache
+def _event_schema() -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema([pa.field(n, pa.type_for_alias(t), nullable=null) for n, t, null in _FIELDS])
+
+
+def __getattr__(name: str) -> Any:
+    # ``EVENT_SCHEMA`` (the Arrow schema of an event batch) is built on first use: see the module docstring.
+    if name == "EVENT_SCHEMA":
+        globals()[name] = schema = _event_schema()
+        return schema
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 class InvalidEvents(DeskcorderError, ValueError):
     """A batch of events breaks the schema. ``field`` and ``row`` locate the first problem."""
 
@@ -170,6 +191,8 @@ def events_to_columns(events: Iterable[Event]) -> dict[str, list[Any]]:
 
 
 def _first_row(mask: pa.ChunkedArray | pa.Array) -> int:
+    import pyarrow.compute as pc
+
     return pc.index(mask, True).as_py()
 
 
@@ -203,6 +226,8 @@ def _column_array(name: str, typ: pa.DataType, values: list[Any] | tuple[Any, ..
     bytes as text; inferring the type first and comparing refuses those instead. bool is an int
     subclass in Python, but pyarrow infers it as bool, so ``True`` is refused too.
     """
+    import pyarrow as pa
+
     try:
         arr = pa.array(values)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError):  # incl. UnicodeEncodeError
@@ -255,6 +280,8 @@ def columns_to_table(columns: Mapping[str, Any]) -> pa.Table:
     row is to blame). Vectorised so the collector can check hundreds of
     thousands of events per second.
     """
+    import pyarrow as pa
+
     if not isinstance(columns, Mapping):
         raise InvalidEvents("events must be an object mapping column names to arrays")
     # Keys may be bytes or any hashable a decoder allows: no sorting of mixed types.
@@ -262,9 +289,10 @@ def columns_to_table(columns: Mapping[str, Any]) -> pa.Table:
     if unknown:
         raise InvalidEvents(f"unknown column; known columns are {', '.join(FIELD_NAMES)}",
                             field=unknown[0])
+    schema = _event_schema()
     n = None
     arrays = []
-    for name, typ, nullable in _FIELDS:
+    for name, typ, nullable in [(field.name, field.type, field.nullable) for field in schema]:
         values = columns.get(name)
         if values is None:
             if not nullable:
@@ -283,13 +311,16 @@ def columns_to_table(columns: Mapping[str, Any]) -> pa.Table:
     assert n is not None  # session_id is required, so at least one column was seen
     if n == 0:
         raise InvalidEvents("a batch must contain at least one event", field="seq")
-    arrays = [a if a is not None else pa.nulls(n, type=typ) for a, (_, typ, _) in zip(arrays, _FIELDS)]
-    table = pa.Table.from_arrays(arrays, schema=EVENT_SCHEMA)
+    arrays = [a if a is not None else pa.nulls(n, type=typ) for a, typ in zip(arrays, schema.types)]
+    table = pa.Table.from_arrays(arrays, schema=schema)
     _check_values(table)
     return table
 
 
 def _check_values(table: pa.Table) -> None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     for name, _, nullable in _FIELDS:
         col = table.column(name)
         if not nullable and col.null_count:
@@ -350,6 +381,9 @@ def _check_values(table: pa.Table) -> None:
 
 def _check_gaps(table: pa.Table, kinds: pa.ChunkedArray) -> None:
     """A GAP names a known loss reason and a count of at least one; no other kind carries a count."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     lost = table.column("lost")
     if lost.null_count == table.num_rows:  # no gap in the batch: the usual case costs one look
         return

@@ -39,14 +39,16 @@ import dataclasses
 import hashlib
 import json
 import re
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import msgpack
-import pyarrow as pa
 
 from ._errors import DeskcorderError
-from .events import (EVENT_SCHEMA, FIELD_NAMES, MAX_EVENTS_PER_BATCH, InvalidEvents, _check_values,
+from .events import (FIELD_NAMES, MAX_EVENTS_PER_BATCH, InvalidEvents, _check_values, _event_schema,
                      columns_to_table, printable_name)
+
+if TYPE_CHECKING:  # pyarrow is imported where a batch is decoded: the agent only encodes, with msgpack
+    import pyarrow as pa
 
 __all__ = ["Batch", "InvalidBatch", "UnreadableBatch", "MSGPACK", "JSON", "ARROW_STREAM", "WIRE_VERSION",
            "batch_json_schema", "decode_batch", "encode_batch", "encode_checked", "decode_checked"]
@@ -135,50 +137,10 @@ def decode_batch(body: bytes, content_type: str) -> Batch:
     except InvalidEvents as exc:
         field = f"events.{exc.field}" if exc.field else "events"
         raise InvalidBatch(f"events: {exc}", field=field, row=exc.row) from exc
-    return Batch(obj["batch_id"], obj["device_id"], table, content_hash(table))
-
-
-def content_hash(table: pa.Table) -> str:
-    """sha256 of a checked events table's values: the same for the same events in either encoding.
-
-    Hashes the Arrow buffers ``columns_to_table`` built (lengths, validity bits, offsets, values) rather than
-    re-packing the batch with MessagePack (``legacy_content_hash``; 15% of a collector's ingest CPU, now ~1%).
-    The same values give the same buffers whichever body they came from: pyarrow's builders write zeros
-    under nulls, and an all-null or omitted column hashes as its length alone.
-    """
-    import pyarrow as pa
-
-    digest = hashlib.sha256(b"deskcorder events v2\0")
-    for name, column in zip(table.column_names, table.columns):
-        array = column.chunk(0) if column.num_chunks == 1 else pa.concat_arrays(column.chunks)
-        if array.offset:  # a slice: its buffers start before its first value
-            array = pa.concat_arrays([pa.array([], array.type), array])  # a copy from offset 0
-        n, nulls = len(array), array.null_count
-        digest.update(b"%s\0%d\0%d\0" % (name.encode(), n, nulls))
-        if nulls == n:
-            continue
-        validity, *rest = array.buffers()
-        if nulls:
-            bits = validity.to_pybytes()[:(n + 7) // 8]
-            digest.update(bits[:-1] + bytes([bits[-1] & (0xFF >> (-n % 8))]))  # bits past n are not values
-        if pa.types.is_string(array.type):
-            offsets, data = rest
-            end = int.from_bytes(offsets[4 * n:4 * n + 4], "little", signed=True)
-            digest.update(memoryview(offsets)[:4 * (n + 1)])
-            digest.update(memoryview(data)[:end])
-        else:
-            width = array.type.bit_width // 8
-            digest.update(memoryview(rest[0])[:width * n])
-    return digest.hexdigest()
-
-
-def legacy_content_hash(table: pa.Table) -> str:
-    """The content hash collectors stored before ``content_hash`` (sha256 of the events re-packed with
-    MessagePack), as the agent sends them (every column, in schema order): the store compares a repeat's
-    ``content_hash`` with it when the stored hash differs, so a batch stored before the change and retried
-    after it is still a duplicate."""
-    columns = {name: table.column(name).to_pylist() for name in FIELD_NAMES}
-    return hashlib.sha256(msgpack.packb(columns, use_bin_type=True)).hexdigest()
+    # Re-packing normalises JSON and MessagePack bodies to the same bytes, so a
+    # batch retried in the other encoding is still recognised as the same batch.
+    content_hash = hashlib.sha256(msgpack.packb(events, use_bin_type=True)).hexdigest()
+    return Batch(obj["batch_id"], obj["device_id"], table, content_hash)
 
 
 def _unpack_msgpack(body: bytes) -> Any:
@@ -285,6 +247,8 @@ def encode_checked(batch: Batch, *, compress: bool = False) -> bytes:
     size, ~0.3 us per event on each side) is for a batch that would not fit in
     a message otherwise; the reader needs no flag, the stream says it.
     """
+    import pyarrow as pa
+
     meta = {b"v": str(WIRE_VERSION).encode(), b"batch_id": batch.batch_id.encode(),
             b"device_id": batch.device_id.encode(), b"content_hash": batch.content_hash.encode()}
     table = batch.events.replace_schema_metadata(meta)
@@ -303,6 +267,8 @@ def decode_checked(body: bytes) -> Batch:
     recomputed: it can only be recomputed from the MessagePack form, and
     whoever can publish to the stream can name any device anyway.
     """
+    import pyarrow as pa
+
     try:
         table = pa.ipc.open_stream(body).read_all()
         table.validate(full=True)  # offsets and UTF-8 before any kernel touches them
@@ -320,7 +286,7 @@ def decode_checked(body: bytes) -> Batch:
         raise InvalidBatch(f"content_hash must be 64 lowercase hex digits, got {meta.get('content_hash')!r}",
                            field="content_hash")
     table = table.replace_schema_metadata(None)
-    if not table.schema.equals(EVENT_SCHEMA):
+    if not table.schema.equals(_event_schema()):
         raise InvalidBatch(f"events: the Arrow schema is not the event schema: {table.schema}", field="events")
     if not 1 <= table.num_rows <= MAX_EVENTS_PER_BATCH:
         raise InvalidBatch(f"events: {table.num_rows} events; a batch holds 1 to {MAX_EVENTS_PER_BATCH}",

@@ -58,14 +58,16 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 import msgpack
-import pyarrow as pa
 
 from .._errors import DeskcorderError
-from ..events import FIELD_NAMES, EVENT_SCHEMA
+from ..events import FIELD_NAMES
 from ._private import private_file
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = ["Spool", "Upload", "SpoolError"]
 
@@ -286,6 +288,10 @@ class Spool:
 
     def read_events(self) -> pa.Table:
         """Every spooled event not yet acknowledged, oldest chunk first (tools and tests)."""
+        import pyarrow as pa  # here only: the agent itself never reads its spool as a table
+
+        from ..events import EVENT_SCHEMA
+
         with self._lock:
             bodies = self._db.execute("SELECT columns FROM chunks ORDER BY id").fetchall()
         return pa.Table.from_pydict(_merge(bodies), schema=EVENT_SCHEMA)
