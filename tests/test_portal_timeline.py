@@ -19,8 +19,8 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
-from deskcorder.collect._portal._timeline import PAGE_SIZE
-from deskcorder.events import Event, EventKind
+from deskcorder.collect._portal._timeline import PAGE_SIZE, activity
+from deskcorder.events import Event, EventKind, columns_to_table, events_to_columns
 from deskcorder.store import EventStore
 
 from .helpers import enrol, next_utc_midnight_ns, start_collector
@@ -158,6 +158,19 @@ def test_the_week_view_sums_both_days(portal: dict[str, Any]) -> None:
     assert len(per_day) == 7
     assert per_day[f"{portal['first']:%a} {portal['first']}"] == "7"
     assert int(per_day[f"{portal['second']:%a} {portal['second']}"]) > 4  # day 2 and the long session
+
+
+def test_time_in_front_across_midnight_counts_for_each_day_its_own_part() -> None:
+    day = dt.date(2026, 3, 9)
+    late = Recording("sess-late", at(day, 23) + 3540 * S)  # 23:59:00, in Editor until 00:01:00
+    late.focus(0, "Editor", "late")
+    late.type(30, "x")
+    late.add(120, EventKind.BUTTON_DOWN, button="left", x=1, y=1)
+    events = columns_to_table(events_to_columns(late.events))
+    assert activity(events, day, 1).apps == [("Editor", 60.0)]
+    assert activity(events, day + dt.timedelta(days=1), 1).apps == [("Editor", 60.0)]
+    assert activity(events, day, 7).apps == [("Editor", 120.0)] and activity(events, day, 7).actions == 3
+    assert dict(activity(events, day, 1).buckets)["23:00"] == 2  # "x" and enter; the click is the next day's
 
 
 def test_a_bad_day_is_422_naming_the_field(portal: dict[str, Any]) -> None:
