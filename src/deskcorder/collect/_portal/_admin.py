@@ -18,6 +18,8 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
+from markdown_it import MarkdownIt
+from markupsafe import Markup
 
 from ...store import AuditEntry, Conflict, EventStore, InvalidInput, StoreError
 from .._problems import store_problem
@@ -31,6 +33,10 @@ STALE_AFTER = dt.timedelta(minutes=15)  # a device silent this long is shown as 
 _AUDIT_PAGE = 100
 _CARD_FILES = ("DATASET_CARD.md", "dataset_card.md", "card.md", "README.md")
 _MAX_CARD_BYTES = 256 * 1024
+# CommonMark with tables (the card's figures are tables). "html": False shows raw HTML in a card as text, and
+# markdown-it refuses javascript:/data: links, so a card cannot bring markup or script into the console.
+_MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable("table")
+_FRONT_MATTER = re.compile(r"\A---\n(.*?\n)---\n", re.DOTALL)
 
 
 def _health(device: Any, now: dt.datetime) -> str:
@@ -61,6 +67,13 @@ def _card_text(details: dict[str, Any]) -> str | None:
             except OSError:
                 continue
     return None
+
+
+def _card_html(text: str) -> tuple[str | None, Markup]:
+    """A card as its YAML header (the Hugging Face configs, shown as is) and its Markdown body as HTML."""
+    header = _FRONT_MATTER.match(text)
+    body = text[header.end():] if header else text
+    return (header.group(1) if header else None), Markup(_MARKDOWN.render(body))
 
 
 def admin_router(store: EventStore, auth: Auth) -> APIRouter:
@@ -145,8 +158,10 @@ def admin_router(store: EventStore, auth: Auth) -> APIRouter:
             raise store_problem(exc) from exc
         if entry is None:
             raise PageMissing(f"No dataset build with audit entry {entry_id}; see /admin/datasets.")
+        text = _card_text(entry.details)
+        header, body = _card_html(text) if text is not None else (None, None)
         return render(request, "admin_dataset_card.html", viewer=viewer, entry=entry,
-                      card=_views.dataset_card(entry.details), card_text=_card_text(entry.details))
+                      card=_views.dataset_card(entry.details), card_header=header, card_body=body)
 
     @router.get("/admin/audit")
     def audit(request: Request, viewer: Viewer = Depends(auth.admin), action: str = "", date: str = "", before: int | None = None
