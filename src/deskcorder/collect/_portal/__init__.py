@@ -27,7 +27,8 @@ add-admin LOGIN`` and ``deskcorder portal set-password HANDLE``.
 
 Modules: ``_auth.py`` (login, cookie, CSRF, who may open what), ``_employee.py``
 (``/me``), ``_admin.py`` (``/admin``), ``_views.py`` (what pages compute from
-events and records), ``_pages.py`` (templates, headers, error pages).
+events and records), ``_timeline.py`` (an employee's day or week, a session's
+pages), ``_pages.py`` (templates, headers, error pages).
 """
 
 from __future__ import annotations
