@@ -141,8 +141,8 @@ def test_every_admin_page_fits_a_phone_and_a_laptop(browser: Any, server: dict[s
     assert audit["audit_rows"] >= 21 and audit["height"] / audit["audit_rows"] < 150
 
 
-def test_an_admin_reads_an_audit_entrys_details_and_a_rendered_dataset_card(browser: Any,
-                                                                             server: dict[str, Any]) -> None:
+def test_an_admin_reads_an_audit_entrys_details_a_rendered_dataset_card_and_a_labelled_policy(
+        browser: Any, server: dict[str, Any]) -> None:
     url = server["url"]
     context = browser.new_context(viewport={"width": 375, "height": 800})
     page = context.new_page()
@@ -167,5 +167,8 @@ def test_an_admin_reads_an_audit_entrys_details_and_a_rendered_dataset_card(brow
         card.locator("details summary").click()  # the YAML header, folded
         assert "config_name: actions" in card.locator("details pre").inner_text()
         page.screenshot(path=ARTIFACTS / "dataset-card-375.png", full_page=True)
+
+        page.goto(url + "/admin/policy")  # the policy editor is found by its label, as a screen reader finds it
+        assert page.get_by_label("Policy text (TOML)").input_value().startswith("version = ")
     finally:
         context.close()
