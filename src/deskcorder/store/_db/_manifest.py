@@ -13,6 +13,7 @@ import functools
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import Connection, bindparam, case, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -85,6 +86,11 @@ def lookup_batch(conn: Connection, batch_id: str) -> ManifestEntry | None:
 
 
 def _per_session(events: pa.Table) -> list[dict[str, Any]]:
+    sessions = pc.unique(events.column("session_id"))
+    if len(sessions) == 1:  # the usual batch: one min_max instead of a group_by (~0.6 ms per batch)
+        clock = pc.min_max(events.column("t_wall_ns")).as_py()
+        return [{"session_id": sessions[0].as_py(), "t_wall_ns_min": clock["min"], "t_wall_ns_max": clock["max"],
+                 "seq_count": events.num_rows}]
     return events.group_by("session_id").aggregate(
         [("t_wall_ns", "min"), ("t_wall_ns", "max"), ("seq", "count")]).to_pylist()
 
@@ -117,7 +123,7 @@ def commit_batch(conn: Connection, *, batch_id: str, device_id: str, content_has
     conn.execute(file_sessions.insert(), [
         {"path": p.path, "session_id": r["session_id"], "batch_id": batch_id, "n_events": r["seq_count"],
          "first_t_wall_ns": r["t_wall_ns_min"], "last_t_wall_ns": r["t_wall_ns_max"]}
-        for p in parts for r in _per_session(p.events)])
+        for p in parts for r in (per_session if len(parts) == 1 else _per_session(p.events))])
     # Checked again after our own writes (the write lock is held), so a concurrent
     # batch from another device that claimed the session first is seen too.
     check_sessions_owned(conn, device_id, [r["session_id"] for r in per_session])

@@ -49,6 +49,13 @@ _SORTING_COLUMNS = [pq.SortingColumn(EVENT_SCHEMA.get_field_index("session_id"))
 
 
 def sort_events(table: pa.Table) -> pa.Table:
+    # An agent sends one session's events in seq order: most batches are sorted already, and sort_by's take
+    # would copy every column (~0.75 ms per 5,000 events) to give the same table.
+    n = table.num_rows
+    if n > 1 and len(pc.unique(table.column("session_id"))) == 1:
+        seq = table.column("seq")
+        if pc.all(pc.less(seq.slice(0, n - 1), seq.slice(1))).as_py():
+            return table
     return table.sort_by(_SORT_KEYS)
 
 
