@@ -25,9 +25,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from deskcorder.events import EVENT_SCHEMA, Event, EventKind, events_to_columns
+from deskcorder.events import EVENT_SCHEMA, Event, EventKind, columns_to_table, events_to_columns
 from deskcorder.store import BatchConflict, EventStore, StoreError, WriteResult
-from deskcorder.wire import MSGPACK, Batch, decode_batch, encode_batch
+from deskcorder.wire import MSGPACK, Batch, content_hash, decode_batch, encode_batch
 
 from .helpers import READ, decrypted_file, enrol, next_utc_midnight_ns
 from .s3_rig import s3_bucket_url, s3_endpoint  # noqa: F401  (fixtures: the object-store backend)
@@ -220,6 +220,17 @@ def test_batch_stored_under_the_old_messagepack_hash_is_a_duplicate_when_retried
     assert store.write_batch(batch) == WriteResult("batch-0001", 0, True)
     with pytest.raises(BatchConflict):
         store.write_batch(make_batch("batch-0001", make_events("sess-a", 0, 99, MIDNIGHT)))
+
+
+def test_content_hash_tells_a_null_from_a_zero_or_empty_text_and_ignores_an_omitted_column() -> None:
+    # The hash is taken from the Arrow buffers (wire.content_hash): the validity bits must count, not only values.
+    columns = events_to_columns(make_events("sess-a", 0, 3, MIDNIGHT))
+    hashes = {content_hash(columns_to_table({**columns, "dx": dx, "app_process": app}))
+              for dx, app in [([None] * 3, [None] * 3), ([0, None, None], [None] * 3), ([None, 0, None], [None] * 3),
+                              ([None] * 3, ["", None, None])]}
+    assert len(hashes) == 4
+    without_reason = {name: values for name, values in columns.items() if name != "reason"}
+    assert content_hash(columns_to_table(without_reason)) == content_hash(columns_to_table(columns))
 
 
 def test_session_of_another_device_is_refused(open_store: Callable[[], EventStore]) -> None:
