@@ -29,8 +29,8 @@ Inside a fleet (collector -> NATS JetStream -> writer, never from an agent) a
 batch the collector has decoded and checked travels as an Arrow IPC stream
 (``ARROW_STREAM``, ``encode_checked`` / ``decode_checked``): the events table
 with the ids and the content hash in its schema metadata. The writer reads it
-back at memory speed instead of unpacking MessagePack, rebuilding every column
-and re-packing it for the hash; it still checks every value again.
+back at memory speed instead of unpacking MessagePack and rebuilding every
+column; it still checks every value again.
 """
 
 from __future__ import annotations
@@ -264,8 +264,9 @@ def decode_checked(body: bytes) -> Batch:
 
     Every event value is checked again (a message on the stream need not come
     from a collector). The content hash is taken from the message, not
-    recomputed: it can only be recomputed from the MessagePack form, and
-    whoever can publish to the stream can name any device anyway.
+    recomputed (``content_hash`` of the table would give it, unless a collector
+    from before that hash sent it): whoever can publish to the stream can name
+    any device anyway.
     """
     import pyarrow as pa
 
