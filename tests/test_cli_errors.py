@@ -51,3 +51,20 @@ def test_a_pseudonym_key_open_to_others_stops_a_build_before_anything_is_read_or
     with EventStore(data_dir) as store:
         assert len(store.audit_entries()) == audited  # no events.read, no dataset.build
     assert not (tmp_path / "second").exists()
+
+
+def test_a_taken_out_folder_stops_a_build_before_anything_is_read_or_audited(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    with EventStore(data_dir) as store:
+        populate(store)
+        audited = len(store.audit_entries())
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "notes.txt").write_text("someone else's\n")
+
+    refused = cli(data_dir, "dataset", "build", "--out", str(taken))
+
+    clean_error(refused, str(taken), "--overwrite")
+    with EventStore(data_dir) as store:
+        assert len(store.audit_entries()) == audited  # no events.read
+    assert sorted(p.name for p in taken.iterdir()) == ["notes.txt"]

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from ..store import EventStore
-from ._build import DatasetError, DatasetStats, build_dataset
+from ._build import DatasetError, DatasetStats, _check_out, build_dataset
 from ._distributed import ENGINES, build_dataset_distributed
 from ._options import BuildOptions
 
@@ -56,6 +56,7 @@ def build_from_store(store: EventStore, out: Path | str, *, actor: str, purpose:
                      else Pseudonymizer.generate())
     console = console or Console(stderr=True)
     out = Path(out).expanduser().resolve()
+    _check_out(out, overwrite)  # likewise: a taken --out must not cost an audited read of every event
     with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
         reading = progress.add_task("reading stored events", total=None)
         events = store.read_events(actor=actor, purpose=purpose, session_id=session_id, employee=employee)
