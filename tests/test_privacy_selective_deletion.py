@@ -281,9 +281,12 @@ def test_an_employee_deletes_one_own_session_from_the_portal_and_only_their_own(
     assert own_sessions(data_dir, "alice") == {"sess-alice-1", "sess-alice-2"}
 
     r = alice.post("/me/delete", data={"session": "sess-alice-2", "csrf_token": token})
-    assert r.status_code == 303 and r.headers["location"] == "/me/sessions"
-    page = alice.get("/me/sessions").text
+    assert r.status_code == 303 and r.headers["location"].startswith("/me/sessions?deleted=")
+    page = alice.get(r.headers["location"]).text
     assert "sess-alice-2" not in page and "sess-alice-1" in page
+    deleted = int(r.headers["location"].rpartition("=")[2])
+    assert deleted > 0 and f"Deleted: {deleted} events." in page  # the person is told what went
+    assert alice.get("/me/sessions", params={"deleted": "-1"}).status_code == 422
     assert own_sessions(data_dir, "alice") == {"sess-alice-1"}
     assert b"ALICEDROPS" not in disk_bytes(data_dir)
     with EventStore(data_dir) as store:

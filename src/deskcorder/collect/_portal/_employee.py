@@ -103,7 +103,9 @@ def employee_router(store: EventStore, auth: Auth) -> APIRouter:
         return redirect("/me")
 
     @router.get("/me/sessions")
-    def sessions(request: Request, viewer: Viewer = Depends(auth.employee)) -> Response:
+    def sessions(request: Request, viewer: Viewer = Depends(auth.employee),
+                 deleted: int | None = Query(None, ge=0, description="events just deleted (after /me/delete)"),
+                 ) -> Response:
         try:
             own = store.sessions(employee=viewer.handle)
             hostnames = {d.device_id: d.hostname for d in store.devices(employee=viewer.handle)}
@@ -112,7 +114,8 @@ def employee_router(store: EventStore, auth: Auth) -> APIRouter:
             raise store_problem(exc) from exc
         return render(request, "me_sessions.html", viewer=viewer,
                       summaries=_views.session_summaries(events, own, hostnames),
-                      chart=_views.bar_chart_svg(_views.events_per_day(events)), n_events=events.num_rows)
+                      chart=_views.bar_chart_svg(_views.events_per_day(events)), n_events=events.num_rows,
+                      deleted=deleted)
 
     @router.get("/me/sessions/{session_id}")
     def session(request: Request, session_id: str, page: int = Query(1, ge=1, description="1 for the first rows"),
@@ -184,8 +187,9 @@ def employee_router(store: EventStore, auth: Auth) -> APIRouter:
         """Delete one of one's own sessions (form field ``session``) or one UTC day (``day``, YYYY-MM-DD)."""
         viewer, form = posted.viewer, posted.form
         try:
-            store.delete_events(viewer.handle, session_id=form.get("session") or None, day=form.get("day") or None,
-                                actor=viewer.actor, reason="deletion requested by the employee in the portal")
+            report = store.delete_events(viewer.handle, session_id=form.get("session") or None,
+                                         day=form.get("day") or None, actor=viewer.actor,
+                                         reason="deletion requested by the employee in the portal")
         except NotFound as exc:  # someone else's session answers exactly like one that does not exist
             raise PageMissing(f"{exc}. Nothing was deleted.") from exc
         except (InvalidInput, Conflict) as exc:
@@ -195,7 +199,7 @@ def employee_router(store: EventStore, auth: Auth) -> APIRouter:
                           title="Nothing was deleted", message=f"{exc} (field: {getattr(exc, 'field', None) or '-'})")
         except StoreError as exc:
             raise store_problem(exc) from exc
-        return redirect("/me/sessions")
+        return redirect(f"/me/sessions?deleted={report.events}")  # the page then says what went
 
     @router.get("/me/erase")
     def erase_page(request: Request, viewer: Viewer = Depends(auth.employee)) -> Response:
