@@ -21,6 +21,8 @@ import polars as pl
 import pyarrow as pa
 from markupsafe import Markup, escape
 
+from ._views import _app_label, _frame
+
 __all__ = ["ACTION_KINDS", "PAGE_SIZE", "Activity", "activity", "day_start_ns", "week_of", "Page", "paginate"]
 
 _NS = 1_000_000_000
@@ -57,12 +59,11 @@ class Activity:
 
 def _focus_spans(events: pa.Table) -> pl.DataFrame:
     """One row per focus: app, start, end (the next focus of its session, or the session's last event)."""
-    df = pl.from_arrow(events.select(["session_id", "seq", "t_wall_ns", "kind", "app_class", "app_process"]))
-    assert isinstance(df, pl.DataFrame)
+    df = _frame(events, ["session_id", "seq", "t_wall_ns", "kind", "app_class", "app_process"])
     df = df.sort(["session_id", "seq"]).with_columns(
         pl.col("t_wall_ns").max().over("session_id").alias("session_end"))
     focus = df.filter(pl.col("kind") == "focus").with_columns(
-        pl.coalesce(pl.col("app_class"), pl.col("app_process"), pl.lit("unknown application")).alias("app"),
+        pl.coalesce(_app_label(), pl.lit("unknown application")).alias("app"),
         pl.col("t_wall_ns").shift(-1).over("session_id").alias("next"))
     return focus.select("app", pl.col("t_wall_ns").alias("start"),
                         pl.coalesce(pl.col("next"), pl.col("session_end")).alias("end"))
@@ -77,8 +78,7 @@ def _app_seconds(events: pa.Table, start_ns: int, end_ns: int) -> list[tuple[str
 
 
 def _counts(events: pa.Table, start_ns: int, bucket_ns: int, n: int) -> list[int]:
-    t = pl.from_arrow(events.select(["t_wall_ns", "kind"]))
-    assert isinstance(t, pl.DataFrame)
+    t = _frame(events, ["t_wall_ns", "kind"])
     idx = (t.filter(pl.col("kind").is_in(ACTION_KINDS))
            .select(((pl.col("t_wall_ns") - start_ns) // bucket_ns).alias("i"))
            .filter((pl.col("i") >= 0) & (pl.col("i") < n)))
