@@ -5,7 +5,8 @@ Pure functions over the person's own events (no HTTP, no store):
 * ``activity``: for a span of time, how long each application was in front
   (per-app time, from the focus events, each focus lasting until the next one
   or the session's last event, clipped to the span) and the actions counted
-  per bucket (per hour for a day, per day for a week), with the chart drawn.
+  per bucket (per hour for a day, per day for a week), with the chart drawn
+  (``_views.bars_svg``, the portal's one bar chart).
 * ``paginate``: a session's window changes and typed runs merged in time
   order and cut into pages, so a long session is not one page of thousands of
   pixels; each page keeps both tables, with the rows of its stretch of time.
@@ -15,13 +16,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from typing import Any, Sequence
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
-from ._views import _app_label, _frame
+from ._views import _app_label, _frame, bars_svg
 
 __all__ = ["ACTION_KINDS", "PAGE_SIZE", "Activity", "activity", "day_start_ns", "week_of", "Page", "paginate"]
 
@@ -92,42 +93,18 @@ def activity(events: pa.Table, first: dt.date, days: int) -> Activity:
     end = start + days * _DAY_NS
     if days == 1:
         labels = [f"{h:02d}:00" for h in range(24)]
+        ticks = [f"{h:02d}" if h % 4 == 0 else "" for h in range(24)]  # every fourth hour: apart at 375 px
         counts = _counts(events, start, _HOUR_NS, 24) if events.num_rows else [0] * 24
         what = "Actions per hour (UTC)"
     else:
         dates = [first + dt.timedelta(days=i) for i in range(days)]
         labels = [f"{d:%a} {d.isoformat()}" for d in dates]
+        ticks = [f"{d:%a} {d.day}" for d in dates]
         counts = _counts(events, start, _DAY_NS, days) if events.num_rows else [0] * days
         what = "Actions per day (UTC)"
     buckets = list(zip(labels, counts))
     apps = _app_seconds(events, start, end) if events.num_rows else []
-    return Activity(apps, buckets, _bars_svg(buckets, what, short=[lb[:2] if days == 1 else lb[:3] for lb in labels]))
-
-
-def _bars_svg(buckets: Sequence[tuple[str, int]], label: str, short: Sequence[str], *, width: int = 640,
-              height: int = 200) -> Markup:
-    """Actions per bucket as an inline SVG bar chart with every bucket labelled (no script: the CSP allows it).
-    The viewBox scales with the page, so at 375 px the labels shrink with the bars; every fourth hour is
-    labelled for a day, so they stay apart."""
-    top = max((n for _, n in buckets), default=0) or 1
-    left, bottom, plot_h = 40, 26, height - 44
-    bar_w = (width - left - 8) / max(len(buckets), 1)
-    every = 4 if len(buckets) > 12 else 1
-    parts = [f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-             f'xmlns="http://www.w3.org/2000/svg" aria-label="{escape(label)}">',
-             f'<text x="{left - 6}" y="{height - bottom - plot_h + 4}" text-anchor="end" font-size="13">{top}</text>',
-             f'<text x="{left - 6}" y="{height - bottom}" text-anchor="end" font-size="13">0</text>',
-             f'<line x1="{left}" y1="{height - bottom}" x2="{width - 4}" y2="{height - bottom}" stroke="#888"/>']
-    for i, ((name, n), tick) in enumerate(zip(buckets, short)):
-        h = plot_h * n / top
-        x = left + i * bar_w
-        parts.append(f'<rect class="bar" x="{x + 1:.1f}" y="{height - bottom - h:.1f}" width="{max(bar_w - 2, 1):.1f}" '
-                     f'height="{h:.1f}" fill="#3b6ea8"><title>{escape(name)}: {n} actions</title></rect>')
-        if i % every == 0:
-            parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{height - 8}" text-anchor="middle" font-size="13">'
-                         f'{escape(tick)}</text>')
-    parts.append("</svg>")
-    return Markup("".join(parts))
+    return Activity(apps, buckets, bars_svg(buckets, label=what, unit="actions", ticks=ticks))
 
 
 # -- a session, page by page -----------------------------------------------------------------------

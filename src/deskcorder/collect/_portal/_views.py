@@ -2,7 +2,8 @@
 
 * ``policy_in_words``: a policy as sentences an employee can check.
 * ``session_summaries`` and ``events_per_day`` (with ``bar_chart_svg``): an
-  employee's timeline and activity chart, from their own events.
+  employee's sessions and activity chart, from their own events; ``bars_svg``
+  draws every bar chart of the portal (this one and the timeline's).
 * ``typed_runs``: the text an employee typed, one run per stretch of typing,
   with what the privacy stage would redact marked. Shown only to its author.
 * ``dataset_redactions`` and ``replaced_in_words``: what a dataset build of a
@@ -19,17 +20,17 @@ import dataclasses
 import datetime as dt
 import functools
 import html
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import polars as pl
 import pyarrow as pa
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from ...policy import Policy
 from ...store import SessionInfo
 
 __all__ = ["K_ANONYMITY", "policy_in_words", "SessionSummary", "session_summaries", "events_per_day",
-           "bar_chart_svg", "TypedRun", "typed_runs", "dataset_redactions", "replaced_in_words", "focus_changes",
+           "bars_svg", "bar_chart_svg", "TypedRun", "typed_runs", "dataset_redactions", "replaced_in_words", "focus_changes",
            "AppActivity", "activity_by_app",
            "dataset_card"]
 
@@ -124,29 +125,60 @@ def events_per_day(events: pa.Table) -> list[tuple[dt.date, int]]:
     return [(epoch + dt.timedelta(days=d), per_day.get(d, 0)) for d in range(first, last + 1)]
 
 
-def bar_chart_svg(days: list[tuple[dt.date, int]], *, width: int = 640, height: int = 180) -> Markup:
-    """Events per day as an inline SVG bar chart (no script, so the pages' CSP allows it)."""
-    if not days:
-        return Markup('<p class="muted">No events recorded yet.</p>')
-    top = max(n for _, n in days) or 1
-    left, bottom, plot_h = 48, 24, height - 40
-    bar_w = min(40.0, max(1.0, (width - left - 8) / len(days)))  # one day must not fill the chart
+# Chart geometry, in viewBox units: the SVG is drawn 640 wide and scaled to the page, so on a 375 px phone one
+# unit is about half a pixel. portal.css sets chart text to 22 units below 40rem (about 11 px there) and the
+# font-size here (13) holds on wider screens; margins are sized for the larger of the two.
+_CHART_W, _CHART_H = 640, 200
+_CHART_FONT, _PHONE_FONT = 13, 22
+_MAX_BAR_W = 96  # so that a chart of one or two days is not one wide block
+_CHAR_W = 0.6  # a character's width as a share of the font size (digits, Latin letters, system-ui)
+
+
+def bars_svg(bars: Sequence[tuple[str, int]], *, label: str, unit: str, ticks: Sequence[str] | None = None,
+             empty: str = "Nothing recorded yet.") -> Markup:
+    """Counts as an inline SVG bar chart (no script, so the pages' CSP allows it), drawn on the server.
+
+    ``bars``: (name, count) in order; each bar's tooltip says "name: count unit". ``ticks``: the text under
+    each bar ("" for none); the caller picks which bars get one (every fourth hour, a week's days, a range's
+    first and last date) so that labels never touch at the phone's font size. A label that would cross the
+    chart's edge is anchored to that edge instead. No bars at all: the ``empty`` sentence instead of a chart.
+    """
+    if not bars:
+        return Markup(f'<p class="muted">{escape(empty)}</p>')
+    top = max(n for _, n in bars) or 1
+    width, height = _CHART_W, _CHART_H
+    left = 10 + int(_PHONE_FONT * _CHAR_W * len(str(top)))  # the largest count fits left of the axis
+    bottom, top_margin = 30, 24
+    plot_w, plot_h = width - left - 8, height - bottom - top_margin
+    bar_w = min(_MAX_BAR_W, plot_w / len(bars))
+    base = height - bottom
     parts = [f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-             f'xmlns="http://www.w3.org/2000/svg" aria-label="Events per day">',
-             f'<text x="{left - 6}" y="{height - bottom - plot_h + 4}" text-anchor="end" font-size="11">{top}</text>',
-             f'<text x="{left - 6}" y="{height - bottom}" text-anchor="end" font-size="11">0</text>',
-             f'<line x1="{left}" y1="{height - bottom}" x2="{width - 4}" y2="{height - bottom}" stroke="#888"/>']
-    for i, (day, n) in enumerate(days):
+             f'xmlns="http://www.w3.org/2000/svg" aria-label="{escape(label)}">',
+             f'<text x="{left - 6}" y="{top_margin + 4}" text-anchor="end" font-size="{_CHART_FONT}">{top}</text>',
+             f'<text x="{left - 6}" y="{base}" text-anchor="end" font-size="{_CHART_FONT}">0</text>',
+             f'<line x1="{left}" y1="{base}" x2="{width - 4}" y2="{base}" stroke="#888"/>']
+    for i, (name, n) in enumerate(bars):
         h = plot_h * n / top
         x = left + i * bar_w
-        parts.append(f'<rect class="bar" x="{x + 0.5:.1f}" y="{height - bottom - h:.1f}" width="{max(bar_w - 1, 1):.1f}" '
-                     f'height="{h:.1f}" fill="#3b6ea8"><title>{day.isoformat()}: {n} events</title></rect>')
-    parts.append(f'<text x="{left}" y="{height - 6}" font-size="11">{days[0][0].isoformat()}</text>')
-    if len(days) > 1:
-        parts.append(f'<text x="{width - 4}" y="{height - 6}" text-anchor="end" font-size="11">'
-                     f'{days[-1][0].isoformat()}</text>')
+        parts.append(f'<rect class="bar" x="{x + 0.5:.1f}" y="{base - h:.1f}" width="{max(bar_w - 1.5, 1):.1f}" '
+                     f'height="{h:.1f}" fill="#3b6ea8"><title>{escape(name)}: {n} {escape(unit)}</title></rect>')
+    for i, tick in enumerate(ticks or ()):
+        if not tick:
+            continue
+        centre, half = left + (i + 0.5) * bar_w, _PHONE_FONT * _CHAR_W * len(tick) / 2
+        x, anchor = ((left, "start") if centre - half < left else (width - 4, "end") if centre + half > width - 4
+                     else (centre, "middle"))
+        parts.append(f'<text x="{x:.1f}" y="{height - 6}" text-anchor="{anchor}" font-size="{_CHART_FONT}">'
+                     f'{escape(tick)}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+def bar_chart_svg(days: list[tuple[dt.date, int]]) -> Markup:
+    """Events per day (``events_per_day``) as a chart, the first and last day named under it."""
+    ticks = [d.isoformat() if i in (0, len(days) - 1) else "" for i, (d, _) in enumerate(days)]
+    return bars_svg([(d.isoformat(), n) for d, n in days], label="Events per day", unit="events", ticks=ticks,
+                    empty="No events recorded yet.")
 
 
 # -- typed text, for its author only --------------------------------------------------------------
