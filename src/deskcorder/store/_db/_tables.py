@@ -34,7 +34,8 @@ from ...events import LOSS_REASONS
 
 __all__ = ["metadata", "employees", "employee_keys", "devices", "sessions", "batches", "file_sessions",
            "consents", "policies", "audit_log", "audit_head", "portal_accounts", "portal_logins",
-           "recording_pauses", "device_credentials", "enrolment_tokens", "store_settings", "device_rate_limits", "login_failures"]
+           "recording_pauses", "device_credentials", "enrolment_tokens", "store_settings", "device_rate_limits", "login_failures",
+           "observation_files", "stored_observations"]
 
 metadata = MetaData(naming_convention={
     "ix": "ix_%(table_name)s_%(column_0_name)s",
@@ -252,4 +253,34 @@ login_failures = Table(
     Column("failures", Integer, nullable=False),
     Column("last_failure_at", DateTime(timezone=True), nullable=False, index=True),
     Column("locked_until", DateTime(timezone=True), nullable=True),
+)
+
+
+# Observations (``store/_observations``, migration 0008): the manifest of their sealed files, one per
+# upload, UTC day and session, and one row per observation ever stored (idempotency; ``path`` NULL once
+# retention or a deletion removed it, so a retry stays a duplicate). Erasure deletes both with the device.
+observation_files = Table(
+    "observation_files", metadata,
+    Column("path", String(512), primary_key=True),
+    Column("device_id", String(128), ForeignKey("devices.device_id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("session_id", String(64), nullable=False, index=True),
+    Column("day", String(10), nullable=False, index=True),  # YYYY-MM-DD, UTC: the file's date partition
+    Column("key_id", String(32), nullable=False),  # the data key it is sealed under
+    Column("n_observations", BigInteger, nullable=False),
+    Column("n_frames", BigInteger, nullable=False),
+    Column("n_elements", BigInteger, nullable=False),
+    Column("frame_bytes", BigInteger, nullable=False),  # encoded image bytes, before Parquet and sealing
+    Column("stored_bytes", BigInteger, nullable=False),  # the sealed file's size
+    Column("first_t_wall_ns", BigInteger, nullable=False),
+    Column("last_t_wall_ns", BigInteger, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)
+
+stored_observations = Table(
+    "stored_observations", metadata,
+    Column("session_id", String(64), primary_key=True),
+    Column("action_seq", BigInteger, primary_key=True),
+    Column("device_id", String(128), ForeignKey("devices.device_id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("content_hash", String(64), nullable=False),
+    Column("path", String(512), nullable=True, index=True),
 )
