@@ -21,6 +21,23 @@ scope is dropped before it touches the disk. Example::
     end = "19:00"
     timezone = "Europe/Paris"
 
+    observe = "frames"     # none (the default) | elements | frames
+
+    [frames]               # only with observe = "frames"; these are the defaults
+    max_per_second = 2
+    max_side = 1280
+    format = "webp"        # or "png" (lossless, larger)
+
+``observe`` says what is recorded beside the input (see
+``deskcorder.observations``): ``none``, nothing; ``elements``, the kind, label
+and box of the UI element under each click (never a password field's
+label); ``frames``, that and, at each action (a click, the first key of a
+typing run, a shortcut, the start of a scroll; at most ``max_per_second``), a
+picture of only the focused allowed window, scaled down to ``max_side``
+pixels on its long side. Since versions only go up and consent names its
+version, turning observation on (or changing its settings) asks everyone to
+agree again.
+
 An app rule matches when every field it sets matches (WM_CLASS and process
 names compare case-insensitively and exactly; title patterns are regular
 expressions searched in the window title). No rule, no recording: the default
@@ -49,13 +66,13 @@ import datetime as dt
 import re
 import tomllib
 import zoneinfo
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ._errors import DeskcorderError
 
-__all__ = ["AppRule", "Hours", "Policy", "PolicyError", "check_policy", "consent_lines", "consent_text",
+__all__ = ["AppRule", "FrameSettings", "Hours", "Policy", "PolicyError", "check_policy", "consent_lines", "consent_text",
            "parse_policy"]
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -139,12 +156,22 @@ class Hours(_Strict):
         return self.start <= local.strftime("%H:%M") <= self.end
 
 
+class FrameSettings(_Strict):
+    """How frames are taken under ``observe = "frames"``."""
+
+    max_per_second: float = Field(default=2.0, gt=0, le=10)  # more would be video, which nobody consented to
+    max_side: int = Field(default=1280, ge=64, le=3840)  # long side in pixels after downscaling
+    format: Literal["webp", "png"] = "webp"
+
+
 class Policy(_Strict):
     version: int = Field(ge=1)
     scope_text: str = ""  # the plain-words scope shown to employees when they consent
     retention_days: int = Field(default=90, ge=1, le=3650)
     apps: list[AppRule] = Field(default_factory=list)
     hours: Hours | None = None
+    observe: Literal["none", "elements", "frames"] = "none"  # deskcorder.observations.OBSERVE_LEVELS
+    frames: FrameSettings = Field(default_factory=FrameSettings)
 
     def allows_app(self, app_class: str | None, app_process: str | None, title: str | None) -> bool:
         return any(rule.matches(app_class, app_process, title) for rule in self.apps)
@@ -200,6 +227,9 @@ def check_policy(policy: Policy) -> Policy:
             raise PolicyError(f"hours.end: {hours.end} is not after hours.start {hours.start}; hours cannot "
                               f"span midnight or be empty: set end later than start, or remove [hours] to allow "
                               f"any time")
+    if "frames" in policy.model_fields_set and policy.observe != "frames":
+        raise PolicyError(f"frames: [frames] is set but observe = {policy.observe!r}, so no frame is ever taken; "
+                          f"set observe = \"frames\" or remove [frames]")
     text = policy.scope_text
     if hours is None and (promise := _PROMISES_HOURS.search(text)):
         raise PolicyError(f"scope_text: it says {promise.group(0)!r}, but the policy has no [hours], so it allows "
@@ -231,16 +261,18 @@ def consent_lines(policy: Policy | None) -> list[str]:
     lines.append(_hours_words(policy.hours))
     lines.append("Captured there: every key pressed and released (so the text you type, character by character), "
                  "mouse movements, clicks and scrolling with the pointer position, and the application name "
-                 "and title of the window in front. No screenshots, no audio, no clipboard, no files.")
+                 "and title of the window in front. " + _observe_words(policy))
     lines.append("Never recorded: password prompts (windows whose title or program reads as one: sudo, login, "
                  "sign in, passphrase, pinentry, password managers), any time while recording is paused (the "
                  "pause hotkey, ctrl+alt+shift+p unless set otherwise; `deskcorder agent pause`; the portal), "
                  "time outside the hours above, and every other application, not even its window title.")
     lines.append(f"Kept for {policy.retention_days} days after it is recorded, then deleted; you can export or "
                  f"erase your data before that in the portal.")
+    pictures = (", text that reads as a secret or personal detail blacked out of the pictures,"
+                if policy.observe == "frames" else "")
     lines.append("Where it goes: from your computer to your organisation's deskcorder collector, where it is "
                  "stored encrypted; admins build AI training datasets from it, with typed secrets and personal "
-                 "numbers redacted and your name replaced by a pseudonym.")
+                 f"numbers redacted{pictures} and your name replaced by a pseudonym.")
     if policy.scope_text.strip():
         lines.append(f"Your admin adds, in their own words (the rules above are what is enforced): "
                      f"“{policy.scope_text.strip()}”")
@@ -251,6 +283,22 @@ def consent_text(policy: Policy | None, version: int | None = None) -> str:
     """``consent_lines`` as one text, as shown in the CLI and kept with each consent record."""
     head = [f"Recording policy version {version}:"] if version else []
     return "\n".join(head + [f"- {line}" for line in consent_lines(policy)])
+
+
+def _observe_words(policy: Policy) -> str:
+    element = ("the kind, label and position on screen of the control you click (for example the button "
+               "“Save”), read through the accessibility interface, but never a password field's label or contents")
+    if policy.observe == "elements":
+        return f"Also, at each click: {element}. No screenshots, no audio, no clipboard, no files."
+    if policy.observe == "frames":
+        frames = policy.frames
+        rate = f"{frames.max_per_second:g} picture{'s' if frames.max_per_second != 1 else ''} a second"
+        return (f"Also, screenshots of the window in front: at each click, the first key of a typing run, each "
+                f"keyboard shortcut and the start of each scroll, at most {rate}, a picture of that window "
+                f"only (never the rest of the screen, nor other windows over it), scaled down to at most "
+                f"{frames.max_side} pixels wide or high, with password fields blacked out; the screen size and "
+                f"the window's position; and {element}. No audio, no clipboard, no files.")
+    return "No screenshots, no audio, no clipboard, no files."
 
 
 def _app_words(rule: AppRule) -> str:
