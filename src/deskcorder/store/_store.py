@@ -54,10 +54,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import threading
 import zlib
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -95,6 +96,7 @@ from ._records import (
 )
 from ._events._sealed import seal
 from ._db._settings import resolve_events_url
+from ._db import _status_changes
 from ._db._tables import devices, employee_keys, sessions
 
 __all__ = ["EventStore", "READ_SCHEMA"]
@@ -166,6 +168,7 @@ class EventStore:
             raise
         self._stripes = [threading.Lock() for _ in range(_LOCK_STRIPES)]
         self._closed = False
+        self._status_listeners: list[Callable[[str], None]] = []
         # Portal accounts, logins and recording pauses (see _people/_accounts.py).
         self.portal = PortalRecords(self._db)
 
@@ -185,9 +188,35 @@ class EventStore:
         self._check_open()
         try:
             with (self._engine.begin() if write else self._engine.connect()) as conn:
-                yield conn
+                try:
+                    yield conn
+                finally:
+                    changed = _status_changes.pending(conn)
         except SQLAlchemyError as exc:
             raise StoreError(f"control database error while {what}: {exc}; nothing was changed, retry") from exc
+        for key in changed:  # committed: tell who listens (the collector's status push)
+            for listener in self._status_listeners:
+                try:
+                    listener(key)
+                except Exception:  # a listener's bug must not turn a committed change into an error
+                    logging.getLogger("deskcorder.store").exception("status listener failed on %s", key)
+
+    # -- recording status changes (see _db/_status_changes.py) ------------------------------------
+
+    STATUS_CHANNEL = _status_changes.CHANNEL  # PostgreSQL: NOTIFY channel of every status change
+
+    def on_status_change(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(key)`` after each committed change of a device's recording status in this process.
+
+        ``key``: ``employee:<employee_id>``, ``device:<device_id>`` or ``all``. It runs in the thread that
+        made the change, so it must be quick and thread-safe (hand the key over, do not work on it).
+        """
+        self._status_listeners.append(listener)
+
+    @staticmethod
+    def status_change_from(payload: str) -> str | None:
+        """The key in a ``STATUS_CHANNEL`` notification made by another process; None for this process's own."""
+        return _status_changes.parse_payload(payload)
 
     # -- people, devices, policy, consent ------------------------------------------------------
 
@@ -423,7 +452,10 @@ class EventStore:
         """Erase an employee and everything recorded of them; safe to re-run after a crash (_lifecycle/_erasure.py)."""
         _require(actor=actor, reason=reason)
         self._check_open()
-        return _erasure.erase_employee(self._engine, self.files, handle, actor, reason)
+        report = _erasure.erase_employee(self._engine, self.files, handle, actor, reason)
+        with self._db("announcing an erasure", write=True) as conn:  # its devices may record no more
+            _status_changes.note(conn, f"employee:{report.employee_id}")
+        return report
 
     def delete_events(self, employee: str, *, session_id: str | None = None, day: dt.date | str | None = None,
                       actor: str, reason: str) -> DeletionReport:

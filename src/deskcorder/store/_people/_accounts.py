@@ -33,6 +33,7 @@ from ...policy import PolicyError, parse_policy
 from . import _audit, _login_throttle
 from ._consent import current_policy
 from .._db._engine import as_utc
+from .._db._status_changes import note as note_status_change
 from .._errors import Conflict, InvalidInput, NotFound, TooManyLogins
 from ._employees import check_handle, get_employee
 from .._records import PolicyRecord
@@ -248,6 +249,7 @@ def pause_recording(conn: Connection, handle: str, actor: str) -> dt.datetime:
     conn.execute(recording_pauses.insert(), {"employee_id": employee.employee_id, "paused_at": now})
     _audit.append(conn, actor=actor, action="recording.pause", target=_audit.employee_target(employee.employee_id),
                   reason="", details={})
+    note_status_change(conn, f"employee:{employee.employee_id}")
     return now
 
 
@@ -260,6 +262,7 @@ def resume_recording(conn: Connection, handle: str, actor: str) -> bool:
         return False
     _audit.append(conn, actor=actor, action="recording.resume", target=_audit.employee_target(employee.employee_id),
                   reason="", details={})
+    note_status_change(conn, f"employee:{employee.employee_id}")
     return True
 
 

@@ -36,6 +36,7 @@ from ...policy import Policy, PolicyError, check_policy, consent_text, parse_pol
 from . import _audit
 from .._errors import Conflict, InvalidInput, NotPermitted
 from .._db._engine import as_utc
+from .._db._status_changes import note as note_status_change
 from ._employees import DataKey, get_employee
 from .._records import ConsentRecord, DeviceStatus, PolicyRecord
 from .._db._tables import consents, devices, employee_keys, employees, policies, recording_pauses
@@ -85,6 +86,7 @@ def set_policy(conn: Connection, text: str, actor: str, note: str | None) -> Pol
                   details={"version": parsed.version, "previous_version": current,
                            "retention_days": parsed.retention_days, "app_rules": len(parsed.apps),
                            "sha256": hashlib.sha256(text.encode()).hexdigest()})
+    note_status_change(conn, "all")  # every device's answer names the policy
     return PolicyRecord(parsed.version, text, parsed, now, actor, note)
 
 
@@ -142,6 +144,7 @@ def record_consent(conn: Connection, handle: str, action: str, policy_version: i
         details["evidence"] = evidence
     _audit.append(conn, actor=actor, action=f"consent.{action}", target=_audit.employee_target(employee.employee_id),
                   reason="", details=details)
+    note_status_change(conn, f"employee:{employee.employee_id}")
     return ConsentRecord(result.inserted_primary_key[0], employee.employee_id, action, policy.version, scope,
                          method, now, actor, evidence)
 

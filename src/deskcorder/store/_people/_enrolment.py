@@ -46,6 +46,7 @@ from sqlalchemy import Connection, select, update
 
 from . import _audit
 from .._db._engine import as_utc
+from .._db._status_changes import note as note_status_change
 from .._errors import Conflict, DeviceRevoked, InvalidInput, NotAuthenticated
 from ._employees import device_info, get_employee, register_device
 from .._records import DeviceCredential
@@ -164,6 +165,7 @@ def revoke(conn: Connection, device_id: str, actor: str, reason: str) -> DeviceC
     row = conn.execute(select(device_credentials).where(device_credentials.c.device_id == device_id)).one()
     _audit.append(conn, actor=actor, action="device.revoke", target=_audit.employee_target(row.employee_id),
                   reason=reason, details={"device": _audit.device_ref(device_id)})
+    note_status_change(conn, f"device:{device_id}")
     return _credential(row)
 
 
