@@ -44,8 +44,8 @@ PINNED = {
         "RELEASE_ACTION_SCHEMA", "RELEASE_EPISODE_SCHEMA", "RELEASE_MIN_PEOPLE", "SPLITS", "TABLES",
     ],
     "deskcorder.privacy": [
-        "anonymise_keystrokes", "anonymise_pointer", "PLACEHOLDERS", "Pseudonymizer", "PseudonymKeyError", "Redactor",
-        "Span",
+        "anonymise_keystrokes", "anonymise_pointer", "FrameRedaction", "FrameRedactor", "PLACEHOLDERS", "Pseudonymizer",
+        "PseudonymKeyError", "Redactor", "Span",
     ],
     "deskcorder.fleet": [
         "ACK_WAIT_S", "BufferUnavailable", "check_replicas", "check_stream_name", "CONSUMER", "DUPLICATE_WINDOW_S",

@@ -100,8 +100,9 @@ module documents the key file and key rotation.
 
 from ._dynamics import anonymise_keystrokes
 from ._dynamics_pointer import anonymise_pointer
+from ._frame_redact import FrameRedaction, FrameRedactor
 from ._pseudonym import Pseudonymizer, PseudonymKeyError
 from ._redact import PLACEHOLDERS, Redactor, Span
 
-__all__ = ["PLACEHOLDERS", "PseudonymKeyError", "Pseudonymizer", "Redactor", "Span", "anonymise_keystrokes",
-           "anonymise_pointer"]
+__all__ = ["FrameRedaction", "FrameRedactor", "PLACEHOLDERS", "PseudonymKeyError", "Pseudonymizer", "Redactor", "Span",
+           "anonymise_keystrokes", "anonymise_pointer"]
