@@ -13,6 +13,7 @@ import os
 import signal
 import statistics
 import subprocess
+import sys
 import time
 from typing import Iterator
 
@@ -153,6 +154,13 @@ def test_outside_every_window_of_the_app_there_is_no_element(form: GtkForm) -> N
 def test_state_bits_are_read_across_both_words() -> None:
     # bit 8 enabled, 12 focused, 24 sensitive in the first word; 43 - 32 = 11 read-only in the second
     assert state_names([1 << 8 | 1 << 12 | 1 << 24, 1 << 11]) == ["enabled", "focused", "sensitive", "read-only"]
+
+
+def test_importing_the_reader_leaves_dbus_fast_for_the_first_lookup() -> None:
+    # An agent that never observes elements (policy observe = none) pays nothing for D-Bus.
+    code = "import sys, deskcorder.capture._atspi; print('dbus_fast' in sys.modules)"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.stdout.strip() == "False", run.stderr
 
 
 def test_lookup_time(form: GtkForm) -> None:

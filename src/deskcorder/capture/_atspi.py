@@ -42,7 +42,9 @@ caller waits on a future with its timeout and leaves the call behind when it
 runs late (its late reply is dropped). A failed answer is remembered briefly
 (``NEGATIVE_TTL_S`` for an application without a tree or too slow to answer,
 ``BUS_RETRY_S`` for a missing bus), so a desk without accessibility pays a
-dictionary lookup per click, not a D-Bus round trip.
+dictionary lookup per click, not a D-Bus round trip. dbus-fast itself is
+imported on that thread at the first lookup (about 110 ms and 4 MiB), so an
+agent that never observes elements never loads it.
 """
 
 from __future__ import annotations
@@ -53,14 +55,15 @@ import concurrent.futures
 import os
 import threading
 import time
-from typing import Any
-
-from dbus_fast import Message, MessageType
-from dbus_fast.aio import MessageBus
+from typing import TYPE_CHECKING, Any
 
 from ..observations import Box, Element
 
-__all__ = ["ElementReader", "element_at", "STATE_NAMES", "PROTECTED_ROLES"]
+if TYPE_CHECKING:
+    from dbus_fast import Message
+    from dbus_fast.aio import MessageBus
+
+__all__ = ["ElementReader", "element_at", "warm_up", "STATE_NAMES", "PROTECTED_ROLES"]
 
 DEFAULT_TIMEOUT_S = 0.15
 NEGATIVE_TTL_S = 2.0  # an application without a tree (or too slow): not asked again for this long
@@ -149,6 +152,14 @@ class ElementReader:
             self._counts["found" if element is not None else "none"] += 1
         return element
 
+    def warm_up(self) -> None:
+        """Import dbus-fast and connect in the background now (returns at once), so the first click is answered
+        within its timeout; without it the first lookup or two may come back None while that happens."""
+        with self._lock:
+            if self._closed:
+                return
+        asyncio.run_coroutine_threadsafe(self._connected_bus(), self._start())
+
     def stats(self) -> dict[str, int]:
         """How lookups ended: found, none (no bus, no tree, nothing there), timeout, skipped (remembered none)."""
         with self._lock:
@@ -209,6 +220,9 @@ class ElementReader:
         return self._bus
 
     async def _connect(self) -> MessageBus:
+        from dbus_fast import Message
+        from dbus_fast.aio import MessageBus
+
         address = os.environ.get("AT_SPI_BUS_ADDRESS")  # how at-spi2-core lets a session point at its bus
         if not address:
             session_address = self._session_address or os.environ.get("DBUS_SESSION_BUS_ADDRESS")
@@ -224,6 +238,8 @@ class ElementReader:
         return await MessageBus(bus_address=address).connect()
 
     async def _call(self, ref: _Ref, interface: str, member: str, signature: str = "", body: Any = ()) -> list:
+        from dbus_fast import Message
+
         assert self._bus is not None
         reply = await self._bus.call(Message(destination=ref[0], path=ref[1], interface=interface, member=member,
                                              signature=signature, body=list(body)))
@@ -237,21 +253,23 @@ class ElementReader:
             with self._lock:
                 self._skip_pid_until[pid] = time.monotonic() + self._negative_ttl_s
             return None
-        for app in apps:
-            try:
-                path = await self._hit_test(app, x, y)
-            except _CallFailed:  # the application went away since it was listed: list again next time
-                self._apps_of.pop(pid, None)
-                continue
-            if path:
-                return await self._describe([app, *path])
-        return None
+        found = await asyncio.gather(*(self._windows_under(app, x, y) for app in apps), return_exceptions=True)
+        if any(isinstance(answer, BaseException) for answer in found):
+            self._apps_of.pop(pid, None)  # an application went away since it was listed: list again next time
+        under = [hit for answer in found if not isinstance(answer, BaseException) for hit in answer]
+        if not under:
+            return None
+        # The active (focused) window first; then the applications' and their windows' order.
+        app, window, _ = min(under, key=lambda hit: not hit[2])
+        return await self._describe([app, *await self._hit_test(window, x, y)])
 
     async def _applications(self, pid: int | None) -> list[_Ref]:
         """The registered applications' roots whose connection belongs to ``pid`` (all of them for None)."""
         if pid in self._apps_of:
             return self._apps_of[pid]
         listed = [tuple(ref) for ref in (await self._call((_REGISTRY, _ROOT), _ACCESSIBLE, "GetChildren"))[0]]
+        names = {name for name, _ in listed}
+        self._pid_of = {name: p for name, p in self._pid_of.items() if name in names}  # gone apps' names go too
         unknown = [name for name, _ in listed if name not in self._pid_of]
         pids = await asyncio.gather(*(self._call(("org.freedesktop.DBus", "/org/freedesktop/DBus"),
                                                  "org.freedesktop.DBus", "GetConnectionUnixProcessID", "s", [name])
@@ -263,17 +281,17 @@ class ElementReader:
             self._apps_of[pid] = apps
         return apps
 
-    async def _hit_test(self, app: _Ref, x: int, y: int) -> list[_Ref]:
-        """From the application's window under (x, y) down to the deepest element there: [window, ..., element]."""
+    async def _windows_under(self, app: _Ref, x: int, y: int) -> list[tuple[_Ref, _Ref, bool]]:
+        """The application's showing top-level windows whose screen extents hold (x, y): (app, window, active)."""
         windows = [tuple(ref) for ref in (await self._call(app, _ACCESSIBLE, "GetChildren"))[0]]
         facts = await asyncio.gather(*(self._window_facts(w) for w in windows))
-        under = [(w, states) for w, (box, states) in zip(windows, facts)
-                 if box is not None and box[0] <= x < box[0] + box[2] and box[1] <= y < box[1] + box[3]
-                 and ("showing" in states or not states)]
-        if not under:
-            return []
-        under.sort(key=lambda found: "active" not in found[1])  # the focused window first, then the app's order
-        path = [under[0][0]]
+        return [(app, w, "active" in states) for w, (box, states) in zip(windows, facts)
+                if box is not None and box[0] <= x < box[0] + box[2] and box[1] <= y < box[1] + box[3]
+                and ("showing" in states or not states)]
+
+    async def _hit_test(self, window: _Ref, x: int, y: int) -> list[_Ref]:
+        """From ``window`` down to the deepest element at (x, y): [window, ..., element]."""
+        path = [window]
         while len(path) < MAX_DEPTH:
             try:
                 child = tuple((await self._call(path[-1], _COMPONENT, "GetAccessibleAtPoint", "iiu",
@@ -299,6 +317,7 @@ class ElementReader:
                                        self._call(element, _COMPONENT, "GetExtents", "u", [_SCREEN]),
                                        return_exceptions=True)
         roles = [a[0] if isinstance(a, list) else "unknown" for a in answers[:len(path)]]
+        role_known = isinstance(answers[len(path) - 1], list)
         states_answer, extents_answer = answers[len(path):]
         if isinstance(extents_answer, BaseException):
             return None  # an element without a box cannot be tied to the click: none rather than a guess
@@ -306,7 +325,7 @@ class ElementReader:
         role = roles[-1]
         protected = role in PROTECTED_ROLES
         name = None
-        if not protected:
+        if not protected and role_known:  # a role that could not be read might be a password field's
             try:
                 variant = (await self._call(element, "org.freedesktop.DBus.Properties", "Get", "ss",
                                             [_ACCESSIBLE, "Name"]))[0]
@@ -318,7 +337,9 @@ class ElementReader:
                        ancestors=list(reversed(roles[:-1])), protected=protected)
 
 
-def _body(reply: Message) -> list:
+def _body(reply: "Message") -> list:
+    from dbus_fast import MessageType
+
     if reply.message_type == MessageType.ERROR:
         raise _CallFailed(f"{reply.error_name}: {reply.body[0] if reply.body else ''}")
     return reply.body
@@ -329,10 +350,8 @@ _shared_address: str | None = None
 _shared_lock = threading.Lock()
 
 
-def element_at(x: int, y: int, pid: int | None, timeout_s: float = DEFAULT_TIMEOUT_S) -> Element | None:
-    """The UI element at root-window (x, y) in the application of ``pid``, or None; never raises, never waits past
-    ``timeout_s``. One reader is shared per session bus address (a new ``$DBUS_SESSION_BUS_ADDRESS`` gets a new one).
-    """
+def _shared_reader() -> ElementReader:
+    """One reader per session bus address: a new ``$DBUS_SESSION_BUS_ADDRESS`` gets a new one."""
     global _shared, _shared_address
     address = os.environ.get("DBUS_SESSION_BUS_ADDRESS")
     with _shared_lock:
@@ -340,8 +359,18 @@ def element_at(x: int, y: int, pid: int | None, timeout_s: float = DEFAULT_TIMEO
             if _shared is not None:
                 _shared.close()
             _shared, _shared_address = ElementReader(address), address
-        reader = _shared
-    return reader.element_at(x, y, pid, timeout_s)
+        return _shared
+
+
+def element_at(x: int, y: int, pid: int | None, timeout_s: float = DEFAULT_TIMEOUT_S) -> Element | None:
+    """The UI element at root-window (x, y) in the application of ``pid``, or None; never raises, never waits past
+    ``timeout_s``. Uses the module's shared reader."""
+    return _shared_reader().element_at(x, y, pid, timeout_s)
+
+
+def warm_up() -> None:
+    """Connect the shared reader in the background now (see ``ElementReader.warm_up``)."""
+    _shared_reader().warm_up()
 
 
 @atexit.register
