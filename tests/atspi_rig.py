@@ -84,6 +84,7 @@ def a11y_bus(xs: XSession) -> Iterator[A11yBus]:
             else:
                 os.environ[key] = value
         _stop(daemon)
+        daemon.stdout.close()
         shutil.rmtree(runtime_dir, ignore_errors=True)
 
 
@@ -141,6 +142,7 @@ def gtk_form(xs: XSession, bus: A11yBus, *args: str) -> Iterator[GtkForm]:
         yield form
     finally:
         _stop(proc)
+        proc.stdout.close()
 
 
 class _Lines:

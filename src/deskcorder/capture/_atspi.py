@@ -174,11 +174,13 @@ class ElementReader:
         if loop is None or thread is None:
             return
         try:
-            asyncio.run_coroutine_threadsafe(self._disconnect(), loop).result(timeout=1.0)
+            asyncio.run_coroutine_threadsafe(self._shut_down(), loop).result(timeout=1.0)
         except Exception:  # closing is best effort: the thread is a daemon and the socket closes with it
             pass
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=1.0)
+        if not thread.is_alive():
+            loop.close()
 
     def __enter__(self) -> "ElementReader":
         return self
@@ -195,10 +197,15 @@ class ElementReader:
                 self._thread.start()
             return self._loop
 
-    async def _disconnect(self) -> None:
+    async def _shut_down(self) -> None:
+        """Disconnect, and end what late lookups left behind (their callers stopped waiting long ago)."""
         if self._bus is not None:
             self._bus.disconnect()
             self._bus = None
+        others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
 
     async def _connected_bus(self) -> MessageBus | None:
         """The accessibility bus, connecting once; a caller's timeout does not interrupt the connecting."""
