@@ -19,6 +19,7 @@ from typing import Iterator
 
 import pytest
 
+from deskcorder._apps import GTK_FORM_CLASS
 from deskcorder._xsession import XSession
 from deskcorder.capture._atspi import DEFAULT_TIMEOUT_S, ElementReader, element_at, state_names
 from deskcorder.observations import Box
@@ -64,6 +65,7 @@ def test_the_clicked_button_is_read_with_its_role_label_and_box(xs: XSession, fo
     assert form.read()["clicks"] == 1  # the click landed on the button GTK says is there
     # ... and GTK's root coordinates are the X server's (so the form's boxes are the real ones)
     assert geometry(xs, form.xid) == form.box("window")
+    assert str(form.xid) in xs.xdotool("search", "--class", f"^{GTK_FORM_CLASS}$").split()  # what policies match
     with ElementReader(negative_ttl_s=0.05) as reader:
         element = first_element(reader, x, y, form.pid)
     assert (element.role, element.name, element.protected) == ("push button", "Submit", False)

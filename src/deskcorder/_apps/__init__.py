@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["GTK_FORM", "SYSTEM_PYTHON"]
+__all__ = ["GTK_FORM", "GTK_FORM_CLASS", "SYSTEM_PYTHON"]
 
 GTK_FORM = Path(__file__).with_name("gtk_form.py")  # a button, a text entry, a password entry, a label (GTK 3)
+GTK_FORM_CLASS = "DeskcorderForm"  # its WM_CLASS class (the agent's app_class), as gtk_form.py sets it
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, where python3-gi and gir1.2-gtk-3.0 are installed

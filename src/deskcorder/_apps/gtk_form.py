@@ -12,7 +12,8 @@ widget's box in root-window pixels, as GTK itself allocated them, so a test
 knows the real boxes without asking AT-SPI; it prints again whenever a box
 changes. SIGTERM (or closing the window) ends it.
 
-Options: ``--title``, ``--x``/``--y`` (initial position, default 40, 40).
+Its WM_CLASS is ("deskcorder-form", "DeskcorderForm"). Options: ``--title``,
+``--x``/``--y`` (initial position, default 40, 40).
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ import gi
 
 gi.require_version("Gtk", "3.0")
 gi.require_version("GdkX11", "3.0")
-from gi.repository import GdkX11, GLib, Gtk  # noqa: E402  (after require_version, as PyGObject asks)
+from gi.repository import Gdk, GdkX11, GLib, Gtk  # noqa: E402  (after require_version, as PyGObject asks)
 
+WM_CLASS = "DeskcorderForm"
 SETTLE_CHECKS = 3  # unchanged boxes in this many polls 50 ms apart: the WM has placed the window
 
 
@@ -123,7 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--x", type=int, default=40)
     parser.add_argument("--y", type=int, default=40)
     args = parser.parse_args(argv)
-    GLib.set_prgname("deskcorder-form")  # WM_CLASS "deskcorder-form": what a policy matches the app by
+    # WM_CLASS ("deskcorder-form", "DeskcorderForm"): the class is what the agent records as app_class and a
+    # policy matches; GTK would otherwise take it from the file name.
+    GLib.set_prgname("deskcorder-form")
+    Gdk.set_program_class(WM_CLASS)
     Form(args.title, args.x, args.y)
     GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGTERM, lambda: Gtk.main_quit() or False)
     Gtk.main()
