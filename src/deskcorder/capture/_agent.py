@@ -50,11 +50,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from ..policy import Policy
 from ._backend import CaptureBackend
 from ._control import ControlServer
 from ._credential import Credential, load_credential, save_credential
 from ._errors import AgentError, DeviceRefused
 from ._gate import DEFAULT_PAUSE_HOTKEY, Gate, parse_hotkey
+from ._observation_uploader import ObservationTransport, ObservationUploader
+from ._observe import Observer
 from ._private import private_dir, private_file, write_private
 from ._queue import EventQueue
 from ._spool import Spool
@@ -98,8 +101,10 @@ class AgentConfig:
 
 class Agent:
     def __init__(self, config: AgentConfig, backend: CaptureBackend | None = None, *,
-                 transport: Transport | None = None, consent: StatusSource | None = None):
-        """``transport`` and ``consent`` replace the collector's batch and status endpoints (tests, benchmarks)."""
+                 transport: Transport | None = None, consent: StatusSource | None = None,
+                 observation_transport: Transport | None = None):
+        """``transport``, ``consent`` and ``observation_transport`` replace the collector's batch, status and
+        observation endpoints (tests, benchmarks)."""
         if backend is None:
             if not sys.platform.startswith("linux"):
                 raise AgentError(f"no capture backend for {sys.platform} yet; only X11 on Linux is supported")
@@ -109,6 +114,7 @@ class Agent:
         self.backend = backend
         self._transport = transport
         self._consent = consent
+        self._observation_transport = observation_transport
         self._control: ControlServer | None = None
         self._pause_lock = threading.Lock()
         self._persisted_pause: str | None = None
@@ -157,6 +163,12 @@ class Agent:
         self.session_id = uuid.uuid4().hex
         self._failed.clear()
         self.gate = Gate(hotkey=hotkey)
+        # Observations (the policy's ``observe``): no thread, X connection or Pillow until a policy asks for them.
+        self.observation_uploader = ObservationUploader(
+            self._observation_transport or ObservationTransport(cfg.server_url, auth=self.credential.headers),
+            self.device_id, interval_s=cfg.upload_interval_s,
+            on_refused=lambda n: self.observer.record_lost("refused", n))
+        self.observer = Observer(self.gate, self.session_id, self.observation_uploader.add)
         self.queue = EventQueue(self.gate, max_events=cfg.queue_max_events, wake_at=cfg.flush_max_events,
                                 on_failure=lambda exc: (self._failed.set(), self._halt.set()))
         self.poller = StatusPoller(status_source, self.device_id, enrol_token=enrol_token,
@@ -174,6 +186,7 @@ class Agent:
             # decides whether the very first FOCUS event may be recorded.
             self.poller.poll_once()
         except BaseException:
+            self.observer.stop(timeout=0)
             status_source.close()
             transport.close()
             self.spool.close()
@@ -186,6 +199,7 @@ class Agent:
         self.writer = Writer(self.queue, self.spool, self.session_id, move_hz=cfg.move_hz,
                              flush_interval_s=cfg.flush_interval_s, flush_max_events=cfg.flush_max_events,
                              on_spooled=self.uploader.spooled)
+        self._follow_observe(first.policy if first else None)
         self.writer.start()
         self.uploader.start()
         try:
@@ -199,6 +213,7 @@ class Agent:
                 self.backend.stop()  # it may have started before the control socket failed
             self.poller.stop(timeout=0)
             self.writer.stop()
+            self.observer.stop(timeout=0)
             self.uploader.stop(timeout=0)
             self.spool.close()
             self._unlock()
@@ -228,7 +243,9 @@ class Agent:
         self._persist_pause()
         self.queue.apply(lambda _t, _w, out: self.gate.flush(out))
         self.writer.stop(timeout)
+        self.observer.stop(min(timeout, 2.0))  # its last observations get their seq from the writer's last flush
         self.uploader.stop(timeout)
+        self.observation_uploader.stop(min(timeout, 2.0))
         self._final_stats = self._collect_stats()
         self.spool.close()
         self._unlock()
@@ -290,6 +307,15 @@ class Agent:
         self.queue.apply(lambda t_mono, t_wall, out: self.gate.set_status(status, t_mono, t_wall, out))
         if status.upload_interval_s is not None and hasattr(self, "uploader"):
             self.uploader.interval_s = status.upload_interval_s
+            self.observation_uploader.interval_s = status.upload_interval_s
+        self._follow_observe(status.policy)
+
+    def _follow_observe(self, policy: Policy | None) -> None:
+        """Hook the observer in while the policy observes anything, out otherwise (then it costs nothing)."""
+        on = self.observer.set_policy(policy)
+        self.gate.observe = self.observer.admitted if on else None
+        if hasattr(self, "writer"):
+            self.writer.on_numbered = self.observer.numbered if on else None
 
     def _on_tick(self) -> None:
         self.queue.apply(self.gate.tick)
@@ -354,6 +380,9 @@ class Agent:
             "consent_detail": self._consent_detail(),
             "healthy": self.uploader.is_healthy(),
             "last_upload_error": self.uploader.last_error,
+            "observations": {**self.observer.stats(), "sent": self.observation_uploader.sent,
+                             "sent_bytes": self.observation_uploader.sent_bytes,
+                             "waiting": self.observation_uploader.waiting},
         }
 
     def _consent_detail(self) -> str:

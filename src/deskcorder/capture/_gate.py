@@ -48,6 +48,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
+from typing import Callable
 
 from ..events import EventKind
 from ..policy import Policy
@@ -144,6 +145,8 @@ class Gate:
         self._mods_down: set[str] = set()
         self._held: list[Queued] = []
         self._swallow: set[str] = set()
+        # The observer's (``_observe``), while the policy observes anything: sees each recorded event.
+        self.observe: Callable[[Queued], None] | None = None
 
     @property
     def user_paused(self) -> bool:
@@ -156,6 +159,15 @@ class Gate:
     # -- events ---------------------------------------------------------------------------
     def admit(self, item: Queued, out: list[Queued]) -> None:
         """Append ``item`` to ``out`` if it may be recorded, with any markers it causes."""
+        observe = self.observe
+        if observe is None:
+            return self._admit(item, out)
+        before = len(out)
+        self._admit(item, out)
+        for recorded in out[before:]:  # held-back modifier presses included: the observer sees what is stored
+            observe(recorded)
+
+    def _admit(self, item: Queued, out: list[Queued]) -> None:
         event = item[2]
         if not self._hours_from_ns <= item[1] < self._hours_until_ns:
             self._check_hours(item[1])

@@ -68,6 +68,8 @@ class Writer:
         self._retry_ns = 0  # when a flush the spool refused is tried again
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="deskcorder-writer", daemon=True)
+        # The observer's (``_observe``), while observing: which seq each event got, so an observation names its action.
+        self.on_numbered: Callable[[Queued, int], None] | None = None
         self.coalesced = 0
         self.spooled = 0
         self.last_error: str | None = None
@@ -134,6 +136,8 @@ class Writer:
         cols["kind"].append(event.kind.value)
         for name, value in zip(FIELD_NAMES[5:], event[1:]):
             cols[name].append(value)
+        if self.on_numbered is not None:
+            self.on_numbered(item, self._next_seq)
         self._next_seq += 1
 
     def _flush(self, *, final: bool) -> None:
