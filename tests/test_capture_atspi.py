@@ -30,6 +30,8 @@ from .capture_rig import xs  # noqa: F401  (a fixture)
 
 pytestmark = [pytest.mark.x11, needs_gtk]
 
+SLACK_S = 0.25  # how late a waiting thread may wake on 2 busy cores: a lookup is bounded by its timeout plus this
+
 
 @pytest.fixture(scope="module")
 def form(xs: XSession, a11y: A11yBus) -> Iterator[GtkForm]:  # noqa: F811
@@ -111,8 +113,8 @@ def test_an_app_without_an_accessibility_tree_gives_none_within_the_timeout(xs: 
         again = time.perf_counter() - start
         assert reader.stats()["skipped"] == 1  # remembered: no D-Bus round trip the second time
     print(f"\nxterm (no tree): first lookup {first * 1e3:.2f} ms, remembered {again * 1e6:.1f} us")
-    assert first < DEFAULT_TIMEOUT_S + 0.05
-    assert again < 0.005
+    assert first < DEFAULT_TIMEOUT_S + SLACK_S
+    assert again < 0.05  # a dictionary lookup; the margin is for a loaded CI machine, the count above is the proof
 
 
 def test_a_hung_app_costs_the_timeout_once_then_is_skipped(form: GtkForm) -> None:
@@ -133,8 +135,8 @@ def test_a_hung_app_costs_the_timeout_once_then_is_skipped(form: GtkForm) -> Non
         time.sleep(0.35)  # past the remembered failure: asked again, and it answers
         assert first_element(reader, x, y, form.pid).name == "Submit"
     print(f"\nhung app: {hung * 1e3:.1f} ms (timeout 100 ms), then {skipped * 1e6:.1f} us")
-    assert 0.09 < hung < 0.2
-    assert skipped < 0.005
+    assert 0.09 < hung < 0.1 + SLACK_S
+    assert skipped < 0.05
 
 
 def test_no_accessibility_bus_gives_none_and_is_remembered(tmp_path) -> None:
@@ -144,7 +146,7 @@ def test_no_accessibility_bus_gives_none_and_is_remembered(tmp_path) -> None:
         first = time.perf_counter() - start
         assert reader.element_at(10, 10, 1234) is None
         assert reader.stats() == {"found": 0, "none": 1, "timeout": 0, "skipped": 1}
-    assert first < DEFAULT_TIMEOUT_S + 0.05
+    assert first < DEFAULT_TIMEOUT_S + SLACK_S
 
 
 def test_outside_every_window_of_the_app_there_is_no_element(form: GtkForm) -> None:
@@ -179,5 +181,6 @@ def test_lookup_time(form: GtkForm) -> None:
     times.sort()
     median, p99 = statistics.median(times), times[98]
     print(f"\nAT-SPI lookup at the button, 100 lookups: median {median * 1e3:.2f} ms, p99 {p99 * 1e3:.2f} ms, "
-          f"max {times[-1] * 1e3:.2f} ms (default timeout {DEFAULT_TIMEOUT_S * 1e3:.0f} ms)")
+          f"max {times[-1] * 1e3:.2f} ms (default timeout {DEFAULT_TIMEOUT_S * 1e3:.0f} ms; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
     assert median < DEFAULT_TIMEOUT_S
