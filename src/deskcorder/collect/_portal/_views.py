@@ -8,8 +8,9 @@
   with what the privacy stage would redact marked. Shown only to its author.
 * ``dataset_redactions`` and ``replaced_in_words``: what a dataset build of a
   session would replace, counted by the build's own code, as a sentence.
-* ``activity_by_app``: the admin's aggregate, with every group of fewer than
-  ``K_ANONYMITY`` people suppressed.
+* ``k_anonymous``: the admin's per-application aggregate with every group of
+  fewer than ``K_ANONYMITY`` people suppressed; ``activity_by_app`` computes
+  it from events (the recount the store's ingest-time counts must equal).
 * ``dataset_card``: the sections of a dataset card, read defensively from a
   ``dataset.build`` audit entry (whatever keys the builder wrote).
 """
@@ -31,7 +32,7 @@ from ...store import SessionInfo
 
 __all__ = ["K_ANONYMITY", "policy_in_words", "SessionSummary", "session_summaries", "events_per_day",
            "bars_svg", "bar_chart_svg", "TypedRun", "typed_runs", "dataset_redactions", "replaced_in_words", "focus_changes",
-           "AppActivity", "activity_by_app",
+           "AppActivity", "activity_by_app", "k_anonymous",
            "dataset_card"]
 
 K_ANONYMITY = 5  # an aggregate is shown only when at least this many people contribute to it
@@ -139,9 +140,9 @@ def bars_svg(bars: Sequence[tuple[str, int]], *, label: str, unit: str, ticks: S
     """Counts as an inline SVG bar chart (no script, so the pages' CSP allows it), drawn on the server.
 
     ``bars``: (name, count) in order; each bar's tooltip says "name: count unit". ``ticks``: the text under
-    each bar ("" for none); the caller picks which bars get one (every fourth hour, a week's days, a range's
-    first and last date) so that labels never touch at the phone's font size. A label that would cross the
-    chart's edge is anchored to that edge instead. No bars at all: the ``empty`` sentence instead of a chart.
+    each bar ("" for none), placed under its bar but kept inside the chart; going left to right, a label that
+    would touch the one before it at the phone's font size is left out, so many bars get every n-th label.
+    No bars at all: the ``empty`` sentence instead of a chart.
     """
     if not bars:
         return Markup(f'<p class="muted">{escape(empty)}</p>')
@@ -162,23 +163,26 @@ def bars_svg(bars: Sequence[tuple[str, int]], *, label: str, unit: str, ticks: S
         x = left + i * bar_w
         parts.append(f'<rect class="bar" x="{x + 0.5:.1f}" y="{base - h:.1f}" width="{max(bar_w - 1.5, 1):.1f}" '
                      f'height="{h:.1f}" fill="#3b6ea8"><title>{escape(name)}: {n} {escape(unit)}</title></rect>')
+    end = -_CHART_W  # where the last label drawn ends: a label that would touch it is left out
     for i, tick in enumerate(ticks or ()):
         if not tick:
             continue
-        centre, half = left + (i + 0.5) * bar_w, _PHONE_FONT * _CHAR_W * len(tick) / 2
-        x, anchor = ((left, "start") if centre - half < left else (width - 4, "end") if centre + half > width - 4
-                     else (centre, "middle"))
-        parts.append(f'<text x="{x:.1f}" y="{height - 6}" text-anchor="{anchor}" font-size="{_CHART_FONT}">'
+        centre, w = left + (i + 0.5) * bar_w, _PHONE_FONT * _CHAR_W * len(tick)
+        start = min(max(centre - w / 2, left), width - 4 - w)  # within the chart, as near the bar as it fits
+        if start < end + _PHONE_FONT / 2:
+            continue
+        end = start + w
+        parts.append(f'<text class="tick" x="{start + w / 2:.1f}" y="{height - 6}" text-anchor="middle" '
+                     f'font-size="{_CHART_FONT}">'
                      f'{escape(tick)}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))
 
 
 def bar_chart_svg(days: list[tuple[dt.date, int]]) -> Markup:
-    """Events per day (``events_per_day``) as a chart, the first and last day named under it."""
-    ticks = [d.isoformat() if i in (0, len(days) - 1) else "" for i, (d, _) in enumerate(days)]
-    return bars_svg([(d.isoformat(), n) for d, n in days], label="Events per day", unit="events", ticks=ticks,
-                    empty="No events recorded yet.")
+    """Events per day (``events_per_day``) as a chart; days named "3 Dec" under it, as many as fit."""
+    return bars_svg([(d.isoformat(), n) for d, n in days], label="Events per day", unit="events",
+                    ticks=[f"{d.day} {d:%b}" for d, _ in days], empty="No events recorded yet.")
 
 
 # -- typed text, for its author only --------------------------------------------------------------
@@ -361,11 +365,12 @@ class AppActivity:
 
 def activity_by_app(events: pa.Table, owners: dict[str, str], k: int = K_ANONYMITY
                     ) -> tuple[list[AppActivity], int, int]:
-    """Per application: distinct people, events, key presses, clicks. Returns (shown, hidden groups, people).
+    """Per application from events: distinct people, events, key presses, clicks, through ``k_anonymous``.
 
     Every event counts for the application in front when it happened (the
-    session's latest focus). Groups with fewer than ``k`` people are left out
-    entirely, and so is everything when fewer than ``k`` people contributed.
+    session's latest focus). The admin's page reads the same figures from the
+    counts the store keeps at ingest (``EventStore.activity_totals``); this is
+    their recount from decrypted events (tests, and the benchmark's reference).
     """
     if events.num_rows == 0:
         return [], 0, 0
@@ -374,17 +379,21 @@ def activity_by_app(events: pa.Table, owners: dict[str, str], k: int = K_ANONYMI
           .with_columns(_app_label().forward_fill().over("session_id").fill_null("(before any window)").alias("app"),
                         pl.col("device_id").replace_strict(owners, default=None).alias("person")))
     people = df["person"].drop_nulls().n_unique()
-    if people < k:
-        groups = df["app"].n_unique()
-        return [], groups, people
     agg = (df.group_by("app")
            .agg(pl.col("person").drop_nulls().n_unique().alias("people"), pl.len().alias("events"),
                 (pl.col("kind") == "key_down").sum().alias("keys"),
                 (pl.col("kind") == "button_down").sum().alias("clicks"))
            .sort("events", descending=True))
-    shown = [AppActivity(r["app"], r["people"], r["events"], r["keys"], r["clicks"])
-             for r in agg.iter_rows(named=True) if r["people"] >= k]
-    return shown, agg.height - len(shown), people
+    return k_anonymous([AppActivity(r["app"], r["people"], r["events"], r["keys"], r["clicks"])
+                        for r in agg.iter_rows(named=True)], people, k)
+
+
+def k_anonymous(apps: Iterable[Any], people: int, k: int = K_ANONYMITY) -> tuple[list[Any], int, int]:
+    """(shown, hidden groups, people) of per-application figures (anything with a ``people`` count): the groups
+    of at least ``k`` people, in their order; nothing when fewer than ``k`` people contributed at all."""
+    apps = list(apps)
+    shown = [a for a in apps if a.people >= k] if people >= k else []
+    return shown, len(apps) - len(shown), people
 
 
 # -- dataset cards ------------------------------------------------------------------------------
