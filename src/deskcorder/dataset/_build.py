@@ -39,6 +39,7 @@ from .._errors import DeskcorderError
 from .. import __version__
 from ._episodes import episode_id, episodes_frame, prepare
 from ._keystrokes import keystrokes_frame
+from ._observations import ObservedPart, observation_table, observe_actions
 from ._options import BuildOptions
 from ._paths import pointer_frame
 from ._reduce import reduce_actions
@@ -48,7 +49,8 @@ from ._typed import redact_runs
 from ._write import SPLIT_NAMES, write_dataset
 
 if TYPE_CHECKING:
-    from ..privacy import Span
+    from ..observations import Observation
+    from ..privacy import FrameRedactor, Span
 
 __all__ = ["DatasetError", "DatasetStats", "build_dataset", "SPLITS"]
 
@@ -97,6 +99,9 @@ class DatasetStats:
     pointer_samples: int = 0  # rows of the pointer table
     mode: str = "release"  # release (anonymised, no clock finer than the day) or internal
     deskcorder_version: str = __version__
+    # A build given observations (_observations.py): rows, frames and elements that reached the dataset,
+    # boxes masked in its frames, frames left out (OCR could not check them) by reason; empty otherwise.
+    observations: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -106,8 +111,12 @@ def build_dataset(events: pa.Table, out: Path | str, options: BuildOptions = Bui
                   redactor: _Redactor | None = None, pseudonymizer: _Pseudonymizer | None = None,
                   device_to_employee: Mapping[str, str] | None = None, known_identifiers: Iterable[str] = (),
                   provenance: Mapping[str, Any] | None = None, overwrite: bool = False,
-                  progress: Progress | None = None) -> DatasetStats:
+                  progress: Progress | None = None, observations: Iterable[Observation] | None = None,
+                  frame_redactor: FrameRedactor | None = None) -> DatasetStats:
     """Build a dataset from ``events`` (EVENT_SCHEMA columns, ``device_id`` optional) into the folder ``out``.
+
+    ``observations`` (``deskcorder.observations``) add the ``observations`` table and its masked frames;
+    ``frame_redactor`` (default: a ``privacy.FrameRedactor`` over ``redactor``) checks every frame.
 
     ``redactor`` defaults to ``deskcorder.privacy.Redactor()``; ``device_to_employee`` maps device ids to
     employee ids for ``person_id`` and the split; ``known_identifiers`` (hostnames, logins) are scrubbed
@@ -116,7 +125,9 @@ def build_dataset(events: pa.Table, out: Path | str, options: BuildOptions = Bui
     out = Path(out)
     redactor, pseudonymizer, known, step = _begin(events, out, overwrite, redactor, pseudonymizer,
                                                   known_identifiers, progress, "sorting events into episodes")
-    part = _compute(events, options, redactor, known, step)
+    observed = None if observations is None else list(observations)
+    part = _compute(events, options, redactor, known, step, observed,
+                    _frame_redactor(frame_redactor, redactor, observed))
     step("redacting and pseudonymising")
     stats = _finish([part], out, options, pseudonymizer=pseudonymizer, redactor=redactor,
                     device_to_employee=device_to_employee or {}, known=known, provenance=provenance or {},
@@ -147,6 +158,15 @@ def _begin(events: pa.Table, out: Path, overwrite: bool, redactor: _Redactor | N
             tuple(k for k in known_identifiers if k), step)
 
 
+def _frame_redactor(given: FrameRedactor | None, redactor: _Redactor,
+                    observations: list[Observation] | None) -> FrameRedactor | None:
+    if given is not None or observations is None:
+        return given
+    from ..privacy import FrameRedactor, Redactor
+
+    return FrameRedactor(redactor if isinstance(redactor, Redactor) else None)
+
+
 @dataclasses.dataclass(frozen=True)
 class _Part:
     """What ``_compute`` makes of a group of whole sessions; ``_finish`` joins parts in session order.
@@ -166,6 +186,7 @@ class _Part:
     last_wall_ns: int | None
     duplicates_dropped: int
     redactions: dict[str, int]  # typed-text spans only
+    observed: ObservedPart | None = None  # when the build was given observations
 
 
 _PRIVACY_COLUMNS = ("person_id", "split")  # added by _protect, on the driver
@@ -187,9 +208,10 @@ def _collector_paused() -> Iterator[None]:
 
 @_collector_paused()
 def _compute(events: pa.Table, options: BuildOptions, redactor: _Redactor, known: tuple[str, ...],
-             step: Callable[[str], None] = lambda _: None) -> _Part:
+             step: Callable[[str], None] = lambda _: None, observations: list[Observation] | None = None,
+             frame_redactor: FrameRedactor | None = None) -> _Part:
     """Episodes, actions, keystrokes, pointer paths and typed-text redaction for ``events`` (whole sessions,
-    in any order)."""
+    in any order); with ``observations`` (of those sessions), their rows and masked frames too."""
     try:
         prepared = prepare(events, options)
     except ValueError as exc:
@@ -206,13 +228,16 @@ def _compute(events: pa.Table, options: BuildOptions, redactor: _Redactor, known
     keystrokes = keystrokes_frame(actions, prepared.frame, held_mods, typed.spans)
     pointer = pointer_frame(prepared, actions)
     actions = actions.with_columns(pl.Series("text", typed.texts, dtype=pl.String))
+    observed = None
+    if observations is not None and frame_redactor is not None:
+        observed = observe_actions(actions, observations, frame_redactor, known)
     wall = prepared.frame["t_wall_ns"]
     return _Part(actions=actions.select("episode_index",
                                         *(n for n in ACTION_SCHEMA.names if n not in _PRIVACY_COLUMNS)),
                  episodes=episodes.select(n for n in EPISODE_SCHEMA.names if n not in _PRIVACY_COLUMNS),
                  keystrokes=keystrokes, pointer=pointer,
                  events=prepared.n_events, first_wall_ns=wall.min(), last_wall_ns=wall.max(),  # type: ignore[arg-type]
-                 duplicates_dropped=prepared.duplicates_dropped, redactions=dict(redactions))
+                 duplicates_dropped=prepared.duplicates_dropped, redactions=dict(redactions), observed=observed)
 
 
 @_collector_paused()
@@ -232,19 +257,30 @@ def _finish(parts: list[_Part], out: Path, options: BuildOptions, *, pseudonymiz
     redactions: Counter[str] = Counter()
     for p in parts:
         redactions.update(p.redactions)
+    observed = [p.observed for p in parts if p.observed is not None]
+    for o in observed:
+        redactions.update(o.redactions)
+    raw_keys = actions.select("session_id", "episode_index", "seq_index")
     actions, episodes, keystrokes, pointer = _protect(actions, episodes, joined("keystrokes"), joined("pointer"),
                                                       redactor, pseudonymizer, device_to_employee, known,
                                                       redactions)
+    # The observations' raw (session, episode, position) keys -> the action ids just made (same row order).
+    raw_keys = raw_keys.with_columns(actions.select("action_id", "episode_id"))
     tables = {"actions": actions, "episodes": episodes, "keystrokes": keystrokes, "pointer": pointer}
     if options.mode == "release":
         step("anonymising timings")
         tables = release_tables(tables, seed=pseudonymizer.pseudonym("seed", "dynamics").encode(),
                                 min_people=RELEASE_MIN_PEOPLE)
+    frames: dict[str, bytes] = {}
+    summary: dict[str, Any] = {}
+    if len(observed) == len(parts) and parts:
+        tables["observations"], frames, summary = observation_table(observed, raw_keys, tables["actions"])
     walls = [w for p in parts for w in (p.first_wall_ns, p.last_wall_ns) if w is not None]
     stats = _stats(sum(p.events for p in parts), min(walls, default=None), max(walls, default=None), tables,
                    redactions, sum(p.duplicates_dropped for p in parts), pseudonymizer.key_id, options)
+    stats = dataclasses.replace(stats, observations=summary)
     step("writing files")
-    write_dataset(out, tables, stats, options, provenance, overwrite)
+    write_dataset(out, tables, stats, options, provenance, overwrite, files=frames)
     return stats
 
 

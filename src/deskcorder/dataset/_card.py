@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 import pyarrow as pa
 
 from ._options import BuildOptions
-from ._schema import TABLES, schemas
+from ._schema import OPTIONAL_TABLES, TABLES, schemas
 
 if TYPE_CHECKING:
     from ._build import DatasetStats
@@ -33,6 +33,11 @@ _DTYPES = {pa.string(): "string", pa.int32(): "int32", pa.int64(): "int64", pa.f
            pa.bool_(): "bool"}
 
 
+def _tables(stats: DatasetStats) -> tuple[str, ...]:
+    """The tables of this build (the four, and observations when it has them), in the card's order."""
+    return TABLES + tuple(t for t in OPTIONAL_TABLES if t in stats.splits[_SPLITS[0]])
+
+
 def _yaml_header(stats: DatasetStats, options: BuildOptions, sizes: Mapping[str, Mapping[str, int]]) -> list[str]:
     """The card's metadata block: configs (files per split) and dataset_info (features, rows per split).
 
@@ -43,15 +48,15 @@ def _yaml_header(stats: DatasetStats, options: BuildOptions, sizes: Mapping[str,
     are the bytes of each table's split in memory (Arrow), what num_bytes means there.
     """
     fmt = "parquet" if "parquet" in options.formats else "jsonl"
-    filled = {table: [s for s in _SPLITS if stats.splits[s][table]] for table in TABLES}
+    filled = {table: [s for s in _SPLITS if stats.splits[s][table]] for table in _tables(stats)}
     lines = ["---", "configs:"]
-    for table in (t for t in TABLES if filled[t]):
+    for table in (t for t in filled if filled[t]):
         lines += [f"- config_name: {table}"] + (["  default: true"] if table == "actions" else [])
         lines += ["  data_files:"]
         lines += [f"  - split: {split}\n    path: data/{table}/{split}-*.{fmt}" for split in filled[table]]
     lines += ["dataset_info:"]
     for table, (_, schema) in schemas(options.mode).items():
-        if not filled[table]:
+        if not filled.get(table):
             continue
         lines += [f"- config_name: {table}", "  features:"]
         for field in schema:
@@ -65,12 +70,41 @@ def _yaml_header(stats: DatasetStats, options: BuildOptions, sizes: Mapping[str,
     return lines + ["---", ""]
 
 
+_TABLE_FORMATS = ("parquet", "jsonl")
+
+
+def _observed(stats: DatasetStats) -> list[str]:
+    """What the observations table holds and what was masked in its frames (nothing without observations)."""
+    o = stats.observations
+    if not o:
+        return []
+    left_out = sum(o["frames_left_out"].values())
+    found = ", ".join(f"`<{k}>` {n}" for k, n in o["frame_redactions"].items()) or "none"
+    return [
+        "Observations (what was on screen at each action; `observations` table):",
+        "",
+        _table([("actions with an observation", o["rows"]), ("frames (masked PNG files)", o["frames"]),
+                ("UI elements", o["elements"]), ("regions masked in frames", o["masked_regions"]),
+                ("frames left out (OCR could not check them)", left_out),
+                ("observations matching no action", o["unmatched"])], ("", "value")),
+        "",
+        "Every frame's text was read by OCR (Tesseract) and each word the redactor flags was blacked out "
+        f"before the frame was written (spans flagged: {found}); password fields were black already. "
+        "A frame OCR could not read is not in the dataset.",
+        "",
+    ]
+
+
 def write_card(path: Path, stats: DatasetStats, options: BuildOptions, provenance: Mapping[str, Any],
                location: Path | None = None, sizes: Mapping[str, Mapping[str, int]] | None = None) -> None:
     """Write the card; ``location`` (the folder's final path) goes into the loading snippet, ``sizes``
     (table -> split -> bytes) into the YAML header."""
     layout = schemas(options.mode)
-    files = [f"`data/{name}/<split>-00000.{fmt}`" for name in TABLES for fmt in options.formats]
+    tables = _tables(stats)
+    files = [f"`data/{name}/<split>-00000.{fmt}`" for name in tables for fmt in options.formats
+             if fmt in _TABLE_FORMATS]
+    files += ["`frames/<episode_id>/<seq_index>.png`"] if stats.observations.get("frames") else []
+    files += ["`trajectories/<split>.jsonl`"] if "trajectories" in options.formats else []
     redacted = sum(stats.redactions.values())
     where = str(location) if location is not None else "path/to/this/folder"
     release = options.mode == "release"
@@ -94,6 +128,7 @@ def write_card(path: Path, stats: DatasetStats, options: BuildOptions, provenanc
                 ("last event (UTC" + (" day)" if release else ")"), stats.last_event_utc)],
                ("", "value")),
         "",
+        *_observed(stats),
         "Actions by kind:",
         "",
         _table(sorted(stats.actions_by_kind.items()), ("kind", "actions")),
@@ -105,8 +140,8 @@ def write_card(path: Path, stats: DatasetStats, options: BuildOptions, provenanc
         "",
         "Splits (by person: nobody is in two splits):",
         "",
-        _table([(name, v["persons"], *(v[t] for t in TABLES)) for name, v in stats.splits.items()],
-               ("split", "people", *TABLES)),
+        _table([(name, v["persons"], *(v[t] for t in tables)) for name, v in stats.splits.items()],
+               ("split", "people", *tables)),
         "",
         "## Provenance",
         "",
@@ -141,7 +176,7 @@ def write_card(path: Path, stats: DatasetStats, options: BuildOptions, provenanc
         "",
         "## Columns",
         "",
-        *[line for table in TABLES for line in (
+        *[line for table in tables for line in (
             f"`{table}`:", "",
             _table([(f"`{name}`", str(typ), doc) for name, typ, _, doc in layout[table][0]],
                    ("column", "type", "meaning")), "")],

@@ -9,7 +9,8 @@ from __future__ import annotations
 import pyarrow as pa
 
 __all__ = ["ACTION_KINDS", "ACTION_COLUMNS", "ACTION_SCHEMA", "EPISODE_COLUMNS", "EPISODE_SCHEMA",
-           "EPISODE_START_REASONS", "KEYSTROKE_COLUMNS", "KEYSTROKE_SCHEMA", "POINTER_COLUMNS", "POINTER_SCHEMA",
+           "EPISODE_START_REASONS", "KEYSTROKE_COLUMNS", "KEYSTROKE_SCHEMA", "OBSERVATION_COLUMNS", "OBSERVATION_SCHEMA",
+           "OPTIONAL_TABLES", "POINTER_COLUMNS", "POINTER_SCHEMA",
            "RELEASE_ACTION_COLUMNS", "RELEASE_ACTION_SCHEMA", "RELEASE_EPISODE_COLUMNS", "RELEASE_EPISODE_SCHEMA",
            "TABLES", "schemas"]
 
@@ -111,6 +112,46 @@ POINTER_COLUMNS: tuple[_Column, ...] = (
     ("screen_height", pa.int32(), True, "screen size in pixels, to normalise y (null: not recorded)"),
 )
 
+_NORMALISED = "normalised to the window's client area, 0..1"
+OBSERVATION_COLUMNS: tuple[_Column, ...] = (
+    ("action_id", pa.string(), False, "the action this observation was taken for (the actions table's id)"),
+    ("episode_id", pa.string(), False, "the action's episode"),
+    ("person_id", pa.string(), True, "the person recorded (pseudonym)"),
+    ("split", pa.string(), False, "train, validation or test, by person (the action's)"),
+    ("seq_index", pa.int32(), False, "the action's position in its episode"),
+    ("trigger", pa.string(), False, "what took it: button_down, typing_start, hotkey, scroll_start"),
+    ("x_screen", pa.float64(), True, "pointer actions: x of the action normalised to the screen, 0..1 "
+                                     "(null for keyboard actions)"),
+    ("y_screen", pa.float64(), True, "pointer actions: y normalised to the screen, 0..1"),
+    ("x_window", pa.float64(), True, "pointer actions: x " + _NORMALISED + " (the frame's own coordinates)"),
+    ("y_window", pa.float64(), True, "pointer actions: y " + _NORMALISED),
+    ("screen_width", pa.int32(), False, "screen size in pixels"),
+    ("screen_height", pa.int32(), False, "screen size in pixels"),
+    ("window_x", pa.float64(), False, "left edge of the window's client area, normalised to the screen"),
+    ("window_y", pa.float64(), False, "top edge of the window's client area, normalised to the screen"),
+    ("window_width", pa.int32(), False, "the window's client area in screen pixels"),
+    ("window_height", pa.int32(), False, "the window's client area in screen pixels"),
+    ("dpi", pa.float64(), True, "dots per inch of the screen (null: not known)"),
+    ("frame", pa.string(), True, "the frame of the window just before the action, a PNG file relative to the "
+                                 "dataset folder (`frames/<episode_id>/<seq_index>.png`), with every text the "
+                                 "redactor flags blacked out; null: no frame taken, or one OCR could not check"),
+    ("frame_width", pa.int32(), True, "the frame's size in pixels (the window, downscaled)"),
+    ("frame_height", pa.int32(), True, "the frame's size in pixels"),
+    ("masked_regions", pa.int32(), True, "boxes blacked out in the frame (password fields, secrets and personal "
+                                         "data read by OCR)"),
+    ("element_role", pa.string(), True, "the UI element under the pointer at a click (AT-SPI role, e.g. "
+                                        "`push button`); null: none known"),
+    ("element_name", pa.string(), True, "its accessible name, with secrets and personal data replaced by "
+                                        "placeholders; null for a protected element (password field)"),
+    ("element_states", pa.list_(pa.field("item", pa.string())), True, "its AT-SPI states"),
+    ("element_ancestors", pa.list_(pa.field("item", pa.string())), True, "its ancestors' roles, nearest first"),
+    ("element_protected", pa.bool_(), True, "a password field or protected element (name withheld, box black)"),
+    ("element_x", pa.float64(), True, "the element's left edge " + _NORMALISED),
+    ("element_y", pa.float64(), True, "the element's top edge " + _NORMALISED),
+    ("element_width", pa.float64(), True, "the element's width " + _NORMALISED),
+    ("element_height", pa.float64(), True, "the element's height " + _NORMALISED),
+)
+
 # A release (the default build) keeps no clock: what a time says about a person is reduced to the day and
 # to durations inside the episode, re-derived from the anonymised timings (see _release.py).
 _RELEASE_DROPPED = ("t_start_mono_ns", "t_end_mono_ns", "t_start_wall_ns", "t_end_wall_ns", "event_seq_first",
@@ -139,11 +180,14 @@ ACTION_SCHEMA = _schema(ACTION_COLUMNS)
 EPISODE_SCHEMA = _schema(EPISODE_COLUMNS)
 KEYSTROKE_SCHEMA = _schema(KEYSTROKE_COLUMNS)
 POINTER_SCHEMA = _schema(POINTER_COLUMNS)
+OBSERVATION_SCHEMA = _schema(OBSERVATION_COLUMNS)
 RELEASE_ACTION_SCHEMA = _schema(RELEASE_ACTION_COLUMNS)
 RELEASE_EPISODE_SCHEMA = _schema(RELEASE_EPISODE_COLUMNS)
 
 # The tables of a dataset, in the order the card lists them; actions is the default config.
 TABLES: tuple[str, ...] = ("actions", "episodes", "keystrokes", "pointer")
+# Written only by a build given observations (a dataset of actions alone has no such files).
+OPTIONAL_TABLES: tuple[str, ...] = ("observations",)
 
 
 def schemas(mode: str) -> dict[str, tuple[tuple[_Column, ...], pa.Schema]]:
@@ -155,4 +199,5 @@ def schemas(mode: str) -> dict[str, tuple[tuple[_Column, ...], pa.Schema]]:
         else (EPISODE_COLUMNS, EPISODE_SCHEMA),
         "keystrokes": (KEYSTROKE_COLUMNS, KEYSTROKE_SCHEMA),
         "pointer": (POINTER_COLUMNS, POINTER_SCHEMA),
+        "observations": (OBSERVATION_COLUMNS, OBSERVATION_SCHEMA),
     }

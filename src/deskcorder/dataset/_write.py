@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from ._card import write_card
 from ._options import BuildOptions
-from ._schema import TABLES, schemas
+from ._schema import OPTIONAL_TABLES, TABLES, schemas
 
 if TYPE_CHECKING:
     from ._build import DatasetStats
@@ -64,14 +64,20 @@ def _write_parquet(table: pa.Table, path: Path) -> None:
             writer.write_table(table)
 
 
+def written_tables(tables: Mapping[str, Any]) -> tuple[str, ...]:
+    """The tables a build writes: the four always, ``observations`` when it was given observations."""
+    return TABLES + tuple(t for t in OPTIONAL_TABLES if t in tables)
+
+
 def write_dataset(out: Path, tables: Mapping[str, pl.DataFrame], stats: DatasetStats, options: BuildOptions,
-                  provenance: Mapping[str, Any], overwrite: bool) -> None:
+                  provenance: Mapping[str, Any], overwrite: bool, files: Mapping[str, bytes] | None = None) -> None:
+    """Write the folder; ``files`` (path inside it -> bytes: the frames) are written beside the tables."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         layout = schemas(options.mode)
         sizes: dict[str, dict[str, int]] = {}  # table -> split -> bytes in memory, for the card's dataset_info
-        for name in TABLES:
+        for name in written_tables(tables):
             schema = layout[name][1]
             df = tables[name].select(schema.names)
             (tmp / "data" / name).mkdir(parents=True)
@@ -83,6 +89,10 @@ def write_dataset(out: Path, tables: Mapping[str, pl.DataFrame], stats: DatasetS
                     _write_parquet(arrow, tmp / split_file(name, split))
                 if "jsonl" in options.formats:
                     part.write_ndjson(tmp / split_file(name, split, "jsonl"))
+        for rel, data in sorted((files or {}).items()):
+            path = tmp / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
         (tmp / "stats.json").write_text(json.dumps(stats.as_json(), indent=2) + "\n")
         write_card(tmp / "README.md", stats, options, provenance, out.resolve(), sizes)
         for f in sorted(tmp.rglob("*")):

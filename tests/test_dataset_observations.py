@@ -1,0 +1,183 @@
+"""Each action gets its observation in the dataset: normalised coordinates, the element, a masked frame file.
+
+Built from real events and Observation objects (the agent's model), frames
+rendered with Pillow holding an e-mail address and an API token; the built
+folder is read back from its files (Parquet, PNG) and with Hugging Face
+``datasets``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from deskcorder.dataset import BuildOptions, build_dataset, read_table
+from deskcorder.events import Event, EventKind, columns_to_table, events_to_columns
+from deskcorder.observations import Box, Element, Frame, Observation
+from deskcorder.privacy import FrameRedactor, Redactor
+
+from benchmarks.frame_redaction import font_file, ocr_text
+
+SESSION = "sess-observed-1"
+SCREEN = (1600, 900)
+WINDOW = Box(100, 50, 800, 400)  # client area, root coordinates
+EMAIL = "miriam.okafor@example.org"
+TOKEN = "ghp_" + "Zx8Kq2Lm9Np4Rs7Tv5Wy3Ab6Cd7Ef5Gh8Jk2"  # no 1/l/I or 0/O for OCR to confuse
+BUTTON = Box(140, 90, 120, 30)  # the clicked element, root coordinates
+
+
+def _events() -> list[Event]:
+    t0 = 1_700_000_000_000_000_000
+    ev: list[Event] = []
+
+    def add(kind: EventKind, dt_ms: int, **kw) -> int:
+        seq = len(ev)
+        ev.append(Event(SESSION, seq, 1_000_000 + dt_ms * 1_000_000, t0 + dt_ms * 1_000_000, kind, **kw))
+        return seq
+
+    add(EventKind.FOCUS, 0, app_class="Notes", app_process="notes", window_title="notes.txt - Notes",
+        screen_width=SCREEN[0], screen_height=SCREEN[1])
+    add(EventKind.BUTTON_DOWN, 100, button="left", x=500, y=250)
+    add(EventKind.BUTTON_UP, 150, button="left", x=500, y=250)
+    for i, c in enumerate("hi there"):
+        add(EventKind.KEY_DOWN, 1000 + 50 * i, key=c, char=c)
+    add(EventKind.KEY_DOWN, 2000, key="ctrl_l")
+    add(EventKind.KEY_DOWN, 2050, key="s", char="s")
+    add(EventKind.KEY_UP, 2100, key="ctrl_l")
+    add(EventKind.SCROLL, 3000, x=600, y=300, dx=0, dy=-2)
+    add(EventKind.BUTTON_DOWN, 4000, button="left", x=200, y=105)
+    add(EventKind.BUTTON_UP, 4050, button="left", x=200, y=105)
+    return ev
+
+
+def _frame_png(lines: list[str]) -> bytes:
+    font = ImageFont.truetype(font_file("DejaVu Sans"), 16)
+    image = Image.new("RGB", (WINDOW.width, WINDOW.height), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    for i, line in enumerate(lines):
+        draw.text((20, 30 + 30 * i), line, font=font, fill=(0, 0, 0))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+PNG = _frame_png([f"mail me at {EMAIL} tomorrow", f"export GITHUB_TOKEN={TOKEN}", "the quarterly report draft"])
+
+
+def _obs(seq: int, trigger: str, *, frame: bool = True, element: Element | None = None,
+         data: bytes = PNG) -> Observation:
+    return Observation(SESSION, seq, 0, 0, trigger, *SCREEN, WINDOW.x, WINDOW.y, WINDOW.width, WINDOW.height,
+                       monitors=[Box(0, 0, *SCREEN)], dpi=96.0,
+                       frame=Frame("png", WINDOW.width, WINDOW.height, data) if frame else None, element=element)
+
+
+def _observations() -> list[Observation]:
+    ev = _events()
+    seq = {(e.kind, e.x, e.char): e.seq for e in ev}
+    button = Element("push button", f"Send to {EMAIL}", ["enabled", "focusable"], BUTTON, ["panel", "frame"])
+    return [
+        _obs(seq[(EventKind.BUTTON_DOWN, 500, None)], "button_down"),
+        _obs(seq[(EventKind.KEY_DOWN, None, "h")], "typing_start", frame=False),
+        _obs(seq[(EventKind.KEY_DOWN, None, "s")], "hotkey", data=b"not an image"),  # cannot be checked
+        _obs(seq[(EventKind.SCROLL, 600, None)], "scroll_start", frame=False),
+        _obs(seq[(EventKind.BUTTON_DOWN, 200, None)], "button_down", element=button),
+        _obs(999, "button_down", frame=False),  # names no action
+    ]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("observed") / "ds"
+    events = columns_to_table(events_to_columns(_events()))
+    build_dataset(events, out, BuildOptions(mode="internal"), observations=_observations())
+    return out
+
+
+def _rows(folder: Path) -> list[dict]:
+    return read_table(folder, "observations").to_pylist()
+
+
+def test_each_observed_action_has_one_row_with_coordinates_normalised_to_screen_and_window(built: Path) -> None:
+    rows = _rows(built)
+    actions = {a["action_id"]: a for a in read_table(built).to_pylist()}
+    assert [r["trigger"] for r in rows] == ["button_down", "typing_start", "hotkey", "scroll_start", "button_down"]
+    assert [actions[r["action_id"]]["kind"] for r in rows] == ["click", "type", "hotkey", "scroll", "click"]
+    click = rows[0]
+    assert click["x_screen"] == pytest.approx(500 / 1600) and click["y_screen"] == pytest.approx(250 / 900)
+    assert click["x_window"] == pytest.approx((500 - 100) / 800) and click["y_window"] == pytest.approx(200 / 400)
+    assert click["window_x"] == pytest.approx(100 / 1600) and click["dpi"] == 96.0
+    assert rows[1]["x_screen"] is None  # typing has no position
+    assert rows[3]["x_window"] == pytest.approx(500 / 800)
+    stats = json.loads((built / "stats.json").read_text())["observations"]
+    assert stats["unmatched"] == 1 and stats["rows"] == 5
+
+
+def test_the_element_has_its_role_states_and_a_window_normalised_box_and_a_redacted_name(built: Path) -> None:
+    element = _rows(built)[4]
+    assert element["element_role"] == "push button"
+    assert element["element_name"] == "Send to <EMAIL>"
+    assert element["element_states"] == ["enabled", "focusable"] and element["element_ancestors"] == ["panel", "frame"]
+    assert (element["element_x"], element["element_y"]) == (pytest.approx(40 / 800), pytest.approx(40 / 400))
+    assert (element["element_width"], element["element_height"]) == (pytest.approx(120 / 800),
+                                                                      pytest.approx(30 / 400))
+    assert EMAIL.encode() not in b"".join(p.read_bytes() for p in built.rglob("*") if p.is_file())
+
+
+def test_frames_are_masked_png_files_named_in_the_row_and_unreadable_ones_are_left_out(built: Path) -> None:
+    rows = _rows(built)
+    click, typed, hotkey, _, button = rows
+    assert typed["frame"] is None and hotkey["frame"] is None  # no frame taken; one OCR could not check
+    assert click["frame"] == f"frames/{click['episode_id']}/{click['seq_index']:05d}.png"
+    files = sorted(str(p.relative_to(built)) for p in (built / "frames").rglob("*.png"))
+    assert files == sorted([click["frame"], button["frame"]])
+    before = ocr_text(PNG)
+    assert EMAIL in before and TOKEN in before  # the OCR can read both where they are not masked
+    for row in (click, button):
+        with Image.open(built / row["frame"]) as image:
+            assert image.format == "PNG" and image.size == (row["frame_width"], row["frame_height"])
+        after = ocr_text((built / row["frame"]).read_bytes())
+        assert EMAIL not in after and TOKEN not in after and "example" not in after, after
+        assert "quarterly" in after  # the rest of the window is still there
+        assert row["masked_regions"] >= 2
+    # the button's name held the address: its box (40..160 x 40..70 in the frame) is black as well
+    with Image.open(built / button["frame"]) as image:
+        assert image.convert("L").crop((42, 42, 158, 68)).getextrema() == (0, 0)
+    stats = json.loads((built / "stats.json").read_text())["observations"]
+    assert stats["frames"] == 2 and stats["frames_left_out"] == {"undecodable": 1} and stats["elements"] == 1
+    assert stats["masked_regions"] == click["masked_regions"] + button["masked_regions"]
+    card = (built / "README.md").read_text()
+    assert f"| regions masked in frames | {stats['masked_regions']} |" in card
+    assert "| frames (masked PNG files) | 2 |" in card
+
+
+def test_a_build_without_observations_writes_no_observation_files(tmp_path: Path) -> None:
+    out = tmp_path / "plain"
+    build_dataset(columns_to_table(events_to_columns(_events())), out)
+    assert not (out / "data" / "observations").exists() and not (out / "frames").exists()
+    assert json.loads((out / "stats.json").read_text())["observations"] == {}
+
+
+def test_the_observations_table_loads_with_hugging_face_datasets(built: Path, tmp_path: Path) -> None:
+    datasets = pytest.importorskip("datasets")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    loaded = datasets.load_dataset(str(built), "observations", cache_dir=str(tmp_path / "cache"))
+    rows = [r for split in loaded.values() for r in split]
+    assert len(rows) == 5 and {r["element_role"] for r in rows} == {None, "push button"}
+    schema = pq.read_schema(built / "data/observations/train-00000.parquet")
+    assert schema.field("frame").metadata[b"description"].startswith(b"the frame of the window")
+
+
+def test_a_frame_redactor_that_cannot_run_leaves_every_frame_out(tmp_path: Path) -> None:
+    out = tmp_path / "no-ocr"
+    broken = FrameRedactor(Redactor(), lang="no-such-language")
+    stats = build_dataset(columns_to_table(events_to_columns(_events())), out, observations=_observations(),
+                          frame_redactor=broken)
+    assert stats.observations["frames"] == 0 and stats.observations["frames_left_out"] == {
+        "ocr_error": 2, "undecodable": 1}
+    assert not (out / "frames").exists()
