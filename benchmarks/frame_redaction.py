@@ -160,7 +160,8 @@ def ocr_text(png: bytes, upscale: float = 2.0) -> str:
     from deskcorder.privacy._frame_redact import ocr_words
 
     with Image.open(io.BytesIO(png)) as image:
-        return _squash("".join(w.text for w in ocr_words(image.convert("RGB"), upscale=upscale)))
+        # A long timeout: this is the scorer, not the check; a loaded machine must not turn into a crash.
+        return _squash("".join(w.text for w in ocr_words(image.convert("RGB"), upscale=upscale, timeout_s=300)))
 
 
 @dataclasses.dataclass
