@@ -38,7 +38,7 @@ def test_store_open_migrates_a_fresh_database_to_head(tmp_path: Path) -> None:
                       "employee_keys", "consents", "policies", "audit_log", "audit_head", "portal_accounts",
                       "portal_logins", "recording_pauses", "device_credentials", "enrolment_tokens",
                       "store_settings", "device_rate_limits", "login_failures",
-                      "observation_files", "stored_observations"}
+                      "observation_files", "stored_observations", "activity_counts", "activity_parts"}
 
 
 def test_migrated_schema_matches_the_models(tmp_path: Path, database_url: str | None) -> None:  # noqa: F811
@@ -58,7 +58,9 @@ def test_migrated_schema_matches_the_models(tmp_path: Path, database_url: str | 
                        "ix_device_credentials_employee_id", "ix_enrolment_tokens_employee_id",
                        "ix_login_failures_last_failure_at",
                        "ix_observation_files_device_id", "ix_observation_files_session_id", "ix_observation_files_day",
-                       "ix_stored_observations_device_id", "ix_stored_observations_path"}
+                       "ix_stored_observations_device_id", "ix_stored_observations_path",
+                       "ix_activity_counts_session_id", "ix_activity_counts_hour", "ix_activity_parts_session_id",
+                       "ix_activity_parts_day"}
 
 
 def test_reopening_a_migrated_store_keeps_its_data(tmp_path: Path) -> None:

@@ -96,6 +96,7 @@ from ._records import (
 )
 from ._events._sealed import seal
 from ._db._settings import resolve_events_url
+from ._db._aggregates import ActivityTotals, activity_totals, backfill_activity, record_activity
 from ._db import _status_changes
 from ._db._tables import devices, employee_keys, sessions
 
@@ -163,6 +164,8 @@ class EventStore:
             with self._engine.begin() as conn:
                 self.events_url = resolve_events_url(conn, events_url, str(self.data_dir / "events"))
             self.files: EventFiles = requested or open_event_files(self.events_url, self.data_dir)
+            # Once, for a store from before migration 0009: its batches' activity counts (_db/_aggregates.py).
+            backfill_activity(self._engine, self.files, self._wrapper)
         except BaseException:
             self._engine.dispose()
             raise
@@ -371,6 +374,7 @@ class EventStore:
                 commit_batch(conn, batch_id=batch.batch_id, device_id=batch.device_id,
                              content_hash=batch.content_hash, events=batch.events, parts=parts,
                              received_at=received_at, key_id=key_id)
+                record_activity(conn, batch.batch_id, parts)  # the admin's activity counts, in the same commit
         except (NotPermitted, KeyReplaced):
             # Erased, or their key replaced by a deletion, while we wrote: the files are under a destroyed key.
             self.files.delete([p.path for p in parts])
@@ -417,6 +421,12 @@ class EventStore:
                 query = query.where(sessions.c.device_id.in_(owned))
             return [SessionInfo(r.session_id, r.device_id, r.first_t_wall_ns, r.last_t_wall_ns, r.n_events)
                     for r in conn.execute(query)]
+
+    def activity_totals(self) -> ActivityTotals:
+        """Events, key presses, clicks and people per application, from the counts kept at ingest
+        (_db/_aggregates.py): no event is decrypted, so nothing is audited. Not k-anonymous by itself."""
+        with self._db("reading the activity counts", write=False) as conn:
+            return activity_totals(conn)
 
     def devices(self, *, employee: str | None = None) -> list[DeviceInfo]:
         with self._db("listing devices", write=False) as conn:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -35,7 +36,7 @@ from ...events import LOSS_REASONS
 __all__ = ["metadata", "employees", "employee_keys", "devices", "sessions", "batches", "file_sessions",
            "consents", "policies", "audit_log", "audit_head", "portal_accounts", "portal_logins",
            "recording_pauses", "device_credentials", "enrolment_tokens", "store_settings", "device_rate_limits", "login_failures",
-           "observation_files", "stored_observations"]
+           "observation_files", "stored_observations", "activity_counts", "activity_parts"]
 
 metadata = MetaData(naming_convention={
     "ix": "ix_%(table_name)s_%(column_0_name)s",
@@ -283,4 +284,32 @@ stored_observations = Table(
     Column("device_id", String(128), ForeignKey("devices.device_id", ondelete="CASCADE"), nullable=False, index=True),
     Column("content_hash", String(64), nullable=False),
     Column("path", String(512), nullable=True, index=True),
+)
+
+
+# Activity aggregates kept at ingest, in the manifest's transaction (``_aggregates.py``): what the admin's
+# activity page reads instead of decrypting every event. Rows go with their batch (ON DELETE CASCADE) and
+# with retention and selective deletion; counts only, no text, no titles.
+activity_counts = Table(
+    "activity_counts", metadata,
+    Column("batch_id", String(128), ForeignKey("batches.batch_id", ondelete="CASCADE"), primary_key=True),
+    Column("session_id", String(64), primary_key=True, index=True),
+    Column("hour", BigInteger, primary_key=True, index=True),  # UTC hours since the epoch (t_wall_ns)
+    Column("app", String(256), primary_key=True),  # the application in front (app_class, else app_process)
+    Column("kind", String(16), primary_key=True),
+    # True: events before the part's first focus, counted for the app in front at the end of the session's
+    # previous part (resolved again when that changes: a late batch, a deletion).
+    Column("lead", Boolean, primary_key=True),
+    Column("n_events", BigInteger, nullable=False),
+)
+
+# One row per (batch, session, UTC day): a date file's share of a session, in seq order by first_seq.
+activity_parts = Table(
+    "activity_parts", metadata,
+    Column("batch_id", String(128), ForeignKey("batches.batch_id", ondelete="CASCADE"), primary_key=True),
+    Column("session_id", String(64), primary_key=True, index=True),
+    Column("day", Integer, primary_key=True, index=True),  # UTC days since the epoch
+    Column("first_seq", BigInteger, nullable=False),
+    Column("lead_app", String(256), nullable=False),  # what its lead rows count for
+    Column("last_focus_app", String(256), nullable=True),  # its own last focus (None: it has none)
 )

@@ -42,6 +42,7 @@ from .._errors import StoreError
 from .._events._backends import EventFiles
 from .._events._layout import EVENTS_DIR
 from .._records import RetentionDeletion
+from .._db._aggregates import forget_activity
 from .._db._tables import batches, devices, file_sessions, sessions
 
 __all__ = ["apply_retention"]
@@ -99,6 +100,7 @@ def _apply(engine: Engine, files: EventFiles, now: dt.datetime, actor: str, dry_
                 files.prune(folder)
                 continue
             _unlist(conn, date, paths)
+            forget_activity(conn, day=date)  # the admin's activity counts of that day
             _audit.append(conn, actor=actor, action="retention.delete", target=f"partition:date={date.isoformat()}",
                           reason=reason, details={"date": date.isoformat(), "files": len(paths),
                                                   "unlisted_files": len(orphans), "events": events,

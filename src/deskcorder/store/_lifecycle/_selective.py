@@ -36,6 +36,7 @@ import pyarrow.compute as pc
 from sqlalchemy import Connection, Engine, delete, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from .._db._aggregates import forget_activity
 from .._db._engine import truncate_wal, vacuum_full
 from .._db._manifest import session_device
 from .._db._tables import batches, devices, employee_keys, file_sessions, sessions
@@ -158,6 +159,7 @@ def _delete(engine: Engine, files: EventFiles, wrapper: KeyWrapper, handle: str,
                 raise _Changed()
             doomed = _doomed_rows(conn, device_ids, target)
             counts = _unlist(conn, owned, renamed, doomed, target)
+            forget_activity(conn, day=target.day, session_id=target.session_id, device_ids=device_ids)
             _audit.append(conn, actor=actor, action="events.delete",
                           target=_audit.employee_target(employee.employee_id), reason=reason,
                           details={target.what: target.name, **counts, "key_replaced": True})
