@@ -181,3 +181,49 @@ def test_a_frame_redactor_that_cannot_run_leaves_every_frame_out(tmp_path: Path)
     assert stats.observations["frames"] == 0 and stats.observations["frames_left_out"] == {
         "ocr_error": 2, "undecodable": 1}
     assert not (out / "frames").exists()
+
+
+def test_the_trajectory_export_writes_each_step_as_pyautogui_code_with_normalised_coordinates(
+        tmp_path: Path) -> None:
+    out = tmp_path / "traj"
+    typed = _events()
+    typed[3:11] = [Event(SESSION, e.seq, e.t_mono_ns, e.t_wall_ns, e.kind, key=c, char=c)
+                   for e, c in zip(typed[3:11], "a@b.org!")]  # an address typed: the code holds <EMAIL>
+    build_dataset(columns_to_table(events_to_columns(typed)), out, BuildOptions(formats=("trajectories",)),
+                  observations=_observations())
+    assert (out / "data/actions/train-00000.parquet").exists()  # the tables come with it
+    lines = [json.loads(line) for split in ("train", "validation", "test")
+             for line in (out / f"trajectories/{split}.jsonl").read_text().splitlines()]
+    (episode,) = lines
+    steps = episode["traj"]
+    codes = [s["value"]["code"] for s in steps]
+    assert codes == ["pyautogui.click(x=0.5000, y=0.5000)", "pyautogui.write('<EMAIL>!')",
+                     "pyautogui.hotkey('ctrl', 's')", "pyautogui.scroll(-2, x=0.6250, y=0.6250)",
+                     "pyautogui.click(x=0.1250, y=0.1375)"]
+    assert [s["index"] for s in steps] == list(range(5)) and episode["task_id"].endswith("-0000")
+    assert steps[0]["image"].startswith("frames/") and (out / steps[0]["image"]).is_file()
+    assert steps[1]["image"] is None  # typing had no frame
+    assert steps[4]["value"]["element"]["role"] == "push button"
+    assert steps[4]["value"]["element"]["box"] == [0.05, 0.1, 0.15, 0.075]
+    assert "a@b.org" not in (out / "trajectories/train.jsonl").read_text()
+
+
+def test_pyautogui_code_for_drags_modifiers_buttons_and_keys() -> None:
+    from deskcorder.dataset._trajectories import action_code
+
+    obs = {"x_window": 0.25, "y_window": 0.5, "window_x": 0.0625, "window_y": 50 / 900, "screen_width": 1600,
+           "screen_height": 900, "window_width": 800, "window_height": 400}
+    base = dict(text=None, keys=None, button="left", x2=None, y2=None, dx=None, dy=None)
+    assert action_code({**base, "kind": "drag", "x2": 500, "y2": 250}, obs) == (
+        "pyautogui.moveTo(x=0.2500, y=0.5000)\npyautogui.dragTo(x=0.5000, y=0.5000, button='left')")
+    assert action_code({**base, "kind": "click", "keys": "ctrl+shift"}, obs) == (
+        "pyautogui.keyDown('ctrl')\npyautogui.keyDown('shift')\npyautogui.click(x=0.2500, y=0.5000)\n"
+        "pyautogui.keyUp('shift')\npyautogui.keyUp('ctrl')")
+    assert action_code({**base, "kind": "click", "button": "button8"}, obs) == (
+        "pyautogui.click(x=0.2500, y=0.5000, button='button8')")
+    assert action_code({**base, "kind": "right_click"}, obs) == "pyautogui.rightClick(x=0.2500, y=0.5000)"
+    assert action_code({**base, "kind": "key", "keys": "page_down"}, None) == "pyautogui.press('pagedown')"
+    assert action_code({**base, "kind": "hotkey", "keys": "ctrl+plus"}, None) == "pyautogui.hotkey('ctrl', '+')"
+    assert action_code({**base, "kind": "scroll", "dx": 3, "dy": 0}, obs) == (
+        "pyautogui.hscroll(3, x=0.2500, y=0.5000)")
+    assert action_code({**base, "kind": "click"}, None) is None  # no geometry: left out

@@ -23,7 +23,9 @@ def build(
     session: Optional[str] = typer.Option(None, "--session", help="Only this capture session."),
     employee: Optional[str] = typer.Option(None, "--employee", help="Only this employee's events (handle)."),
     idle_gap: float = typer.Option(30.0, "--idle-gap", min=0.001, help="Seconds of inactivity that end an episode."),
-    formats: list[str] = typer.Option(["parquet", "jsonl"], "--format", help="parquet and/or jsonl (repeatable)."),
+    formats: list[str] = typer.Option(["parquet", "jsonl"], "--format",
+                                 help="parquet, jsonl and/or trajectories (AgentNet-style trajectories/<split>.jsonl "
+                                      "with the frames; parquet tables come with it) (repeatable)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset at --out."),
     purpose: str = typer.Option("dataset build", "--purpose", help="Why the raw events are read (audit log)."),
     engine: str = typer.Option("local", "--engine",

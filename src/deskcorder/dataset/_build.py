@@ -45,6 +45,7 @@ from ._paths import pointer_frame
 from ._reduce import reduce_actions
 from ._release import RELEASE_MIN_PEOPLE, release_tables
 from ._schema import ACTION_SCHEMA, EPISODE_SCHEMA
+from ._trajectories import trajectory_files
 from ._typed import redact_runs
 from ._write import SPLIT_NAMES, write_dataset
 
@@ -279,6 +280,8 @@ def _finish(parts: list[_Part], out: Path, options: BuildOptions, *, pseudonymiz
     stats = _stats(sum(p.events for p in parts), min(walls, default=None), max(walls, default=None), tables,
                    redactions, sum(p.duplicates_dropped for p in parts), pseudonymizer.key_id, options)
     stats = dataclasses.replace(stats, observations=summary)
+    if "trajectories" in options.formats:
+        frames.update(trajectory_files(tables))
     step("writing files")
     write_dataset(out, tables, stats, options, provenance, overwrite, files=frames)
     return stats

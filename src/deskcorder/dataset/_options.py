@@ -8,7 +8,9 @@ from typing import Any
 
 __all__ = ["BuildOptions", "FORMATS", "MODES"]
 
-FORMATS: tuple[str, ...] = ("parquet", "jsonl")
+# parquet and jsonl: the tables; trajectories: the AgentNet-style export beside them (_trajectories.py).
+FORMATS: tuple[str, ...] = ("parquet", "jsonl", "trajectories")
+_TABLE_FORMATS = ("parquet", "jsonl")
 # release: anonymised timings, no clock finer than the day, fresh pseudonyms (the default; see _release.py);
 # internal: raw timings and the store's stable pseudonyms, for work inside the organisation (audited).
 MODES: tuple[str, ...] = ("release", "internal")
@@ -24,7 +26,7 @@ class BuildOptions:
     double_click_px: int = 4  # max distance between the two presses of a double click
     scroll_merge_s: float = 0.5  # max pause between two scroll events merged into one scroll action
     type_merge_s: float = 2.0  # max pause inside one typed run
-    formats: tuple[str, ...] = FORMATS  # which files to write for each table
+    formats: tuple[str, ...] = _TABLE_FORMATS  # which files to write (trajectories alone: parquet tables too)
     mode: str = "release"  # one of MODES
     linkable: bool = False  # release with the store's pseudonyms, so two releases can be joined (audited)
 
@@ -43,6 +45,8 @@ class BuildOptions:
         if unknown or not formats or len(set(formats)) != len(formats):
             raise ValueError(f"BuildOptions.formats must name each of {', '.join(FORMATS)} at most once "
                              f"(at least one), not {self.formats!r}")
+        if not any(f in _TABLE_FORMATS for f in formats):
+            formats = ("parquet", *formats)  # the trajectories name frames and rows the tables describe
         object.__setattr__(self, "formats", formats)
         if self.mode not in MODES:
             raise ValueError(f"BuildOptions.mode must be one of {', '.join(MODES)}, not {self.mode!r}")
