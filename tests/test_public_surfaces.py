@@ -49,7 +49,8 @@ PINNED = {
     ],
     "deskcorder.fleet": [
         "ACK_WAIT_S", "BufferUnavailable", "check_replicas", "check_stream_name", "CONSUMER", "DUPLICATE_WINDOW_S",
-        "IngestWorker", "JetStreamPublisher", "PUBLISH_TIMEOUT_S", "RETRY_AFTER_S", "STREAM", "WorkerStats",
+        "IngestWorker", "JetStreamPublisher", "PostgresStatusBus", "PUBLISH_TIMEOUT_S", "RETRY_AFTER_S", "STREAM",
+        "WorkerStats",
     ],
 }
 

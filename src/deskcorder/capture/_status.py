@@ -1,5 +1,17 @@
-"""May this device record now, and under which policy: the collector's answer, asked again every 0.5 s
-(or at the cadence the collector asks for, see ``RecordingStatus``) while input goes on.
+"""May this device record now, and under which policy: the collector's answer, pushed to the agent.
+
+The collector holds the agent's status request until the answer changes
+(``GET /v1/devices/{id}/status?wait=50&since=VERSION``, see
+``collect/_status_push.py``): a withdrawal, a pause in the portal or a new
+policy arrives within a second, and an idle desk asks about once every 50 s.
+The request uses the status connection's keep-alive socket like any other;
+when it fails, the agent asks again after 0.5 s, doubling up to
+``StatusPoller.IDLE_POLL_MAX_S`` (with jitter, so a restarted collector is not
+asked by every desk at once), and the last answer stands meanwhile.
+
+A collector older than this answers at once without ``status_version``; the
+agent then polls it as before: every 0.5 s (or at the cadence the collector
+asks for, see ``RecordingStatus``) while input goes on.
 
 On an idle desk (no input at all for ``StatusPoller.IDLE_AFTER_S``) the
 poller asks half as often each time, down to once every
@@ -39,8 +51,10 @@ import dataclasses
 import functools
 import json
 import logging
+import random
 import threading
 import time
+import urllib.parse
 from typing import Any, Callable, Protocol
 
 from ..policy import Policy, PolicyError, parse_policy
@@ -71,11 +85,16 @@ class RecordingStatus:
     # ``--agent-status-interval``); None: the agent's own settings stand.
     upload_interval_s: float | None = None
     status_poll_s: float | None = None
+    # The answer's ``status_version``: what to send as ``since`` to be told of the next change. None: the
+    # collector does not push (an older one), so the agent polls.
+    version: str | None = None
 
 
 def status_from_json(body: dict[str, Any]) -> RecordingStatus:
     """A ``GET /v1/devices/{id}/status`` answer as the gate needs it."""
-    return dataclasses.replace(_recording_status(body), **_cadence(body.get("agent")))
+    version = body.get("status_version")
+    return dataclasses.replace(_recording_status(body), **_cadence(body.get("agent")),
+                               version=version if isinstance(version, str) and version else None)
 
 
 def _cadence(hints: Any) -> dict[str, float | None]:
@@ -137,6 +156,16 @@ class StatusSource(Protocol):
     def close(self) -> None: ...
 
 
+class PushedStatusSource(StatusSource, Protocol):
+    """A source whose collector can hold the request until the status changes (``CollectorStatus``)."""
+
+    def watch(self, device_id: str, since: str, wait_s: float) -> RecordingStatus | None:
+        """The answer once it is no longer version ``since``; None when it did not change for ``wait_s``."""
+
+    def interrupt(self) -> None:
+        """From another thread: end a ``watch`` in flight (it raises TransportError)."""
+
+
 class CollectorStatus:
     REQUEST_TIMEOUT_S = 2.0  # a slow answer must not hold the 0.5 s poll back for long
 
@@ -167,8 +196,22 @@ class CollectorStatus:
         raise TransportError(f"enrol answered {r.status}: {error}")
 
     def status(self, device_id: str) -> RecordingStatus:
-        r = self._request("GET", f"/v1/devices/{device_id}/status",
-                          headers=self._credential.headers() if self._credential else {})
+        return self._answer(self._request("GET", f"/v1/devices/{device_id}/status",
+                                          headers=self._credential.headers() if self._credential else {}))
+
+    def watch(self, device_id: str, since: str, wait_s: float) -> RecordingStatus | None:
+        # The collector answers within wait_s (a 304 when nothing changed); beyond that plus a slow
+        # answer, the connection is taken for dead.
+        r = self._connection.request("GET", f"/v1/devices/{device_id}/status?wait={wait_s:g}"
+                                     f"&since={urllib.parse.quote(since, safe='')}",
+                                     headers=self._credential.headers() if self._credential else {},
+                                     timeout=wait_s + self.REQUEST_TIMEOUT_S + 1.0)
+        return None if r.status == 304 else self._answer(r)
+
+    def interrupt(self) -> None:
+        self._connection.abort()
+
+    def _answer(self, r: Response) -> RecordingStatus:
         if r.status == 401:
             raise DeviceRefused("not_enrolled", f"the collector does not accept this device's credential "
                                 f"({_error(r)}); delete "
@@ -215,7 +258,8 @@ class FixedStatus:
 
 
 class StatusPoller:
-    """Enrols the device if given a token (retrying while unreachable), then polls the status.
+    """Enrols the device if given a token (retrying while unreachable), then waits for the status to be pushed
+    (a source with ``watch`` and a collector that answers with a ``status_version``), or polls it.
 
     ``watch_input(callback)`` arms a one-shot call at the next input (``EventQueue.on_next_input``);
     without it the poller keeps its cadence however idle the desk is.
@@ -223,6 +267,10 @@ class StatusPoller:
 
     IDLE_AFTER_S = 10.0  # no input for this long: ask less often
     IDLE_POLL_MAX_S = 30.0  # the longest between two polls on an idle desk (unless the collector asks longer)
+    # How long the collector may hold a pushed status request (it holds 85-100% of it, at most 60 s). Each
+    # renewal is what an idle desk costs its collector; under the 60 s idle timeout of most balancers.
+    WAIT_S = 50.0
+    RETRY_FIRST_S = 0.5  # a failed push request is sent again after this, doubling up to IDLE_POLL_MAX_S
 
     def __init__(self, source: StatusSource, device_id: str, *, enrol_token: str | None, hostname: str,
                  interval_s: float, on_status: Callable[[RecordingStatus], None],
@@ -244,19 +292,32 @@ class StatusPoller:
         self._heard_input = True  # input since the last poll (or no way to know: assume there was)
         self._spaced_out = False
         self._thread = threading.Thread(target=self._run, name="deskcorder-status", daemon=True)
+        self._retry_s = self.RETRY_FIRST_S
         self.last_status: RecordingStatus | None = None
         self.last_error: str | None = None
         self.unreachable_since: float | None = None  # time.time() of the first failed poll in a row
 
     def poll_once(self) -> bool:
         """Ask once (enrolling first when needed); True when the collector answered. AgentError if refused."""
+        return self._ask(lambda: self._source.status(self._device_id))
+
+    @property
+    def pushed(self) -> bool:
+        """The collector pushes the status: the source can wait for a change, and the last answer had a version."""
+        return (self.last_status is not None and self.last_status.version is not None
+                and hasattr(self._source, "watch"))
+
+    def _ask(self, fetch: Callable[[], RecordingStatus | None]) -> bool:
+        """``fetch`` an answer (None: unchanged) and hand it on; the failures of the module docstring."""
         try:
             if self._enrol_token is not None:
                 employee_id, secret = self._source.enrol(self._device_id, self._enrol_token, self._hostname)
                 self._on_enrolled(employee_id, secret)
                 self._enrol_token = None
-            status = self._source.status(self._device_id)
+            status = fetch()
         except TransportError as exc:
+            if self._stop.is_set():
+                return False  # interrupted by stop(): not an outage
             self.last_error = str(exc)
             if self.unreachable_since is None:
                 self.unreachable_since = time.time()
@@ -270,6 +331,9 @@ class StatusPoller:
                         f"until it answers", last.policy if last else None,
                         last.policy_version if last else 0))
             return False
+        if status is None:  # held for the whole wait, and nothing changed
+            assert self.last_status is not None
+            status = self.last_status
         if self.unreachable_since is not None:
             log.warning("collector reachable again: %s", status.detail)
         self.unreachable_since = None
@@ -300,6 +364,9 @@ class StatusPoller:
     def stop(self, timeout: float = 3.0) -> None:
         self._stop.set()
         self._wake.set()
+        interrupt = getattr(self._source, "interrupt", None)
+        if interrupt is not None:
+            interrupt()  # a held status request returns now
         if self._thread.is_alive():
             self._thread.join(timeout)
         self._source.close()
@@ -311,6 +378,36 @@ class StatusPoller:
             self._wake.set()
 
     def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                if self.pushed:
+                    self._wait_for_change()
+                else:
+                    self._poll()  # until the collector pushes (an upgraded one), or stop
+        except AgentError as exc:  # refused for good (a bad token, a revoked device): stop the agent
+            self._on_fatal(exc)
+        except Exception as exc:  # a bug must not leave the last "allowed" standing forever
+            log.exception("status poll failed")
+            self._on_fatal(AgentError(f"the consent check failed: {type(exc).__name__}: {exc}"))
+
+    def _wait_for_change(self) -> None:
+        """One pushed request: the collector answers when the status changes, or after about WAIT_S."""
+        source: PushedStatusSource = self._source  # type: ignore[assignment]  # checked by ``pushed``
+        since = self.last_status.version if self.last_status else None
+        assert since is not None
+        answered = self._ask(lambda: source.watch(self._device_id, since, self.WAIT_S))
+        if self._stop.is_set():
+            return
+        self._on_tick()
+        if answered:
+            self._retry_s = self.RETRY_FIRST_S
+            return
+        # Jittered, so that the desks of a restarted collector do not all come back in the same instant.
+        self._wake.wait(self._retry_s * (0.5 + random.random()))
+        self._wake.clear()
+        self._retry_s = min(self.IDLE_POLL_MAX_S, self._retry_s * 2)
+
+    def _poll(self) -> None:
         # A fixed rate, not a fixed pause between polls: a slow answer must not stretch the time
         # a withdrawal takes to be heard beyond one interval plus that answer.
         interval = self._interval_s
@@ -326,15 +423,9 @@ class StatusPoller:
             if self._stop.is_set():
                 return
             now = time.monotonic()
-            try:
-                self.poll_once()
-                self._on_tick()
-            except AgentError as exc:  # refused for good (a bad token, a revoked device): stop the agent
-                self._on_fatal(exc)
-                return
-            except Exception as exc:  # a bug must not leave the last "allowed" standing forever
-                log.exception("status poll failed")
-                self._on_fatal(AgentError(f"the consent check failed: {type(exc).__name__}: {exc}"))
+            self.poll_once()
+            self._on_tick()
+            if self.pushed:
                 return
             if self._heard_input:
                 last_input = now

@@ -19,6 +19,7 @@ import dataclasses
 import http.client
 import json
 import select
+import socket
 import ssl
 import urllib.parse
 from typing import Any, Callable, Mapping, Protocol
@@ -65,12 +66,15 @@ class Connection:
         self._host, self._port = url.hostname or "", url.port
         self._prefix = url.path
         self._conn: http.client.HTTPConnection | None = None
+        self._aborted = False
 
     def request(self, method: str, path: str, *, body: bytes | None = None,
                 headers: Mapping[str, str] | None = None, timeout: float) -> Response:
         """One request and its whole answer; TransportError when there is no answer."""
         all_headers = {"User-Agent": self.USER_AGENT, **(headers or {})}
         for attempt in (1, 2):
+            if self._aborted:
+                raise TransportError("the request was aborted (the agent is stopping)")
             reused = self._open(timeout)
             try:
                 assert self._conn is not None
@@ -115,6 +119,18 @@ class Connection:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+    def abort(self) -> None:
+        """From another thread: end the request in flight now and refuse new ones (a held status request
+        must not keep the agent from stopping). Shutting the socket down wakes the blocked read."""
+        self._aborted = True
+        conn = self._conn
+        sock = conn.sock if conn is not None else None
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed
 
 
 class HttpTransport:

@@ -37,6 +37,7 @@ drop its copy; on anything else, or no answer, it retries with the same batch id
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any
@@ -52,6 +53,7 @@ from ._openapi import BATCH_BODY, SECURITY, BatchStored, DeviceRow, Health, Sess
 from ._people_api import AgentCadence, people_router
 from ._portal import mount_portal
 from ._problems import install_handlers, unavailable
+from ._status_push import StatusNotifier
 
 if TYPE_CHECKING:
     from ..fleet import JetStreamPublisher
@@ -66,7 +68,7 @@ _RETRY_AFTER_S = "1"
 def create_app(store: EventStore, *, max_body_bytes: int = MAX_BODY_BYTES,
                max_inflight: int = MAX_INFLIGHT, publisher: JetStreamPublisher | None = None,
                device_rate_per_s: float = DEVICE_RATE_PER_S, device_burst: int = DEVICE_BURST,
-               cadence: AgentCadence = AgentCadence()) -> FastAPI:
+               cadence: AgentCadence = AgentCadence(), database_url: str | None = None) -> FastAPI:
     # publisher: fleet mode (``deskcorder.fleet``), batches go to JetStream instead of the store.
     # device_rate_per_s: batches per second per device (0: no limit), device_burst: at once.
     # cadence: the upload and status intervals every agent is told to use (``_people_api.py``).
@@ -74,13 +76,17 @@ def create_app(store: EventStore, *, max_body_bytes: int = MAX_BODY_BYTES,
     # behind the balancer would get the limit once per collector.
     limiter = (RateLimiter(device_rate_per_s, device_burst) if publisher is None
                else SharedRateLimiter(store, device_rate_per_s, device_burst))
+    # database_url: the control database's, when PostgreSQL: status changes reach every collector (_status_bus).
+    notifier = StatusNotifier()  # wakes the agents' held status requests (_status_push.py)
+    store.on_status_change(notifier.changed)
+    bus = _status_bus(database_url, store, notifier)
     app = FastAPI(title="deskcorder collector", version=__version__, docs_url=None, redoc_url=None,
-                  lifespan=None if publisher is None else publisher.lifespan)
+                  lifespan=_lifespan(publisher, bus))
     install_openapi(app, _DESCRIPTION)  # the complete document, and /docs served from the package
     # What the portal promises about a pause: the agents hear of it at their next status poll.
     app.state.recording_stops_within = cadence.stops_within()
     install_handlers(app)
-    app.include_router(people_router(store, cadence))
+    app.include_router(people_router(store, cadence, notifier=notifier))
     mount_portal(app, store)  # the transparency portal and admin console: /login, /me, /admin
     # Body limits, decoding and storing: _ingest.py.
     intake = BatchIntake(store, max_body_bytes=max_body_bytes, max_inflight=max_inflight, publisher=publisher)
@@ -137,6 +143,31 @@ _DESCRIPTION = ("Agents upload event batches (`POST /v1/batches`) and poll their
                 "give or withdraw consent with their portal login; admins list sessions and devices. Every "
                 "error answers `{error, field, row}`. The portal's pages (/login, /me, /admin) are not part "
                 "of this API.")
+
+
+def _status_bus(database_url: str | None, store: EventStore, notifier: StatusNotifier) -> Any:
+    """A PostgreSQL control database tells every collector of every status change (``fleet/_status_bus.py``)."""
+    if database_url is None or not database_url.startswith("postgresql"):
+        return None
+    from ..fleet import PostgresStatusBus  # psycopg's async side: the fleet extra
+
+    return PostgresStatusBus(database_url, store, notifier)
+
+
+def _lifespan(*parts: Any) -> Any:
+    """The lifespans of the fleet's parts (the JetStream publisher, the status bus) as the app's one."""
+    present = [p for p in parts if p is not None]
+    if not present:
+        return None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> Any:
+        async with contextlib.AsyncExitStack() as stack:
+            for part in present:
+                await stack.enter_async_context(part.lifespan(app))
+            yield
+
+    return lifespan
 
 
 def _iso(value: Any) -> str | None:

@@ -14,8 +14,11 @@
                                "policy" (TOML text or null), "consent" ({"action", "policy_version",
                                "method", "recorded_at", "scope_text"} or null)}``, plus ``"agent":
                                {"upload_interval_s", "status_poll_s"}`` when the collector sets the
-                               fleet's cadence (``AgentCadence``). The agent polls it every 0.5 s by
-                               default, so it only reads (four indexed lookups) and is not audited.
+                               fleet's cadence (``AgentCadence``), and ``"status_version"``. With
+                               ``?wait=S&since=VERSION`` it is held until the answer is no longer
+                               VERSION (200) or for about S seconds, at most 60 (304): the status
+                               pushed to the agent (``_status_push.py``). It only reads (four indexed
+                               lookups) and is not audited.
 ``POST /v1/employees/{handle}/consent``
                                needs the person's own portal login as HTTP Basic credentials
                                (``Authorization: Basic base64(handle:password)``; 401 without or when
@@ -40,7 +43,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
@@ -49,6 +52,7 @@ from ._basic_auth import check_basic
 from ._device_auth import EnrolmentLimiter, authenticate
 from ._openapi import SECURITY, Enrolled, PolicyAnswer, problems
 from ._problems import Problem, store_problem
+from ._status_push import MAX_WAIT_S, StatusNotifier, status_version
 
 __all__ = ["people_router", "AgentCadence"]
 
@@ -128,8 +132,11 @@ class AgentCadence:
 
 
 def people_router(store: EventStore, cadence: AgentCadence = AgentCadence(),
-                  enrol_limiter: EnrolmentLimiter | None = None) -> APIRouter:
+                  enrol_limiter: EnrolmentLimiter | None = None, notifier: StatusNotifier | None = None) -> APIRouter:
     router = APIRouter()
+    if notifier is None:
+        notifier = StatusNotifier()
+        store.on_status_change(notifier.changed)
     hints = cadence.as_json()
     limiter = EnrolmentLimiter() if enrol_limiter is None else enrol_limiter
 
@@ -156,14 +163,29 @@ def people_router(store: EventStore, cadence: AgentCadence = AgentCadence(),
     @router.get("/v1/devices/{device_id}/status", openapi_extra=SECURITY["device"], responses=problems({
         401: "no, a malformed or a wrong device credential", 403: "the device was revoked, or this is another "
         "device's status", 422: "a malformed request", 503: "the store is unavailable"}))
-    def device_status(device_id: str, request: Request) -> dict[str, Any]:
-        # A plain def: FastAPI runs it in one worker thread, credential check and status together.
-        # Every agent polls this all day, and each hop to a worker thread and back costs more CPU
-        # than the lookups (benchmarks/status_poll.py).
-        device = authenticate(store, request.headers.get("authorization"))
+    async def device_status(device_id: str, request: Request,
+                            wait: float | None = Query(None, ge=0, allow_inf_nan=False, description=(
+                                f"hold the answer until it differs from `since`, for up to this many seconds "
+                                f"(at most {MAX_WAIT_S:g}); 304 when it did not change")),
+                            since: str | None = Query(None, max_length=64, description=(
+                                "the `status_version` of the answer the agent holds"))) -> Any:
+        header = request.headers.get("authorization")
+        if wait is None:
+            # One hop to a worker thread for the credential check and the status together: old
+            # agents poll this all day, and each hop costs more CPU than the lookups
+            # (benchmarks/status_poll.py).
+            return await run_in_threadpool(poll, device_id, header)
+        device = await run_in_threadpool(own_device, device_id, header)
+        return await notifier.answer(device_id, device.employee_id, since, wait, read_answer)
+
+    def own_device(device_id: str, header: str | None) -> Any:
+        device = authenticate(store, header)
         if device.device_id != device_id:
             raise Problem(403, f"this request is authenticated as device {device.device_id!r}; it may read only "
                                f"its own status, not {device_id!r}", field="device_id")
+        return device
+
+    def status_answer(device_id: str) -> dict[str, Any]:
         try:
             answer = store.device_status(device_id).as_json()
         except StoreError as exc:
@@ -171,6 +193,14 @@ def people_router(store: EventStore, cadence: AgentCadence = AgentCadence(),
         if hints is not None:
             answer["agent"] = hints
         return answer
+
+    def poll(device_id: str, header: str | None) -> dict[str, Any]:
+        own_device(device_id, header)
+        answer = status_answer(device_id)
+        return {**answer, "status_version": status_version(answer)}  # which says: ask with ?wait=&since=
+
+    async def read_answer(device_id: str) -> dict[str, Any]:
+        return await run_in_threadpool(status_answer, device_id)
 
     def the_person(handle: str, request: Request) -> str:
         # A dependency, so the credential is checked before the body is validated: a stranger

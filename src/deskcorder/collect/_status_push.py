@@ -1,0 +1,195 @@
+"""Status pushed, not polled: ``GET /v1/devices/{id}/status?wait=S&since=V`` held until the answer changes.
+
+Every status answer carries ``status_version`` (a hash of the answer itself).
+An agent that sends it back as ``since`` with ``wait`` (seconds) gets
+
+    200 the new answer, at once, when the device's status is no longer ``since``
+        (or as soon as it changes while held);
+    304 (``ETag: "<since>"``, no body) when nothing changed for ``wait``
+        seconds (at most ``MAX_WAIT_S``; held a little less, at random, so
+        agents that connected together do not come back together).
+
+Without ``wait`` it is the plain poll it always was, which an old agent keeps
+using; an old collector ignores ``wait`` and ``since`` and answers at once,
+without ``status_version``, which tells a new agent to poll (``capture/_status.py``).
+
+What wakes a held request: ``StatusNotifier``, one per collector process,
+keyed by device and by employee. The store announces every committed change
+of someone's status (consent acts, pauses, a new policy, revocations,
+erasures: ``EventStore.on_status_change``, from whatever worker thread made it);
+the notifier hands the key to the event loop, which wakes only the requests
+of that device or employee (all of them for a new policy), and they read the
+status again. An idle held request costs nothing until its ``wait`` runs
+out: no timer of its own fires before, and nothing polls the database.
+
+Renewals (the 304s) are what idle agents cost. With a fleet bus
+(``fleet/_status_bus.py``: PostgreSQL LISTEN/NOTIFY, which hears every writer
+of the control database, the CLI on another host included) the last answer
+per device is trusted until a change is announced, so a renewal is one
+credential check. An embedded collector on SQLite cannot hear a change
+made by another process (the CLI on its host), so there every renewal
+reads the status again: such a change reaches the agents within one
+``wait``, in-process changes (the portal, the API) at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import json
+import random
+import time
+from typing import Any, Awaitable, Callable
+
+from fastapi.responses import Response
+
+__all__ = ["StatusNotifier", "MAX_WAIT_S", "status_version"]
+
+MAX_WAIT_S = 60.0  # the longest a request is held: below the 60 s idle timeout of most balancers and proxies
+_JITTER = 0.15  # held between (1 - _JITTER) and 1 times the wait
+
+
+def status_version(answer: dict[str, Any]) -> str:
+    """The version of a status answer: a hash of what it says, so equal answers have equal versions everywhere
+    (every collector of a fleet computes the same one)."""
+    return hashlib.blake2b(json.dumps(answer, sort_keys=True, separators=(",", ":")).encode(),
+                           digest_size=8).hexdigest()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Answer:
+    version: str
+    body: bytes  # the JSON answer, status_version included
+    computed_at: int  # the notifier's generation when the read began
+    read_at: float  # time.monotonic() of the read
+
+
+class StatusNotifier:
+    """Holds status requests until a change of theirs is announced; see the module docstring.
+
+    ``trust_cache``: a renewal may answer from the last read until a change is announced (a fleet bus hears
+    every change); otherwise it reads again.
+    """
+
+    # With a bus, a read is still redone this long after the last one, in case a notification was lost
+    # (a bus reconnect wakes everyone anyway; this bounds anything else).
+    TRUSTED_FOR_S = 3600.0
+
+    def __init__(self, *, trust_cache: bool = False):
+        self.trust_cache = trust_cache
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._gen = 0  # bumped by every change announced
+        self._all_gen = 0  # generation of the last change of everyone's status
+        self._key_gen: dict[str, int] = {}  # "device:<id>" / "employee:<id>" -> generation of its last change
+        self._answers: dict[str, _Answer] = {}  # device_id -> its last read
+        self._waiting: dict[str, set[asyncio.Future[None]]] = {}  # key ("all" too) -> held requests
+        self.held = 0  # requests held now (for benchmarks and the log)
+
+    # -- announcements (any thread) -------------------------------------------------------------
+
+    def changed(self, key: str) -> None:
+        """``key``'s status changed (``employee:<id>``, ``device:<id>`` or ``all``): wake its held requests.
+
+        Safe from any thread (the store calls it from the worker thread that committed the change)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(self._apply, key)
+            except RuntimeError:  # the loop closed meanwhile: nobody is held
+                pass
+
+    def _apply(self, key: str) -> None:
+        self._gen += 1
+        if key == "all":
+            self._all_gen = self._gen
+            self._answers.clear()
+            woken = list(self._waiting.get("all", ()))
+        else:
+            self._key_gen[key] = self._gen
+            woken = list(self._waiting.get(key, ()))
+        for future in woken:
+            if not future.done():
+                future.set_result(None)
+
+    # -- held requests (the event loop) -----------------------------------------------------------
+
+    async def answer(self, device_id: str, employee_id: str, since: str | None, wait_s: float,
+                     read: Callable[[str], Awaitable[dict[str, Any]]]) -> Response:
+        """The device's answer once it differs from ``since``, or a 304 after about ``wait_s`` seconds.
+
+        ``read(device_id)``: the status answer from the store (off the event loop)."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # first request, or a new loop (a test client): nothing held belongs to it
+            self._loop, self._answers, self._waiting = loop, {}, {}
+        deadline = loop.time() + min(wait_s, MAX_WAIT_S) * (1.0 - _JITTER * random.random())
+        keys = (f"device:{device_id}", f"employee:{employee_id}", "all")
+        while True:
+            answer = self._fresh(device_id, keys)
+            if answer is None:
+                started = self._gen
+                body = await read(device_id)
+                answer = self._remember(device_id, keys, body, started)
+                if answer is None:
+                    continue  # a change was announced while we read: read again
+            if answer.version != since:
+                return Response(answer.body, media_type="application/json", headers={"ETag": f'"{answer.version}"'})
+            if loop.time() >= deadline:
+                return Response(status_code=304, headers={"ETag": f'"{since}"'})
+            await self._hold(loop, keys, deadline)
+            if not self.trust_cache:
+                self._answers.pop(device_id, None)  # woken: read again (without a bus, nothing else invalidates)
+
+    def _fresh(self, device_id: str, keys: tuple[str, ...]) -> _Answer | None:
+        answer = self._answers.get(device_id)
+        if answer is None or self._changed_since(answer.computed_at, keys):
+            return None
+        if not self.trust_cache and answer.read_at < time.monotonic() - 0.5:
+            return None  # no bus: only a read made for this very request (or a moment ago) stands
+        if answer.read_at < time.monotonic() - self.TRUSTED_FOR_S:
+            return None
+        return answer
+
+    def _changed_since(self, generation: int, keys: tuple[str, ...]) -> bool:
+        return self._all_gen > generation or any(self._key_gen.get(k, 0) > generation for k in keys[:2])
+
+    def _remember(self, device_id: str, keys: tuple[str, ...], answer: dict[str, Any], started: int) -> _Answer | None:
+        if self._changed_since(started, keys):
+            return None
+        version = status_version(answer)
+        body = json.dumps({**answer, "status_version": version}, separators=(",", ":")).encode()
+        remembered = _Answer(version, body, started, time.monotonic())
+        self._answers[device_id] = remembered
+        return remembered
+
+    async def _hold(self, loop: asyncio.AbstractEventLoop, keys: tuple[str, ...], deadline: float) -> None:
+        future: asyncio.Future[None] = loop.create_future()
+        for key in keys:
+            self._waiting.setdefault(key, set()).add(future)
+        # One timer handle per held request, in the loop's heap: it costs nothing until it fires.
+        timer = loop.call_at(deadline, _release, future)
+        self.held += 1
+        try:
+            await future
+        finally:
+            self.held -= 1
+            timer.cancel()
+            for key in keys:
+                held = self._waiting.get(key)
+                if held is not None:
+                    held.discard(future)
+                    if not held and key != "all":
+                        del self._waiting[key]
+
+    def wake(self, key: str) -> None:
+        """``changed`` for code on the event loop (the fleet's bus)."""
+        self._apply(key)
+
+    def wake_everyone(self) -> None:
+        """On the loop: treat every status as changed (a bus that reconnected may have missed announcements)."""
+        self._apply("all")
+
+
+def _release(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
