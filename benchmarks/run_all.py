@@ -12,6 +12,8 @@ Each benchmark is its own script (run them alone for more options):
     fleet_ingest.py       fleet collector and writer events/s per core at 1,000-10,000 events per batch
     status_poll.py        what an agent's status poll costs a collector (and PostgreSQL), polls/s per core
     keystroke_reid.py     re-identification of typists (CMU) and pointer users before/after anonymisation
+    admin_views.py        the admin's activity and dataset pages over HTTP on a 500 k event store, next to the
+                          old decrypt-every-event activity page
 They run sequentially, never side by side, so one does not steal the other's cores.
 """
 
@@ -41,6 +43,7 @@ def main() -> None:
         ("fleet batch mode", ["fleet_ingest.py", "--rounds", "1" if quick else "3"]),
         ("status polls", ["status_poll.py", "--seconds", "5" if quick else "10"]),
         ("keystroke re-identification", ["keystroke_reid.py", "--reps", "100" if quick else "400"]),
+        ("admin views", ["admin_views.py", *(["--events", "100000", "--views", "3"] if quick else [])]),
     ]
     failed = []
     for title, argv in runs:

@@ -2,11 +2,21 @@
 dataset builds and their cards, the audit log, and activity aggregated over at least k people.
 
 What an admin never gets here: the content of anyone's events. No route in
-this module returns an event, a typed character or a window title of one
-person; the only read of events (``/admin/activity``) leaves the server as
-per-application totals over at least ``K_ANONYMITY`` people, and is itself
-audited. Device rows show metadata the collector keeps anyway (hostname,
-last upload, event counts).
+this module reads an event, a typed character or a window title. The
+activity page shows the counts the store keeps at ingest
+(``EventStore.activity_totals``, ``store/_db/_aggregates.py``): per-application
+totals, only for applications used by at least ``K_ANONYMITY`` people and only
+when that many people recorded anything. Reading counts decrypts nothing, so a
+view adds no ``events.read`` entry to the audit log (it used to decrypt every
+event, audited, 12 s per view on 500 k events).
+
+The dataset pages show what a build wrote to its ``dataset.build`` audit
+entry and its card, with the same rule for applications: a build's figures for
+one application are shown only when the build says at least ``K_ANONYMITY``
+people are behind them (``persons``/``people`` of that application), and none
+when the build holds fewer people; builds that did not record people per
+application show no per-application figures (``_apps_of_k_people``). Device
+rows show metadata the collector keeps anyway (hostname, last upload, event counts).
 """
 
 from __future__ import annotations
@@ -14,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -76,6 +87,65 @@ def _card_html(text: str) -> tuple[str | None, Markup]:
     return (header.group(1) if header else None), Markup(_MARKDOWN.render(body))
 
 
+def _app_people(figures: Any) -> int:
+    if isinstance(figures, dict):
+        for key in ("persons", "people", "n_people"):
+            if isinstance(figures.get(key), int):
+                return figures[key]
+    return 0  # not recorded: fewer than k cannot be ruled out
+
+
+def _apps_of_k_people(details: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
+    """A build's entry with its per-application figures kept only for applications of at least k people (the
+    build's own counts), and the names kept. The rest are replaced by a count of what was left out."""
+    apps = details.get("apps") if isinstance(details.get("apps"), dict) else {}
+    build_people = details.get("persons", details.get("people"))
+    people = build_people if isinstance(build_people, int) else _views.K_ANONYMITY
+    shown, hidden, _ = _views.k_anonymous(
+        [SimpleNamespace(app=name, people=_app_people(figures)) for name, figures in apps.items()], people)
+    allowed = {a.app for a in shown}
+    kept = {name: figures for name, figures in apps.items() if name in allowed}
+    note = (f"{hidden} application{'s' if hidden != 1 else ''} not shown: used by fewer than "
+            f"{_views.K_ANONYMITY} people in this build, or the build did not record how many")
+    out = {**details, **({"apps": {**kept, **({"(not shown)": note} if hidden else {})}} if apps else {})}
+    if isinstance(details.get("card"), str):  # a card inline in the entry: its table too
+        out["card"] = _card_apps_of_k_people(details["card"], allowed)
+    return out, allowed
+
+
+_APPS_HEADING = "Applications:"
+
+
+def _card_apps_of_k_people(text: str, allowed: set[str]) -> str:
+    """The card's "Applications:" table (``dataset/_card.py``) with only the rows of ``allowed`` applications."""
+    lines = text.split("\n")
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        out.append(lines[i])
+        if lines[i].strip() != _APPS_HEADING:
+            i += 1
+            continue
+        i += 1
+        while i < len(lines) and not lines[i].startswith("|"):
+            out.append(lines[i])
+            i += 1
+        hidden = 0
+        for n, line in enumerate(lines[i:]):
+            if not line.startswith("|"):
+                break
+            name = re.split(r"(?<!\\)\|", line)[1].strip().replace("\\|", "|")
+            if n < 2 or name in allowed:  # the header and its rule
+                out.append(line)
+            else:
+                hidden += 1
+            i += 1
+        if hidden:
+            out += ["", f"{hidden} application{'s' if hidden != 1 else ''} not shown: used by fewer than "
+                        f"{_views.K_ANONYMITY} people in this build, or the build did not record how many."]
+    return "\n".join(out)
+
+
 def admin_router(store: EventStore, auth: Auth) -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
@@ -104,12 +174,10 @@ def admin_router(store: EventStore, auth: Auth) -> APIRouter:
     @router.get("/admin/activity")
     def activity(request: Request, viewer: Viewer = Depends(auth.admin)) -> Response:
         try:
-            owners = {d.device_id: d.employee_id for d in store.devices()}
-            events = store.read_events(actor=viewer.actor, purpose=f"aggregate activity per application, groups of "
-                                                                   f"at least {_views.K_ANONYMITY} people")
+            totals = store.activity_totals()
         except StoreError as exc:
             raise store_problem(exc) from exc
-        shown, hidden, people = _views.activity_by_app(events, owners)
+        shown, hidden, people = _views.k_anonymous(totals.apps, totals.people)
         return render(request, "admin_activity.html", viewer=viewer, rows=shown, hidden=hidden, people=people,
                       k=_views.K_ANONYMITY)
 
@@ -148,7 +216,7 @@ def admin_router(store: EventStore, auth: Auth) -> APIRouter:
         except StoreError as exc:
             raise store_problem(exc) from exc
         return render(request, "admin_datasets.html", viewer=viewer,
-                      builds=[(b, _views.dataset_card(b.details)) for b in builds])
+                      builds=[(b, _views.dataset_card(_apps_of_k_people(b.details)[0])) for b in builds])
 
     @router.get("/admin/datasets/{entry_id}")
     def dataset_card(request: Request, entry_id: int, viewer: Viewer = Depends(auth.admin)) -> Response:
@@ -158,10 +226,11 @@ def admin_router(store: EventStore, auth: Auth) -> APIRouter:
             raise store_problem(exc) from exc
         if entry is None:
             raise PageMissing(f"No dataset build with audit entry {entry_id}; see /admin/datasets.")
-        text = _card_text(entry.details)
-        header, body = _card_html(text) if text is not None else (None, None)
-        return render(request, "admin_dataset_card.html", viewer=viewer, entry=entry,
-                      card=_views.dataset_card(entry.details), card_header=header, card_body=body)
+        details, allowed = _apps_of_k_people(entry.details)
+        text = _card_text(details)
+        header, body = _card_html(_card_apps_of_k_people(text, allowed)) if text is not None else (None, None)
+        return render(request, "admin_dataset_card.html", viewer=viewer, entry=entry, details=details,
+                      card=_views.dataset_card(details), card_header=header, card_body=body)
 
     @router.get("/admin/audit")
     def audit(request: Request, viewer: Viewer = Depends(auth.admin), action: str = "", date: str = "", before: int | None = None
