@@ -8,6 +8,9 @@ app started with ``bus.env`` share it. The first GTK app asks the bus for
 its accessibility bus and the registry; stopping the session bus ends them
 too (the launcher leaves when its session bus goes).
 
+``with chromium_app(xs, bus, url) as proc:`` runs Chromium (a web app window)
+with its accessibility tree on.
+
 ``with gtk_form(xs, bus) as form:`` runs src/deskcorder/_apps/gtk_form.py under
 Debian's /usr/bin/python3 (python3-gi), from the moment it has printed its
 widgets' boxes (``form.box("submit")``, root pixels) to SIGTERM.
@@ -60,7 +63,9 @@ def _app_env(xs: XSession, runtime_dir: str) -> dict[str, str]:
     env.pop("AT_SPI_BUS_ADDRESS", None)
     env.update({"XDG_RUNTIME_DIR": runtime_dir,  # the launcher's bus socket goes here, not in a shared ~/.cache
                 "GSETTINGS_BACKEND": "memory",  # no dconf service to start on a bare test bus
-                "GDK_BACKEND": "x11"})
+                "GDK_BACKEND": "x11",
+                # Toolkits that build their tree only for assistive technology: Chromium/Electron, Qt.
+                "ACCESSIBILITY_ENABLED": "1", "QT_LINUX_ACCESSIBILITY_ALWAYS_ON": "1"})
     return env
 
 
@@ -143,6 +148,25 @@ def gtk_form(xs: XSession, bus: A11yBus, *args: str) -> Iterator[GtkForm]:
     finally:
         _stop(proc)
         proc.stdout.close()
+
+
+CHROMIUM = os.environ.get("DESKCORDER_CHROMIUM", "/usr/bin/chromium")
+
+
+@contextlib.contextmanager
+def chromium_app(xs: XSession, bus: A11yBus, url: str, geometry: str = "800,600") -> Iterator[subprocess.Popen]:
+    """Chromium showing ``url`` in an app window at the screen's top left, accessibility tree on."""
+    profile = tempfile.mkdtemp(prefix="deskcorder-chromium-")
+    proc = subprocess.Popen([CHROMIUM, "--no-sandbox",  # tests run as root in CI, where the sandbox refuses to
+                             "--force-renderer-accessibility", f"--user-data-dir={profile}", "--no-first-run",
+                             "--no-default-browser-check", "--disable-gpu", "--window-position=0,0",
+                             f"--window-size={geometry}", f"--app={url}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=bus.env)
+    try:
+        yield proc
+    finally:
+        _stop(proc)
+        shutil.rmtree(profile, ignore_errors=True)
 
 
 class _Lines:

@@ -24,7 +24,7 @@ from deskcorder._xsession import XSession
 from deskcorder.capture._atspi import DEFAULT_TIMEOUT_S, ElementReader, element_at, state_names
 from deskcorder.observations import Box
 
-from .atspi_rig import A11yBus, GtkForm, a11y, gtk_form, needs_gtk  # noqa: F401  (a11y: a fixture)
+from .atspi_rig import CHROMIUM, A11yBus, GtkForm, a11y, chromium_app, gtk_form, needs_gtk  # noqa: F401
 from .capture_rig import terminal, wait_for
 from .capture_rig import xs  # noqa: F401  (a fixture)
 
@@ -158,6 +158,43 @@ def test_outside_every_window_of_the_app_there_is_no_element(form: GtkForm) -> N
 def test_state_bits_are_read_across_both_words() -> None:
     # bit 8 enabled, 12 focused, 24 sensitive in the first word; 43 - 32 = 11 read-only in the second
     assert state_names([1 << 8 | 1 << 12 | 1 << 24, 1 << 11]) == ["enabled", "focused", "sensitive", "read-only"]
+
+
+LOGIN_PAGE = """<!doctype html><html><body style="margin:0"><style>
+  input { position: absolute; left: 100px; width: 200px; height: 30px; box-sizing: border-box; margin: 0 }
+</style>
+<input aria-label="User" style="top: 100px"><input type="password" aria-label="Secret" style="top: 200px">
+</body></html>"""
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"no Chromium at {CHROMIUM}; apt-get install chromium")
+def test_a_web_password_field_in_chromium_is_protected_too(xs: XSession, a11y: A11yBus,  # noqa: F811
+                                                          tmp_path) -> None:
+    page = tmp_path / "login.html"
+    page.write_text(LOGIN_PAGE)
+    with chromium_app(xs, a11y, page.as_uri()), ElementReader(negative_ttl_s=0.05) as reader:
+        window = []
+        wait_for(lambda: window.extend(xs.xdotool("search", "--onlyvisible", "--class", "chromium",
+                                                  check=False).split()) or window, "a Chromium window", 30.0)
+        pid = int(xs.xdotool("getwindowpid", window[0]))
+        left, top, width, height = geometry(xs, int(window[0]))
+        found: dict[str, object] = {}
+
+        def element(role: str, x: int, y: int) -> bool:
+            # Chromium answers its document until its own hit test has run: asked again until it names the field.
+            found[role] = reader.element_at(x, y, pid, timeout_s=1.0)
+            return getattr(found[role], "role", None) == role
+
+        wait_for(lambda: element("document web", left + width // 2, top + height - 20), "Chromium's web document",
+                 30.0)
+        doc = found["document web"].box
+        wait_for(lambda: element("entry", doc.x + 150, doc.y + 115), "the user field", 10.0)
+        wait_for(lambda: element("password text", doc.x + 150, doc.y + 215), "the password field", 10.0)
+    user, secret = found["entry"], found["password text"]
+    assert (user.name, user.protected) == ("User", False)
+    assert (secret.name, secret.protected) == (None, True)  # its label "Secret" is not recorded
+    assert within(secret.box, (doc.x + 100, doc.y + 200, 200, 30)), secret.box
+    assert "document web" in secret.ancestors and secret.ancestors[-2:] == ["frame", "application"]
 
 
 def test_importing_the_reader_leaves_dbus_fast_for_the_first_lookup() -> None:

@@ -69,6 +69,7 @@ DEFAULT_TIMEOUT_S = 0.15
 NEGATIVE_TTL_S = 2.0  # an application without a tree (or too slow): not asked again for this long
 BUS_RETRY_S = 5.0  # no accessibility bus: not looked for again for this long
 MAX_DEPTH = 32  # hit-test steps from the window down; a deeper tree is a cycle or a broken toolkit
+MAX_CHILDREN_BY_BOX = 64  # checking children's boxes by hand (see _hit_test) costs one call each: not for a list
 
 _REGISTRY = "org.a11y.atspi.Registry"
 _ROOT = "/org/a11y/atspi/accessible/root"
@@ -293,11 +294,14 @@ class ElementReader:
         windows = [tuple(ref) for ref in (await self._call(app, _ACCESSIBLE, "GetChildren"))[0]]
         facts = await asyncio.gather(*(self._window_facts(w) for w in windows))
         return [(app, w, "active" in states) for w, (box, states) in zip(windows, facts)
-                if box is not None and box[0] <= x < box[0] + box[2] and box[1] <= y < box[1] + box[3]
-                and ("showing" in states or not states)]
+                if box is not None and _holds(box, x, y) and ("showing" in states or not states)]
 
     async def _hit_test(self, window: _Ref, x: int, y: int) -> list[_Ref]:
-        """From ``window`` down to the deepest element at (x, y): [window, ..., element]."""
+        """From ``window`` down to the deepest element at (x, y): [window, ..., element].
+
+        Each step asks the toolkit (GetAccessibleAtPoint); where it says "nothing deeper", the element's
+        children's boxes are checked too, since some toolkits answer from a cache that lags (Chromium answers
+        its web document for a field inside it until its own hit test has run)."""
         path = [window]
         while len(path) < MAX_DEPTH:
             try:
@@ -306,42 +310,88 @@ class ElementReader:
             except _CallFailed:  # no Component here: the deepest hit-testable element is the one above
                 break
             if child[1] == _NULL or child in path:
-                break
+                child = await self._child_by_box(path[-1], x, y)
+                if child is None or child in path:
+                    break
             path.append(child)
         return path
 
-    async def _window_facts(self, window: _Ref) -> tuple[tuple[int, int, int, int] | None, list[str]]:
-        extents, states = await asyncio.gather(self._call(window, _COMPONENT, "GetExtents", "u", [_SCREEN]),
-                                               self._call(window, _ACCESSIBLE, "GetState"), return_exceptions=True)
+    async def _child_by_box(self, parent: _Ref, x: int, y: int) -> _Ref | None:
+        """The last showing child of ``parent`` whose box holds (x, y) (later siblings paint over earlier ones)."""
+        try:
+            count = (await self._call(parent, "org.freedesktop.DBus.Properties", "Get", "ss",
+                                      [_ACCESSIBLE, "ChildCount"]))[0].value
+            if not 0 < count <= MAX_CHILDREN_BY_BOX:
+                return None
+            children = [tuple(ref) for ref in (await self._call(parent, _ACCESSIBLE, "GetChildren"))[0]]
+        except _CallFailed:
+            return None
+        facts = await asyncio.gather(*(self._window_facts(child) for child in children))
+        holding = [child for child, (box, states) in zip(children, facts)
+                   if box is not None and "showing" in states and _holds(box, x, y)]
+        return holding[-1] if holding else None
+
+    async def _window_facts(self, ref: _Ref) -> tuple[tuple[int, int, int, int] | None, list[str]]:
+        """Screen box (None without one) and states of a window or any other element."""
+        extents, states = await asyncio.gather(self._call(ref, _COMPONENT, "GetExtents", "u", [_SCREEN]),
+                                               self._call(ref, _ACCESSIBLE, "GetState"), return_exceptions=True)
         box = tuple(extents[0]) if isinstance(extents, list) else None
         return box, (state_names(states[0]) if isinstance(states, list) else [])
 
     async def _describe(self, path: list[_Ref]) -> Element | None:
-        """The last of ``path`` as an Element; the others are its ancestors, application first."""
+        """The last of ``path`` (application, window, ..., element) as an Element with its ancestors' roles."""
         element = path[-1]
-        answers = await asyncio.gather(*(self._call(ref, _ACCESSIBLE, "GetRoleName") for ref in path),
+        answers = await asyncio.gather(self._call(element, _ACCESSIBLE, "GetRoleName"),
                                        self._call(element, _ACCESSIBLE, "GetState"),
                                        self._call(element, _COMPONENT, "GetExtents", "u", [_SCREEN]),
-                                       return_exceptions=True)
-        roles = [a[0] if isinstance(a, list) else "unknown" for a in answers[:len(path)]]
-        role_known = isinstance(answers[len(path) - 1], list)
-        states_answer, extents_answer = answers[len(path):]
-        if isinstance(extents_answer, BaseException):
-            return None  # an element without a box cannot be tied to the click: none rather than a guess
-        states = state_names(states_answer[0]) if isinstance(states_answer, list) else []
-        role = roles[-1]
+                                       self._ancestors(path), return_exceptions=True)
+        role_answer, states_answer, extents_answer, ancestors = answers
+        if isinstance(extents_answer, BaseException) or isinstance(ancestors, BaseException):
+            return None  # gone while being read, or no box to tie to the click: none rather than a guess
+        role = role_answer[0] if isinstance(role_answer, list) else "unknown"
         protected = role in PROTECTED_ROLES
+        # A role that could not be read might be a password field's: its name is not asked for either.
+        wants_name = not protected and isinstance(role_answer, list)
+        more = await asyncio.gather(*(self._call(ref, _ACCESSIBLE, "GetRoleName") for ref in ancestors),
+                                    *([self._call(element, "org.freedesktop.DBus.Properties", "Get", "ss",
+                                                  [_ACCESSIBLE, "Name"])] if wants_name else []),
+                                    return_exceptions=True)
+        roles = [a[0] if isinstance(a, list) else "unknown" for a in more[:len(ancestors)]]
         name = None
-        if not protected and role_known:  # a role that could not be read might be a password field's
-            try:
-                variant = (await self._call(element, "org.freedesktop.DBus.Properties", "Get", "ss",
-                                            [_ACCESSIBLE, "Name"]))[0]
-                name = variant.value or None
-            except _CallFailed:
-                name = None
+        if wants_name and isinstance(more[-1], list):
+            name = more[-1][0].value or None  # "" is AT-SPI's "no name"
         x, y, width, height = extents_answer[0]
-        return Element(role=role, name=name, states=states, box=Box(x, y, width, height),
-                       ancestors=list(reversed(roles[:-1])), protected=protected)
+        states = state_names(states_answer[0]) if isinstance(states_answer, list) else []
+        return Element(role=role, name=name, states=states, box=Box(x, y, width, height), ancestors=roles,
+                       protected=protected)
+
+    async def _ancestors(self, path: list[_Ref]) -> list[_Ref]:
+        """The element's parents, nearest first, up to the application (``path[0]``).
+
+        The hit test's path is not always the parent chain (Chromium answers a field inside its document straight
+        from the window), so each step's Parent is read: all of the path's in one round, then one at a time only
+        through levels the hit test skipped."""
+        known = await asyncio.gather(*(self._parent(ref) for ref in path[1:]))
+        parent_of = dict(zip(path[1:], known))
+        chain: list[_Ref] = []
+        ref = parent_of[path[-1]]
+        while ref is not None and ref[1] != _NULL and ref not in chain and len(chain) < MAX_DEPTH:
+            chain.append(ref)
+            if ref == path[0]:
+                break
+            ref = parent_of[ref] if ref in parent_of else await self._parent(ref)
+        return chain
+
+    async def _parent(self, ref: _Ref) -> _Ref | None:
+        try:
+            return tuple((await self._call(ref, "org.freedesktop.DBus.Properties", "Get", "ss",
+                                           [_ACCESSIBLE, "Parent"]))[0].value)
+        except _CallFailed:
+            return None
+
+
+def _holds(box: tuple[int, int, int, int] | list[int], x: int, y: int) -> bool:
+    return box[0] <= x < box[0] + box[2] and box[1] <= y < box[1] + box[3]
 
 
 def _body(reply: "Message") -> list:
