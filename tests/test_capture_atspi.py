@@ -14,6 +14,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from typing import Iterator
 
@@ -84,6 +85,34 @@ def test_the_shared_function_finds_it_too_and_any_app_when_no_pid_is_known(form:
     assert element is not None and element.name == "Submit"
     anyone = element_at(x, y, None, timeout_s=1.0)
     assert anyone is not None and anyone.name == "Submit"
+
+
+def test_with_no_pid_the_active_window_is_the_one_read(xs: XSession, form: GtkForm, a11y: A11yBus) -> None:  # noqa: F811
+    # A second form 40 px lower: at the first one's Submit button lies the second one's password field.
+    x, y = form.centre("submit")
+    with gtk_form(xs, a11y, "--title", "second form", "--x", "40", "--y", "80") as second, \
+            ElementReader(negative_ttl_s=0.05) as reader:
+        left, top, width, height = second.box("password")
+        assert left <= x < left + width and top <= y < top + height
+        first_element(reader, x, y, second.pid)  # registered
+        roles = []
+        for window in (form.xid, second.xid):
+            xs.activate(window)
+            wait_for(lambda: roles.append(getattr(reader.element_at(x, y, None, timeout_s=1.0), "role", None))
+                     or roles[-1] == ("push button" if window == form.xid else "password text"),
+                     f"the element of the active window {window}")
+        threads_found: list[str | None] = []
+
+        def lookups() -> None:
+            threads_found.extend(getattr(reader.element_at(x, y, form.pid, timeout_s=1.0), "name", None)
+                                 for _ in range(10))
+
+        workers = [threading.Thread(target=lookups) for _ in range(4)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    assert threads_found == ["Submit"] * 40  # one reader, four threads at once: each gets its own answer
 
 
 def test_a_password_field_is_protected_and_its_name_not_recorded(form: GtkForm) -> None:

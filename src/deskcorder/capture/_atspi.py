@@ -68,6 +68,7 @@ __all__ = ["ElementReader", "element_at", "warm_up", "STATE_NAMES", "PROTECTED_R
 DEFAULT_TIMEOUT_S = 0.15
 NEGATIVE_TTL_S = 2.0  # an application without a tree (or too slow): not asked again for this long
 BUS_RETRY_S = 5.0  # no accessibility bus: not looked for again for this long
+APPS_TTL_S = 10.0  # a process's applications are listed again after this long (it may have registered another)
 MAX_DEPTH = 32  # hit-test steps from the window down; a deeper tree is a cycle or a broken toolkit
 MAX_CHILDREN_BY_BOX = 64  # checking children's boxes by hand (see _hit_test) costs one call each: not for a list
 
@@ -126,7 +127,7 @@ class ElementReader:
         self._bus: MessageBus | None = None
         self._connecting: asyncio.Task | None = None
         self._pid_of: dict[str, int] = {}  # bus name -> process id
-        self._apps_of: dict[int | None, list[_Ref]] = {}  # process id -> its applications' roots
+        self._apps_of: dict[int | None, tuple[float, list[_Ref]]] = {}  # pid -> (listed at, its applications)
 
     # -- public ------------------------------------------------------------------------------
     def element_at(self, x: int, y: int, pid: int | None, timeout_s: float = DEFAULT_TIMEOUT_S) -> Element | None:
@@ -273,8 +274,9 @@ class ElementReader:
 
     async def _applications(self, pid: int | None) -> list[_Ref]:
         """The registered applications' roots whose connection belongs to ``pid`` (all of them for None)."""
-        if pid in self._apps_of:
-            return self._apps_of[pid]
+        listed_at, apps = self._apps_of.get(pid, (0.0, []))
+        if apps and time.monotonic() - listed_at < APPS_TTL_S:
+            return apps
         listed = [tuple(ref) for ref in (await self._call((_REGISTRY, _ROOT), _ACCESSIBLE, "GetChildren"))[0]]
         names = {name for name, _ in listed}
         self._pid_of = {name: p for name, p in self._pid_of.items() if name in names}  # gone apps' names go too
@@ -286,7 +288,7 @@ class ElementReader:
             self._pid_of[name] = answer[0] if isinstance(answer, list) else -1
         apps = [ref for ref in listed if pid is None or self._pid_of.get(ref[0]) == pid]
         if apps and pid is not None:  # "all applications" changes with every start: not cached
-            self._apps_of[pid] = apps
+            self._apps_of[pid] = (time.monotonic(), apps)
         return apps
 
     async def _windows_under(self, app: _Ref, x: int, y: int) -> list[tuple[_Ref, _Ref, bool]]:
