@@ -41,8 +41,8 @@ import logging
 from collections import defaultdict
 from typing import Any, Iterable
 
-import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import Connection, Engine, and_, bindparam, case, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -62,7 +62,6 @@ log = logging.getLogger("deskcorder.store")
 BEFORE_ANY_WINDOW = "(before any window)"
 BACKFILL_SETTING = "activity_aggregates"  # store_settings: "pending" (migration 0009) until backfilled
 _HOUR_NS = 3600 * 1_000_000_000
-_COLUMNS = ["session_id", "seq", "t_wall_ns", "kind", "app_class", "app_process"]
 
 _PREVIOUS = (select(func.coalesce(activity_parts.c.last_focus_app, activity_parts.c.lead_app))
              .where(activity_parts.c.session_id == bindparam("s"), activity_parts.c.first_seq < bindparam("first"))
@@ -91,17 +90,36 @@ class ActivityTotals:
 
 # -- at ingest ------------------------------------------------------------------------------------
 
-def _part_counts(events: pa.Table) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """One date file's events -> (counts per session, hour, app, lead, kind; per session: first seq, last app)."""
-    df = pl.from_arrow(events.select(_COLUMNS)).sort(["session_id", "seq"])  # type: ignore[union-attr]
-    df = df.with_columns(pl.coalesce("app_class", "app_process").alias("named")).with_columns(
-        pl.col("named").forward_fill().over("session_id").alias("app"),
-        (pl.col("t_wall_ns") // _HOUR_NS).alias("hour"))
-    counts = (df.with_columns(pl.col("app").is_null().alias("lead"))
-              .group_by(["session_id", "hour", "app", "lead", "kind"]).len())
-    sessions = df.group_by("session_id").agg(pl.col("seq").min().alias("first_seq"),
-                                            pl.col("named").drop_nulls().last().alias("last_focus_app"))
-    return counts, sessions
+def _part_counts(events: pa.Table) -> tuple[list[dict[str, Any]], list[tuple[str, int, str | None]]]:
+    """One date file's events -> (counts per session, hour, app, kind: app None for the lead; per session: its
+    first seq and its last app named). pyarrow, not polars: a third of the time on batches of ~100 events."""
+    sessions = events.column("session_id")
+    ids = pc.unique(sessions)
+    seq = events.column("seq")
+    in_order = len(seq) < 2 or pc.all(pc.greater(seq.slice(1), seq.slice(0, len(seq) - 1))).as_py()
+    if len(ids) > 1 or not in_order:  # split_by_date sorted them so; a cheap guard for other callers
+        events = events.sort_by([("session_id", "ascending"), ("seq", "ascending")])
+        sessions, seq = events.column("session_id"), events.column("seq")
+    named = pc.coalesce(events.column("app_class"), events.column("app_process"))
+    filled, firsts, start = [], [], 0
+    for sid, n in zip(*_runs(sessions, len(ids))):  # each session's events are one run, in seq order
+        piece = named.slice(start, n)
+        filled.extend(pc.fill_null_forward(piece).chunks)
+        valid = piece.drop_null()
+        firsts.append((sid, seq[start].as_py(), valid[-1].as_py() if len(valid) else None))
+        start += n
+    table = pa.table({"session_id": sessions, "hour": pc.divide(events.column("t_wall_ns"), _HOUR_NS),
+                      "app": pa.chunked_array(filled, named.type), "kind": events.column("kind")})
+    return table.group_by(["session_id", "hour", "app", "kind"]).aggregate([([], "count_all")]).to_pylist(), firsts
+
+
+def _runs(sessions: pa.ChunkedArray, n_sessions: int) -> tuple[list[str], list[int]]:
+    """The sessions of sorted events and how many events each has."""
+    if n_sessions == 1:
+        return [sessions[0].as_py()], [len(sessions)]
+    values = pc.run_end_encode(sessions.combine_chunks())
+    ends = values.run_ends.to_pylist()
+    return values.values.to_pylist(), [e - b for b, e in zip([0, *ends], ends)]
 
 
 def record_activity(conn: Connection, batch_id: str, parts: list[FilePart]) -> None:
@@ -113,17 +131,17 @@ def record_activity(conn: Connection, batch_id: str, parts: list[FilePart]) -> N
         counts, sessions = _part_counts(part.events)
         day = int(part.events.column("t_wall_ns")[0].as_py() // (24 * _HOUR_NS))
         lead_app: dict[str, str] = {}
-        for s in sessions.iter_rows(named=True):
-            sid, first = s["session_id"], s["first_seq"]
+        for sid, first, last_focus_app in sessions:
             lead_app[sid] = conn.execute(_PREVIOUS, {"s": sid, "first": first}).scalar() or BEFORE_ANY_WINDOW
             if conn.execute(_LATER, {"s": sid, "first": first}).first() is not None:
                 unsettled.add(sid)
             part_rows.append({"batch_id": batch_id, "session_id": sid, "day": day, "first_seq": first,
-                              "lead_app": lead_app[sid], "last_focus_app": s["last_focus_app"]})
-        for c in counts.iter_rows(named=True):
+                              "lead_app": lead_app[sid], "last_focus_app": last_focus_app})
+        for c in counts:
+            lead = c["app"] is None
             count_rows.append({"batch_id": batch_id, "session_id": c["session_id"], "hour": c["hour"],
-                               "app": lead_app[c["session_id"]] if c["lead"] else c["app"], "kind": c["kind"],
-                               "lead": c["lead"], "n_events": c["len"]})
+                               "app": lead_app[c["session_id"]] if lead else c["app"], "kind": c["kind"],
+                               "lead": lead, "n_events": c["count_all"]})
         if part_rows:
             conn.execute(activity_parts.insert(), part_rows)
             conn.execute(activity_counts.insert(), count_rows)
