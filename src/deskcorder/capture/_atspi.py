@@ -20,19 +20,27 @@ How an answer is found (facts from the AT-SPI D-Bus spec, at-spi2-core's xml/):
    whose screen extents hold the point, the active one first;
 4. the element: ``Component.GetAccessibleAtPoint`` (screen coordinates) from
    the window down, until it answers the null reference
-   (``/org/a11y/atspi/null``), which gives the deepest element and, on the
-   way, its ancestors (the hit test goes from parent to child);
+   (``/org/a11y/atspi/null``); there the children's own boxes are checked
+   too, for toolkits whose answer lags (Chromium);
 5. its role (``GetRoleName``), states (``GetState``: two 32-bit words, bit n
-   is state n of AtspiStateType), screen box (``GetExtents``), and only for an
-   element that is not protected, its ``Name``.
+   is state n of AtspiStateType), screen box (``GetExtents``), its ancestors'
+   roles along the ``Parent`` chain up to the application (not the hit-test
+   path, which may skip levels), and only for an element that is not
+   protected, its ``Name``.
+
+Some toolkits build their tree only for assistive technology: GTK 3 always
+does; Chromium (and so Electron) did in our tests with
+``ACCESSIBILITY_ENABLED=1`` in its environment and not without; Qt documents
+``QT_LINUX_ACCESSIBILITY_ALWAYS_ON=1``. This module never switches
+accessibility on for the desk: an app without a tree simply gives no element.
 
 A protected element, a password field (role "password text"; AT-SPI has no
 separate "protected" state), is returned with ``protected=True`` and no name:
 the name is not even asked for.
 
-Why dbus-fast rather than Debian's python3-gi with Atspi: it is pure Python
-(optional Cython speed-ups) and installs from PyPI into our virtual
-environment, where python3-gi would need the system site-packages (and GLib's
+Why dbus-fast rather than Debian's python3-gi with Atspi: it installs from
+PyPI into our virtual environment (pure Python, with optional compiled
+speed-ups), where python3-gi would need the system site-packages (and GLib's
 main loop in the agent); it is maintained (the Home Assistant Bluetooth stack
 runs on it) and its message parsing is fast. Plain method calls are sent
 without introspection: the few signatures needed are in the spec.
