@@ -49,6 +49,7 @@ from ..store import EventStore, StoreError
 from ._basic_auth import admin_account
 from ._device_auth import DEVICE_BURST, DEVICE_RATE_PER_S, RateLimiter, SharedRateLimiter, authenticate_request
 from ._ingest import MAX_BODY_BYTES, MAX_INFLIGHT, BatchIntake, buffer_answers
+from ._observations_api import observations_router
 from ._openapi import BATCH_BODY, SECURITY, BatchStored, DeviceRow, Health, SessionRow, install_openapi, problems
 from ._people_api import AgentCadence, people_router
 from ._portal import mount_portal
@@ -87,6 +88,7 @@ def create_app(store: EventStore, *, max_body_bytes: int = MAX_BODY_BYTES,
     app.state.recording_stops_within = cadence.stops_within()
     install_handlers(app)
     app.include_router(people_router(store, cadence, notifier=notifier))
+    app.include_router(observations_router(store, rate_per_s=device_rate_per_s, burst=device_burst))  # _observations_api
     mount_portal(app, store)  # the transparency portal and admin console: /login, /me, /admin
     # Body limits, decoding and storing: _ingest.py.
     intake = BatchIntake(store, max_body_bytes=max_body_bytes, max_inflight=max_inflight, publisher=publisher)

@@ -95,6 +95,7 @@ from ._records import (
     WriteResult,
 )
 from ._events._sealed import seal
+from ._observations._api import ObservationMethods  # write_observations, read_observations, read_frame
 from ._db._settings import resolve_events_url
 from ._db._aggregates import ActivityTotals, activity_totals, backfill_activity, record_activity
 from ._db import _status_changes
@@ -106,7 +107,7 @@ _LOCK_STRIPES = 64
 CONTROL_DB = "control.db"
 
 
-class EventStore:
+class EventStore(ObservationMethods):
     """Stores validated batches durably and encrypted, reads events back for named purposes, and
     keeps the people, consent, policy and audit records that decide what may be stored and read.
 

@@ -26,8 +26,8 @@ be the login's own, else 404. Accounts are created with ``deskcorder portal
 add-admin LOGIN`` and ``deskcorder portal set-password HANDLE``.
 
 Modules: ``_auth.py`` (login, cookie, CSRF, who may open what), ``_employee.py``
-(``/me``), ``_admin.py`` (``/admin``), ``_views.py`` (what pages compute from
-events and records), ``_timeline.py`` (an employee's day or week, a session's
+(``/me``), ``_frames.py`` (their frames), ``_admin.py`` (``/admin``), ``_views.py``
+(what pages compute from events and records), ``_timeline.py`` (an employee's day or week, a session's
 pages), ``_pages.py`` (templates, headers, error pages).
 """
 
@@ -40,6 +40,7 @@ from ...store import EventStore
 from ._admin import admin_router
 from ._auth import COOKIE, PORTAL_KEY_ENV, Auth, load_key
 from ._employee import employee_router
+from ._frames import frames_router
 from ._pages import STATIC_FILES, PageMissing, install_portal_handlers
 from ._views import K_ANONYMITY
 
@@ -52,6 +53,7 @@ def mount_portal(app: FastAPI, store: EventStore) -> None:
     install_portal_handlers(app)
     app.include_router(auth.router())
     app.include_router(employee_router(store, auth))
+    app.include_router(frames_router(store, auth))  # an employee's own frames (_frames.py)
     app.include_router(admin_router(store, auth))
 
     @app.get("/portal/static/{name}", include_in_schema=False)

@@ -26,7 +26,7 @@ from starlette.background import BackgroundTask
 from ...policy import consent_lines
 from ...store import Conflict, EventStore, InvalidInput, NotFound, StoreError
 from .._problems import store_problem
-from . import _timeline, _views
+from . import _frames, _timeline, _views
 from ._auth import COOKIE, Auth, Posted, Viewer
 from ._pages import PageMissing, redirect, render, wants_html
 
@@ -127,6 +127,7 @@ def employee_router(store: EventStore, auth: Auth) -> APIRouter:
                                   f"/me/sessions.")
             events = store.read_events(actor=viewer.actor, purpose=PURPOSE, employee=viewer.handle,
                                        session_id=session_id)
+            frames, n_frames = _frames.session_frames(store, viewer, session_id)  # thumbnails (observations)
             # What `deskcorder dataset build` replaces besides the detectors' finds (build_from_store).
             known = [d.hostname for d in store.devices()] + [e.handle for e in store.employees()]
         except StoreError as exc:
@@ -139,7 +140,7 @@ def employee_router(store: EventStore, auth: Auth) -> APIRouter:
         return render(request, "me_session.html", viewer=viewer, info=owned[session_id], runs=shown.runs,
                       windows=shown.windows, page=shown, n_events=events.num_rows,
                       typed_replaced=_views.replaced_in_words(typed),
-                      titles_replaced=_views.replaced_in_words(titles))
+                      titles_replaced=_views.replaced_in_words(titles), frames=frames, n_frames=n_frames)
 
     @router.get("/me/timeline")
     def timeline(request: Request, day: dt.date | None = Query(None, description="a UTC day, YYYY-MM-DD"),

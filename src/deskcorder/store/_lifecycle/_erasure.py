@@ -9,8 +9,8 @@ again after a crash finishes the job):
    neither stores nor reads anything of theirs. The SQLite WAL is then
    checkpointed and truncated and ``secure_delete`` has zeroed the old row, so
    the wrapped key is gone from the disk files too.
-2. Their event files are deleted: every file the manifest lists for their
-   devices, and every other file in their device folders (crash leftovers),
+2. Their event and observation files are deleted: every file the manifests list
+   for their devices, and every other file in their device folders (crash leftovers),
    on local disk or in the object store (``_events/_backends.py``).
 3. One transaction deletes their manifest rows, sessions, devices (their
    credentials, enrolment tokens and rate-limit buckets go with them, ON DELETE
@@ -40,6 +40,7 @@ from .._db._engine import truncate_wal
 from .._errors import NotFound, StoreError
 from .._events._backends import EventFiles
 from .._events._layout import EVENTS_DIR
+from .._observations import _lifecycle as _observations
 from .._people._login_throttle import clear_failures
 from .._people._employees import get_employee
 from .._records import ErasureReport
@@ -87,6 +88,7 @@ def _erase(engine: Engine, files: EventFiles, handle: str, actor: str, reason: s
         device_ids = list(conn.execute(select(devices.c.device_id).where(devices.c.employee_id == employee_id))
                           .scalars())
         listed = [p for paths in (manifest_files(conn, device_ids) if device_ids else {}).values() for p in paths]
+        listed += _observations.erasure_paths(conn, files, device_ids)  # their frames and UI elements
     # Their folders, one per date: whatever else is in them (a batch that crashed before its manifest
     # commit) goes too, and so do the folders, even ones emptied earlier by retention or a crash.
     folders = [f"{EVENTS_DIR}/date={date.isoformat()}/device={d}" for date in files.partition_dates()
@@ -95,6 +97,7 @@ def _erase(engine: Engine, files: EventFiles, handle: str, actor: str, reason: s
     files_deleted = files.delete(sorted(set(listed) | set(leftovers)))
     for folder in folders:
         files.prune(folder)
+    _observations.prune_device_folders(files, device_ids)
 
     with engine.begin() as conn:
         _audit.lock_chain(conn)
@@ -102,6 +105,7 @@ def _erase(engine: Engine, files: EventFiles, handle: str, actor: str, reason: s
         conn.execute(delete(file_sessions).where(file_sessions.c.batch_id.in_(owned_batches)))
         n_batches = conn.execute(delete(batches).where(batches.c.device_id.in_(device_ids))).rowcount
         n_sessions = conn.execute(delete(sessions).where(sessions.c.device_id.in_(device_ids))).rowcount
+        _observations.erase_rows(conn, device_ids)
         n_devices = conn.execute(delete(devices).where(devices.c.employee_id == employee_id)).rowcount
         n_consents = conn.execute(delete(consents).where(consents.c.employee_id == employee_id)).rowcount
         conn.execute(delete(employee_keys).where(employee_keys.c.employee_id == employee_id))

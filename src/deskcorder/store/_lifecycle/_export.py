@@ -42,13 +42,15 @@ from .._events._backends import EventFiles
 from .._events._keys import KeyWrapper
 from .._people._employees import get_employee, list_devices
 from .._events._reader import load_events, select_files
+from .._observations._lifecycle import export_observations
+from .._observations._read import load_observations, select_observation_files
 from .._db._tables import device_credentials, policies, portal_accounts, recording_pauses, sessions
 
 __all__ = ["export_employee", "ARCHIVE_FILES"]
 
 # Every file an archive holds (policies/vN.toml besides); the README describes each.
 ARCHIVE_FILES = ("README.txt", "employee.json", "devices.json", "consents.json", "sessions.json", "events.jsonl",
-                 "events.csv", "events.parquet", "policy.toml", "audit.jsonl")
+                 "events.csv", "events.parquet", "observations.jsonl", "policy.toml", "audit.jsonl")
 
 _README = """\
 Your data recorded by deskcorder
@@ -80,6 +82,13 @@ events.jsonl     Every stored event, one JSON object per line, oldest session
 events.csv       The same events as a table, one row each, for a spreadsheet.
 events.parquet   The same events in Apache Parquet, with the columns exactly
                  as deskcorder stores them (for pandas, polars, DuckDB, ...).
+observations.jsonl  What was in front of you at your actions, when the policy
+                 recorded it (observe = elements or frames): one JSON object
+                 per action with the screen and window geometry, the control
+                 clicked (kind, label, box) and, for a frame, its file in
+                 frames/ (a picture of the focused window only). {n_observations}
+                 observations, {n_frames} frames.
+frames/          Those pictures, as stored (WebP or PNG).
 policy.toml      The recording policy in force now: which applications may be
                  recorded, when, and how long data is kept (retention_days).
 policies/        Each policy version you consented to, as you were shown it.
@@ -130,12 +139,16 @@ def _export(engine: Engine, event_files: EventFiles, wrapper: KeyWrapper, handle
         agreed_texts = {r.version: r.body for r in conn.execute(
             select(policies.c.version, policies.c.body).where(policies.c.version.in_(agreed)))} if agreed else {}
         selection = select_files(conn, employee_id=employee.employee_id)
+        observed = select_observation_files(conn, employee_id=employee.employee_id)
     # Decrypt before auditing: a wrong master key fails here, and nothing claims an export happened.
     events = load_events(event_files, wrapper, selection)
+    observations = load_observations(event_files, wrapper, observed)
     target = _audit.employee_target(employee.employee_id)
     with engine.begin() as conn:
         _audit.append(conn, actor=actor, action="employee.export", target=target, reason=reason,
-                      details={"n_events": events.num_rows, "devices": len(files["devices.json"]),
+                      details={"n_events": events.num_rows, "n_observations": len(observations),
+                               "n_frames": sum(o.frame is not None for o in observations),
+                               "devices": len(files["devices.json"]),
                                "sessions": len(files["sessions.json"])})
     with engine.connect() as conn:
         audit = _audit.entries(conn, about_employee=employee.employee_id)
@@ -146,7 +159,7 @@ def _export(engine: Engine, event_files: EventFiles, wrapper: KeyWrapper, handle
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as raw:
             with zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as zf:
-                _write_archive(zf, files, events, policy.text, agreed_texts, audit)
+                _write_archive(zf, files, events, policy.text, agreed_texts, audit, observations)
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(tmp, out)
@@ -193,9 +206,12 @@ def _records(conn: Connection, employee: Any) -> dict[str, Any]:
 
 
 def _write_archive(zf: zipfile.ZipFile, files: dict[str, Any], events: pa.Table, policy_text: str,
-                   agreed_texts: dict[int, str], audit: list[_audit.AuditEntry]) -> None:
+                   agreed_texts: dict[int, str], audit: list[_audit.AuditEntry], observations: list[Any]) -> None:
     zf.writestr("README.txt", _README.format(exported_at=dt.datetime.now(dt.timezone.utc).isoformat(),
-                                             n_events=events.num_rows, version=__version__))
+                                             n_events=events.num_rows, version=__version__,
+                                             n_observations=len(observations),
+                                             n_frames=sum(o.frame is not None for o in observations)))
+    export_observations(zf, observations)
     for name, value in files.items():
         zf.writestr(name, json.dumps(value, indent=2, ensure_ascii=False) + "\n")
     with zf.open("events.jsonl", "w") as fh:

@@ -24,6 +24,9 @@ and "older than retention_days" never would). The collector refuses such
 batches now; this removes what an older version stored. Every date folder
 there is, from 1970 to 2262, is looked at, and every date in the manifest.
 
+Observation files (``observations/date=D``, ``_observations/_lifecycle.py``) go by the same dates,
+with a ``retention.delete`` entry per partition of their own (``events`` 0 in what is returned).
+
 No policy (version 0) means nothing was ever allowed to be recorded, so nothing is deleted.
 """
 
@@ -41,6 +44,7 @@ from .._people._consent import current_policy
 from .._errors import StoreError
 from .._events._backends import EventFiles
 from .._events._layout import EVENTS_DIR
+from .._observations import _lifecycle as _observations
 from .._records import RetentionDeletion
 from .._db._aggregates import forget_activity
 from .._db._tables import batches, devices, file_sessions, sessions
@@ -110,6 +114,13 @@ def _apply(engine: Engine, files: EventFiles, now: dt.datetime, actor: str, dry_
                                                   **({"ahead_of_clock": True} if date > ahead else {})})
         files.delete(sorted(paths | orphans))
         out.append(RetentionDeletion(date, len(paths) + len(orphans), events, sorted(touched)))
+    # Observation partitions (observations/date=D) by the same dates, each with its own audit entry.
+    expired_observations = _observations.expire_partitions(
+        engine, files, before=limit, after=ahead, actor=actor, dry_run=dry_run,
+        reason_old=f"older than retention_days={days} of policy version {policy.version}",
+        reason_ahead=f"dated after {ahead.isoformat()}: stamped ahead of the collector's clock, outside any consent",
+        details={"retention_days": days, "policy_version": policy.version, "as_of": _audit.iso_utc(now)})
+    out += [RetentionDeletion(date, n_files, 0, sessions) for date, n_files, _, sessions in expired_observations]
     return out
 
 

@@ -20,6 +20,7 @@ the deleted events unrecoverable wherever copies went, as in erasure (``_erasure
    than an hour (a crashed run's), the SQLite WAL is truncated (``secure_delete`` zeroed the old
    key's row) and PostgreSQL's small tables are vacuumed.
 
+Observation files (frames, UI elements) go through the same three steps (``_observations/_lifecycle.py``).
 Batch rows stay (with fewer files and events, as after retention), so an agent retrying a deleted
 batch from its spool is answered as a duplicate instead of storing it again. A day is a UTC date,
 the store's partition. The cost is a rewrite of all of the employee's files, which retention bounds.
@@ -46,6 +47,7 @@ from .._events._keys import KeyWrapper, new_data_key, new_key_id
 from .._events._layout import EVENTS_DIR, parquet_bytes
 from .._events._reader import read_file
 from .._events._sealed import seal
+from .._observations import _lifecycle as _observations
 from .._people import _audit
 from .._people._employees import DataKey, get_employee, unwrap_key
 from .._records import DeletionReport
@@ -136,12 +138,17 @@ def _delete(engine: Engine, files: EventFiles, wrapper: KeyWrapper, handle: str,
     new_key, new_id = new_data_key(), new_key_id()
     old_key = unwrap_key(wrapper, old)
     renamed: dict[str, str] = {}  # old path -> new path, for every file that keeps events
+    observed = _observations.ObservationRewrite([], {}, [], 0, 0)  # the same for observation files
     try:
         for batch in owned:
             for path in batch.files:
                 kept = _rewrite(files, path, old_key, old.key_id, new_key, new_id, target)
                 if kept is not None:
                     renamed[path] = kept
+        with engine.connect() as conn:
+            observed = _observations.rewrite_for_deletion(
+                conn, files, wrapper, old, device_ids, new_key, new_id, session_id=target.session_id,
+                day=None if target.day is None else target.day.isoformat())
         with engine.begin() as conn:
             _audit.lock_chain(conn)  # an UPDATE: on SQLite the write lock, held to the commit
             if conn.dialect.name == "postgresql":
@@ -159,16 +166,22 @@ def _delete(engine: Engine, files: EventFiles, wrapper: KeyWrapper, handle: str,
                 raise _Changed()
             doomed = _doomed_rows(conn, device_ids, target)
             counts = _unlist(conn, owned, renamed, doomed, target)
+            if not _observations.unlist_deleted(conn, observed, device_ids, new_id):
+                raise _Changed()  # observations were stored since they were rewritten
+            counts |= {"observations": observed.observations, "frames": observed.frames}
             forget_activity(conn, day=target.day, session_id=target.session_id, device_ids=device_ids)
             _audit.append(conn, actor=actor, action="events.delete",
                           target=_audit.employee_target(employee.employee_id), reason=reason,
                           details={target.what: target.name, **counts, "key_replaced": True})
     except BaseException:
-        files.delete(sorted(renamed.values()))  # under a key that was never stored: unreadable anyway
+        # Under a key that was never stored: unreadable anyway.
+        files.delete(sorted(renamed.values()) + sorted(observed.renamed.values()))
         raise
 
     old_files = sorted({p for b in owned for p in b.files})
-    files_deleted = files.delete(old_files + _leftovers(files, device_ids, set(renamed.values())))
+    files_deleted = files.delete(old_files + _leftovers(files, device_ids, set(renamed.values()))
+                                 + observed.old_paths
+                                 + _observations.leftover_paths(files, device_ids, set(observed.renamed.values())))
     vacuum_full(engine, _VACUUMED)
     return DeletionReport(employee.employee_id, target.what, target.name, counts["events"], counts["sessions"],
                           counts["files_dropped"], counts["files_rewritten"], files_deleted, truncate_wal(engine))
