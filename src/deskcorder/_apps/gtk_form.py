@@ -1,8 +1,9 @@
 """An accessible GTK 3 form for the tests and the demo: a button, a text entry, a password entry, a label.
 
-Runs under Debian's /usr/bin/python3 with python3-gi and gir1.2-gtk-3.0
-(``/usr/bin/python3 -m`` is not needed: run the file itself), never under the
-project's virtual environment, so it imports nothing from deskcorder. GTK 3
+Runs under Debian's /usr/bin/python3 with python3-gi and gir1.2-gtk-3.0, as
+``/usr/bin/python3 <deskcorder._apps.GTK_FORM>``, never under the project's
+virtual environment (which has no PyGObject), so it imports nothing from
+deskcorder. GTK 3
 exposes its widgets over AT-SPI (atk-bridge) when a session D-Bus with
 at-spi2-core is there and ``NO_AT_BRIDGE`` is unset.
 
