@@ -5,11 +5,12 @@ Alice is recorded on two UTC days of one week: on the first a session typing KEE
 session typing GONEMARKER and a long session of 77 rows (two pages). On a 375 px phone she walks her
 timeline (a day, the next, back, the week), opens the long session's page 2, deletes the GONEMARKER session
 from her sessions list and is told how many events went; it is gone from the list and the timeline while
-the other two stay. Then no file under the data dir holds GONEMARKER (every byte read raw, and every event
-file decrypted, where KEEPMARKER still is), and a dataset built afterwards (``build_from_store``) holds
-KEEPMARKER and not GONEMARKER. An admin reads the deletion's audit entry in its fold and opens that
-build's card rendered as HTML. Every page visited is no wider than the phone's window, the charts' labels
-are readable and apart; the same pages are then seen at 1280 px. Screenshots: test-artifacts/portal-flows/.
+the other two stay; she then names her time zone and the day follows it. No file under the data dir holds
+GONEMARKER (every byte read raw, and every event file decrypted, where KEEPMARKER still is), and a dataset
+built afterwards (``build_from_store``) holds KEEPMARKER and not GONEMARKER. An admin reads the deletion's
+audit entry in its fold and opens that build's card rendered as HTML. Every page visited is no wider than
+the phone's window, the charts' labels are readable and apart; the same pages are then seen at 1280 px.
+Screenshots: test-artifacts/portal-flows/.
 """
 
 from __future__ import annotations
@@ -139,6 +140,14 @@ def test_an_employee_walks_her_days_opens_page_2_and_deletes_one_session(browser
         page.goto(f"{url}/me/timeline?day={second}")
         assert page.locator("#span-sessions li").count() == 1 and "Browser" not in page.inner_text("#app-time")
         looked_at(page, portal, "alice", "timeline-day-2-after-deletion")
+        page.fill("#tz", "Asia/Tokyo")  # her own time zone, named on the page (it runs no script to ask)
+        page.click("nav.timeline-nav button[type=submit]")
+        page.wait_for_url("**tz=Asia%2FTokyo")
+        assert "(Asia/Tokyo)" in page.inner_text("h1")
+        page.click("#next")  # 16:00 UTC is 01:00 the next day in Tokyo; the link keeps the zone
+        page.wait_for_url(f"**day={second + dt.timedelta(days=1)}&tz=Asia/Tokyo")
+        assert "01:00:00 JST" in page.inner_text("#span-sessions")
+        looked_at(page, portal, "alice", "timeline-in-tokyo")
     finally:
         context.close()
 

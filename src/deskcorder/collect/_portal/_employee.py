@@ -17,7 +17,7 @@ import datetime as dt
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, Response
@@ -143,29 +143,17 @@ def employee_router(store: EventStore, auth: Auth) -> APIRouter:
                       titles_replaced=_views.replaced_in_words(titles), frames=frames, n_frames=n_frames)
 
     @router.get("/me/timeline")
-    def timeline(request: Request, day: dt.date | None = Query(None, description="a UTC day, YYYY-MM-DD"),
-                 view: Literal["day", "week"] = "day", viewer: Viewer = Depends(auth.employee)) -> Response:
-        """One UTC day (or the week holding it) of one's own activity; by default the last day recorded."""
+    def timeline(request: Request, day: dt.date | None = Query(None, description="a day, YYYY-MM-DD"),
+                 view: Literal["day", "week"] = "day",
+                 tz: Annotated[_timeline.Zone, Query(max_length=64, description="an IANA zone: Europe/Berlin")] = "UTC",
+                 viewer: Viewer = Depends(auth.employee)) -> Response:
+        """One day (or the week holding it) of one's own activity in ``tz``; by default the last day recorded."""
         try:
             own = store.sessions(employee=viewer.handle)
             events = store.read_events(actor=viewer.actor, purpose=PURPOSE, employee=viewer.handle)
         except StoreError as exc:
             raise store_problem(exc) from exc
-        if day is None:
-            last = max((s.last_t_wall_ns for s in own), default=None)
-            day = (dt.datetime.fromtimestamp(last / 1e9, dt.timezone.utc) if last is not None
-                   else dt.datetime.now(dt.timezone.utc)).date()
-        first, days = (_timeline.week_of(day), 7) if view == "week" else (day, 1)
-        step = dt.timedelta(days=days)
-        start = _timeline.day_start_ns(first)
-        end = _timeline.day_start_ns(first + step)
-        in_span = [s for s in sorted(own, key=lambda s: s.first_t_wall_ns)
-                   if s.first_t_wall_ns < end and s.last_t_wall_ns >= start]
-        recorded = sorted({dt.datetime.fromtimestamp(s.first_t_wall_ns / 1e9, dt.timezone.utc).date() for s in own})
-        return render(request, "me_timeline.html", viewer=viewer, view=view, day=day, first=first,
-                      last=first + step - dt.timedelta(days=1), previous=first - step, next=first + step,
-                      activity=_timeline.activity(events, first, days), sessions=in_span,
-                      recorded=recorded)
+        return render(request, "me_timeline.html", viewer=viewer, **_timeline.timeline(own, events, day, view, tz))
 
     @router.post("/me/export")
     def export(posted: Posted = Depends(auth.employee_post)) -> Response:

@@ -1,4 +1,5 @@
-"""An employee's own activity for one UTC day or one week, and a session's rows one page at a time.
+"""An employee's own activity for one day or one week in their time zone, and a session's rows one page at
+a time.
 
 Pure functions over the person's own events (no HTTP, no store):
 
@@ -6,7 +7,10 @@ Pure functions over the person's own events (no HTTP, no store):
   (per-app time, from the focus events, each focus lasting until the next one
   or the session's last event, clipped to the span) and the actions counted
   per bucket (per hour for a day, per day for a week), with the chart drawn
-  (``_views.bars_svg``, the portal's one bar chart).
+  (``_views.bars_svg``, the portal's one bar chart); ``timeline`` is the whole
+  page's content. Days and hours are those of a time zone (``?tz=``, an IANA
+  name, UTC by default): the pages run no script, so the browser cannot say
+  which zone it is in; the person picks it on the page and the links keep it.
 * ``paginate``: a session's window changes and typed runs merged in time
   order and cut into pages, so a long session is not one page of thousands of
   pixels; each page keeps both tables, with the rows of its stretch of time.
@@ -16,15 +20,21 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from typing import Any
+import functools
+import urllib.parse
+import zoneinfo
+from typing import Annotated, Any, Sequence
 
 import polars as pl
 import pyarrow as pa
 from markupsafe import Markup
+from pydantic import AfterValidator
 
+from ...store import SessionInfo
 from ._views import _app_label, _frame, bars_svg
 
-__all__ = ["ACTION_KINDS", "PAGE_SIZE", "Activity", "activity", "day_start_ns", "week_of", "Page", "paginate"]
+__all__ = ["ACTION_KINDS", "PAGE_SIZE", "UTC", "Activity", "activity", "check_zone", "day_start_ns", "local_day",
+           "timeline", "week_of", "Zone", "Page", "paginate"]
 
 _NS = 1_000_000_000
 _HOUR_NS = 3_600 * _NS
@@ -34,8 +44,36 @@ ACTION_KINDS = ("key_down", "button_down", "scroll")
 PAGE_SIZE = 50  # rows (window changes and typed runs together) per session page
 
 
-def day_start_ns(day: dt.date) -> int:
-    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc).timestamp()) * _NS
+UTC = zoneinfo.ZoneInfo("UTC")
+
+
+@functools.cache
+def _zone_names() -> frozenset[str]:
+    # "localtime" is whatever zone the server is in: not a place a person can name.
+    return frozenset((zoneinfo.available_timezones() | {"UTC"}) - {"localtime"})
+
+
+def check_zone(name: str) -> str:
+    """``name`` if it is an IANA time zone this machine knows (a fixed list: no path from a URL reaches the
+    disk), else ValueError saying what to send."""
+    if name not in _zone_names():
+        raise ValueError(f"unknown time zone {name[:64]!r}: send an IANA name such as Europe/Berlin, "
+                         f"America/New_York or UTC")
+    return name
+
+
+# A query field's type: a time zone's name, refused with 422 naming the field when unknown.
+Zone = Annotated[str, AfterValidator(check_zone)]
+
+
+def day_start_ns(day: dt.date, tz: dt.tzinfo = UTC) -> int:
+    """The first instant of ``day`` in ``tz`` (its midnight, or the first hour after it where a DST change
+    skips midnight)."""
+    return int(dt.datetime.combine(day, dt.time(), tz).timestamp()) * _NS
+
+
+def local_day(t_ns: int, tz: dt.tzinfo = UTC) -> dt.date:
+    return dt.datetime.fromtimestamp(t_ns / _NS, tz).date()
 
 
 def week_of(day: dt.date) -> dt.date:
@@ -78,33 +116,63 @@ def _app_seconds(events: pa.Table, start_ns: int, end_ns: int) -> list[tuple[str
     return sorted(((r["app"], r["ns"] / _NS) for r in per_app.iter_rows(named=True)), key=lambda a: (-a[1], a[0]))
 
 
-def _counts(events: pa.Table, start_ns: int, bucket_ns: int, n: int) -> list[int]:
-    t = _frame(events, ["t_wall_ns", "kind"])
-    idx = (t.filter(pl.col("kind").is_in(ACTION_KINDS))
-           .select(((pl.col("t_wall_ns") - start_ns) // bucket_ns).alias("i"))
-           .filter((pl.col("i") >= 0) & (pl.col("i") < n)))
-    per = dict(idx.group_by("i").len().iter_rows())
+def _counts(events: pa.Table, edges: list[int]) -> list[int]:
+    """Actions in each [edges[i], edges[i + 1]) (an hour, or a local day of 23 to 25 hours)."""
+    n = len(edges) - 1
+    if events.num_rows == 0:
+        return [0] * n
+    t = _frame(events, ["t_wall_ns", "kind"]).filter(pl.col("kind").is_in(ACTION_KINDS))["t_wall_ns"]
+    idx = pl.Series("edges", edges, pl.Int64).search_sorted(t, side="right") - 1
+    per = dict(idx.filter((idx >= 0) & (idx < n)).value_counts().iter_rows())
     return [int(per.get(i, 0)) for i in range(n)]
 
 
-def activity(events: pa.Table, first: dt.date, days: int) -> Activity:
-    """Per-app time and actions for ``days`` UTC days from ``first``: per hour for one day, else per day."""
-    start = day_start_ns(first)
-    end = start + days * _DAY_NS
+def activity(events: pa.Table, first: dt.date, days: int, tz: dt.tzinfo = UTC) -> Activity:
+    """Per-app time and actions for ``days`` days from ``first`` in ``tz``: per hour for one day (23 or 25
+    hours on a day the clocks change, each hour named by the local time it starts at), else per day."""
+    zone = str(tz)
+    bounds = [day_start_ns(first + dt.timedelta(days=i), tz) for i in range(days + 1)]
     if days == 1:
-        labels = [f"{h:02d}:00" for h in range(24)]
-        ticks = [f"{h:02d}" if h % 4 == 0 else "" for h in range(24)]  # every fourth hour: apart at 375 px
-        counts = _counts(events, start, _HOUR_NS, 24) if events.num_rows else [0] * 24
-        what = "Actions per hour (UTC)"
+        edges = list(range(bounds[0], bounds[1], _HOUR_NS)) + [bounds[1]]
+        starts = [dt.datetime.fromtimestamp(e / _NS, tz) for e in edges[:-1]]
+        # On a day of 23 or 25 hours an hour's name alone repeats or skips: it then says which offset it is in.
+        labels = [f"{s:%H}:00" + (f" {s:%Z}" if len(starts) != 24 else "") for s in starts]
+        ticks = [f"{s:%H}" if s.hour % 4 == 0 and s.minute == 0 else "" for s in starts]  # apart at 375 px
+        what = f"Actions per hour ({zone})"
     else:
+        edges = bounds
         dates = [first + dt.timedelta(days=i) for i in range(days)]
         labels = [f"{d:%a} {d.isoformat()}" for d in dates]
         ticks = [f"{d:%a} {d.day}" for d in dates]
-        counts = _counts(events, start, _DAY_NS, days) if events.num_rows else [0] * days
-        what = "Actions per day (UTC)"
-    buckets = list(zip(labels, counts))
-    apps = _app_seconds(events, start, end) if events.num_rows else []
+        what = f"Actions per day ({zone})"
+    buckets = list(zip(labels, _counts(events, edges)))
+    apps = _app_seconds(events, bounds[0], bounds[-1]) if events.num_rows else []
     return Activity(apps, buckets, bars_svg(buckets, label=what, unit="actions", ticks=ticks))
+
+
+def timeline(sessions: Sequence[SessionInfo], events: pa.Table, day: dt.date | None, view: str,
+             zone: str = "UTC") -> dict[str, Any]:
+    """What me_timeline.html shows of one person's ``sessions`` and ``events``: ``day`` (by default the last
+    one recorded) or its ISO week, in the time zone ``zone`` (a name ``check_zone`` accepts); the links to
+    the span before and after keep the zone."""
+    tz = zoneinfo.ZoneInfo(check_zone(zone))
+    if day is None:
+        last = max((s.last_t_wall_ns for s in sessions), default=None)
+        day = local_day(last, tz) if last is not None else dt.datetime.now(tz).date()
+    first, days = (week_of(day), 7) if view == "week" else (day, 1)
+    step = dt.timedelta(days=days)
+    start, end = day_start_ns(first, tz), day_start_ns(first + step, tz)
+    in_span = [s for s in sorted(sessions, key=lambda s: s.first_t_wall_ns)
+               if s.first_t_wall_ns < end and s.last_t_wall_ns >= start]
+
+    def at(t_ns: int, fmt: str) -> str:  # a time in the zone, with its abbreviation ("UTC", "CET", "+0530")
+        return dt.datetime.fromtimestamp(t_ns / _NS, tz).strftime(fmt + " %Z")
+
+    return {"view": view, "day": day, "first": first, "last": first + step - dt.timedelta(days=1),
+            "previous": first - step, "next": first + step, "activity": activity(events, first, days, tz),
+            "sessions": in_span, "recorded": sorted({local_day(s.first_t_wall_ns, tz) for s in sessions}),
+            "zone": zone, "zone_query": "" if zone == "UTC" else "&tz=" + urllib.parse.quote(zone, safe="/"),
+            "at": at}
 
 
 # -- a session, page by page -----------------------------------------------------------------------

@@ -169,7 +169,7 @@ def bars_svg(bars: Sequence[tuple[str, int]], *, label: str, unit: str, ticks: S
             continue
         centre, w = left + (i + 0.5) * bar_w, _PHONE_FONT * _CHAR_W * len(tick)
         start = min(max(centre - w / 2, left), width - 4 - w)  # within the chart, as near the bar as it fits
-        if start < end + _PHONE_FONT / 2:
+        if start < end + _PHONE_FONT / 4:
             continue
         end = start + w
         parts.append(f'<text class="tick" x="{start + w / 2:.1f}" y="{height - 6}" text-anchor="middle" '
