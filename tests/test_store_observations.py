@@ -32,6 +32,7 @@ from .helpers import ALLOW_ALL_POLICY, READ, TEST_ACTOR, auth_headers, enrol, st
 from .privacy_rig import disk_bytes
 from .test_portal_auth import post_events, typing_events
 from .s3_rig import s3_bucket_url, s3_endpoint  # noqa: F401  (fixtures: the object-store backend)
+from .test_fleet_jetstream import nats_url, pg_url, start_fleet_collector, stream, stream_state  # noqa: F401
 
 POLICY = ALLOW_ALL_POLICY.replace("retention_days = 3650\n", 'retention_days = 3650\nobserve = "{observe}"\n')
 
@@ -320,3 +321,31 @@ def test_an_employee_sees_only_their_own_frames_in_the_portal_and_deleting_the_s
         me.close()
         other.close()
     assert store.read_observations(**READ, employee=owner) == []
+
+
+def test_a_fleet_collector_writes_frames_to_the_object_store_never_through_jetstream(
+        tmp_path: Path, s3_bucket_url: str, nats_url: str, stream: str, pg_url: str) -> None:  # noqa: F811
+    import random
+
+    from .helpers import _stop
+
+    data_dir = tmp_path / "data"
+    with EventStore(data_dir, database_url=pg_url, events_url=s3_bucket_url) as store:
+        store.set_policy(policy(1, "frames"), actor=TEST_ACTOR)
+        handle, device = person(store)
+    # Noise does not compress: a 1.7 MB PNG, over NATS's default 1 MiB message limit.
+    noise = Image.frombytes("RGB", (760, 760), random.Random(1).randbytes(760 * 760 * 3))
+    out = io.BytesIO()
+    noise.save(out, "PNG")
+    assert len(out.getvalue()) > 1024 * 1024
+    sent = [observation("sess-fleet-01", 1, frame=out.getvalue())]
+    proc, url = start_fleet_collector(data_dir, nats_url, stream, "--database-url", pg_url)
+    try:
+        r = post(url, device, sent)
+        assert r.status_code == 200 and r.json()["stored"] == 1, r.text
+        assert stream_state(nats_url, stream)["messages"] == 0  # nothing of it was published
+    finally:
+        _stop(proc)
+    with EventStore(data_dir, database_url=pg_url) as store:  # events_url was recorded in the database
+        assert store.events_url == s3_bucket_url
+        assert store.read_observations(**READ, employee=handle) == sent
