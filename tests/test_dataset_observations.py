@@ -13,6 +13,7 @@ import json
 import os
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image, ImageDraw, ImageFont
@@ -227,3 +228,39 @@ def test_pyautogui_code_for_drags_modifiers_buttons_and_keys() -> None:
     assert action_code({**base, "kind": "scroll", "dx": 3, "dy": 0}, obs) == (
         "pyautogui.hscroll(3, x=0.2500, y=0.5000)")
     assert action_code({**base, "kind": "click"}, None) is None  # no geometry: left out
+
+
+def _two_sessions() -> tuple[pa.Table, list[Observation]]:
+    import dataclasses
+
+    events, observations = _events(), _observations()
+    other = [dataclasses.replace(e, session_id="sess-observed-2") for e in events]
+    twin = [dataclasses.replace(o, session_id="sess-observed-2") for o in observations[:1] + observations[4:5]]
+    table = columns_to_table(events_to_columns(events + other))
+    return table.append_column("device_id", pa.array(["dev-a"] * len(events) + ["dev-b"] * len(other))), \
+        observations + twin + [dataclasses.replace(observations[0], session_id="no-such-session")]
+
+
+def test_a_dask_build_with_observations_writes_the_same_bytes(tmp_path: Path) -> None:
+    distributed = pytest.importorskip("distributed")
+    from deskcorder.dataset import build_dataset_distributed
+    from deskcorder.privacy import Pseudonymizer
+
+    events, observations = _two_sessions()
+    key = Pseudonymizer.generate()
+    options = BuildOptions(formats=("parquet", "trajectories"))
+    local = build_dataset(events, tmp_path / "local", options, pseudonymizer=key, observations=observations)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  silence_logs=40) as cluster, distributed.Client(cluster) as client:
+        dask = build_dataset_distributed(events, tmp_path / "dask", options, client=client, partitions=2,
+                                         pseudonymizer=key, observations=observations)
+    assert local == dask and local.observations["frames"] == 4 and local.observations["unmatched"] == 2
+
+    def files(root: Path) -> dict[str, bytes]:
+        return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+    a, b = files(tmp_path / "local"), files(tmp_path / "dask")
+    assert sorted(a) == sorted(b) and len([f for f in a if f.startswith("frames/")]) == 4
+    # README.md names the folder it was written to; everything else must be the same bytes
+    assert [f for f in a if a[f] != b[f]] == ["README.md"]
+    assert a["README.md"].replace(b"/local", b"/dask") == b["README.md"]

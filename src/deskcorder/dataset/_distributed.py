@@ -36,12 +36,16 @@ import polars as pl
 import pyarrow as pa
 from rich.progress import Progress
 
-from ._build import DatasetError, DatasetStats, _begin, _compute, _finish, _Pseudonymizer, _Redactor
+from ._build import (DatasetError, DatasetStats, _begin, _compute, _finish, _frame_redactor, _Pseudonymizer,
+                     _Redactor)
 from ._episodes import prepare
 from ._options import BuildOptions
 
 if TYPE_CHECKING:
     from distributed import Client
+
+    from ..observations import Observation
+    from ..privacy import FrameRedactor
 
 __all__ = ["ENGINES", "build_dataset_distributed"]
 
@@ -58,8 +62,12 @@ def build_dataset_distributed(events: pa.Table, out: Path | str, options: BuildO
                               redactor: _Redactor | None = None, pseudonymizer: _Pseudonymizer | None = None,
                               device_to_employee: Mapping[str, str] | None = None,
                               known_identifiers: Iterable[str] = (), provenance: Mapping[str, Any] | None = None,
-                              overwrite: bool = False, progress: Progress | None = None) -> DatasetStats:
+                              overwrite: bool = False, progress: Progress | None = None,
+                              observations: Iterable[Observation] | None = None,
+                              frame_redactor: FrameRedactor | None = None) -> DatasetStats:
     """``build_dataset`` on a Dask cluster: the same arguments, the same files.
+
+    Observations go to the worker that builds their session, so the frames' OCR is spread too.
 
     The cluster is ``client`` if given (left open), else the scheduler at ``scheduler_address``
     (``tcp://host:8786``), else a ``LocalCluster`` of ``workers`` processes (default: one per CPU) started
@@ -83,8 +91,10 @@ def build_dataset_distributed(events: pa.Table, out: Path | str, options: BuildO
         n_workers = max(1, len(dask.scheduler_info(n_workers=-1)["workers"]))
         groups = _session_groups(events, partitions or 4 * n_workers)
         step(f"sorting and reducing {len(groups)} partitions on {n_workers} workers")
+        observed = _observation_groups(groups, observations)
         shipped = dask.scatter(groups)
-        futures = dask.map(_compute, shipped, options=options, redactor=redactor, known=known, pure=False)
+        futures = dask.map(_compute_group, shipped, observed, options=options, redactor=redactor, known=known,
+                           frame_redactor=_frame_redactor(frame_redactor, redactor, observed[0]), pure=False)
         parts = dask.gather(futures)
         dask.cancel(shipped)
     step("redacting and pseudonymising")
@@ -117,6 +127,24 @@ def _connect(client: Client | None, address: str | None, workers: int | None) ->
     with LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
                       dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as local:
         yield local
+
+
+def _compute_group(events: pa.Table, observations: list[Observation] | None, *, options: BuildOptions,
+                   redactor: _Redactor, known: tuple[str, ...], frame_redactor: FrameRedactor | None) -> Any:
+    return _compute(events, options, redactor, known, observations=observations, frame_redactor=frame_redactor)
+
+
+def _observation_groups(groups: list[pa.Table], observations: Iterable[Observation] | None
+                        ) -> list[list[Observation] | None]:
+    """Each group's observations (those of its sessions); ones of no session built go with the first group,
+    where they match no action and are counted, as in a one-machine build."""
+    if observations is None:
+        return [None] * len(groups)
+    where = {s: i for i, g in enumerate(groups) for s in g.column("session_id").unique().to_pylist()}
+    out: list[list[Observation]] = [[] for _ in groups]
+    for obs in observations:
+        out[where.get(obs.session_id, 0)].append(obs)
+    return list(out)
 
 
 def _session_groups(events: pa.Table, partitions: int) -> list[pa.Table]:

@@ -80,11 +80,14 @@ _TOKEN_RE = re.compile(r"(?<![\w+/=.-])[\w+/=.-]{16,}")
 
 
 def _token_shaped(word: str) -> bool:
-    """Mixed case with 2+ digits (vendor keys, base62), or 4+ digits among 4+ letters (hex, base32)."""
+    """Mixed case with 2+ digits (vendor keys, base62), 4+ digits among 4+ letters (hex, base32), or capitals
+    and 2+ digits run together with no separator (AWS access key ids read with a letter too many)."""
     digits = sum(c.isdigit() for c in word)
     letters = sum(c.isalpha() for c in word)
-    mixed_case = any(c.isupper() for c in word) and any(c.islower() for c in word)
-    return (mixed_case and digits >= 2) or (digits >= 4 and letters >= 4)
+    upper = any(c.isupper() for c in word)
+    lower = any(c.islower() for c in word)
+    return ((upper and lower and digits >= 2) or (digits >= 4 and letters >= 4)
+            or (upper and not lower and digits >= 2 and word.isalnum()))
 
 
 
