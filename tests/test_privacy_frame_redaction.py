@@ -136,3 +136,41 @@ def test_bad_settings_are_refused_naming_the_setting() -> None:
         FrameRedactor(upscale=0)
     with pytest.raises(ValueError, match="timeout_s"):
         FrameRedactor(timeout_s=-1)
+
+
+def _grab(display: str, window: int) -> bytes:
+    """The window's pixels as PNG, read from the X server (python-xlib, as pynput brings it)."""
+    from Xlib import X, display as xdisplay
+
+    conn = xdisplay.Display(display)
+    try:
+        win = conn.create_resource_object("window", window)
+        geometry = win.get_geometry()
+        raw = win.get_image(0, 0, geometry.width, geometry.height, X.ZPixmap, 0xFFFFFFFF).data
+    finally:
+        conn.close()
+    out = io.BytesIO()
+    Image.frombytes("RGB", (geometry.width, geometry.height), raw, "raw", "BGRX").save(out, format="PNG")
+    return out.getvalue()
+
+
+def test_a_real_terminal_window_on_xvfb_is_masked(redactor: FrameRedactor, tmp_path) -> None:
+    """xterm (Xft, DejaVu Sans Mono 11) shows a token, an address and a phone number on a real X server."""
+    from deskcorder._xsession import XSession
+
+    shown = [line for line, _ in LINES[:3]] + [QUIET]
+    script = tmp_path / "show.sh"
+    script.write_text("printf '%s\\n' " + " ".join(f"'{line}'" for line in shown) + "\nexec cat\n")
+    with XSession() as xs:
+        window = xs.open_window(["xterm", "-class", "FrameTest", "-fa", "DejaVu Sans Mono", "-fs", "11",
+                                 "-geometry", "80x8+0+0", "-e", "sh", str(script)], "FrameTest")
+        png = b""
+        for _ in range(40):  # until the shell has drawn its last line
+            png = _grab(xs.display, window)
+            if "quarterly" in ocr_text(png, upscale=1):
+                break
+    before = ocr_text(png)
+    assert sum(v.replace(" ", "") in before for _, v in LINES[:3]) >= 2, before
+    done = redactor.redact_frame(png, app_class="XTerm", window_title="bash")
+    after = ocr_text(done.image)
+    assert [v for _, v in LINES[:3] if v.replace(" ", "") in after] == [] and "quarterlyreport" in after, after
