@@ -18,12 +18,14 @@ from typing import Any
 
 import pytest
 from alembic import command
+from sqlalchemy import func, select
 
 from deskcorder.collect._portal._admin import _card_apps_of_k_people, _apps_of_k_people
 from deskcorder.collect._portal._views import K_ANONYMITY, activity_by_app, k_anonymous
 from deskcorder.events import Event, EventKind
 from deskcorder.store import EventStore
 from deskcorder.store._db._migrate import alembic_config
+from deskcorder.store._db._tables import activity_counts, activity_parts
 
 from .helpers import READ, TEST_ACTOR, enrol, next_utc_midnight_ns, start_collector
 from .test_portal_auth import log_in
@@ -118,6 +120,10 @@ def test_counts_equal_a_recount_after_ingest_retention_deletions_and_erasure(
 
         store.erase_employee("carol", TEST_ACTOR, "test: erasure")
         assert_counts_equal_recount(store)
+        with store._engine.connect() as conn:  # gone with her batch rows, not only left out of the totals
+            for table in (activity_counts, activity_parts):
+                assert conn.execute(select(func.count()).select_from(table)
+                                    .where(table.c.batch_id.like("batch-sess-carol-%"))).scalar() == 0
         assert counted(store)[1] == 2  # alice (her other session) and dave; bob had only these two days
     with EventStore(tmp_path / "data", database_url=database_url) as store:  # and after reopening
         assert_counts_equal_recount(store)

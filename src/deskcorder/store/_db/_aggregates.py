@@ -44,7 +44,7 @@ from typing import Any, Iterable
 import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import Connection, Engine, and_, bindparam, case, delete, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from .._errors import StoreError
 from .._events._backends import EventFiles
@@ -52,7 +52,8 @@ from .._events._keys import KeyWrapper
 from .._events._reader import read_file
 from .._people._employees import DataKey, unwrap_key
 from ._manifest import FilePart
-from ._tables import activity_counts, activity_parts, batches, devices, employee_keys, employees, store_settings
+from ._tables import (activity_counts, activity_parts, batches, devices, employee_keys, employees, sessions,
+                      store_settings)
 
 __all__ = ["BEFORE_ANY_WINDOW", "AppTotals", "ActivityTotals", "record_activity", "forget_activity",
            "activity_totals", "backfill_activity", "BACKFILL_SETTING"]
@@ -263,12 +264,25 @@ def backfill_activity(engine: Engine, files: EventFiles, wrapper: KeyWrapper) ->
             continue
         try:
             with engine.begin() as conn:
+                # A write first: on SQLite it takes the write lock before anything is read (a read first could
+                # not be upgraded once a batch was stored meanwhile); on PostgreSQL it serialises backfillers.
+                conn.execute(update(store_settings).where(store_settings.c.name == BACKFILL_SETTING)
+                             .values(set_at=dt.datetime.now(dt.timezone.utc)))
                 if conn.execute(select(activity_parts.c.batch_id)
-                                .where(activity_parts.c.batch_id == row.batch_id).limit(1)).first() is None:
-                    record_activity(conn, row.batch_id, [p for p in parts if p.events.num_rows])
-                    done += 1
+                                .where(activity_parts.c.batch_id == row.batch_id).limit(1)).first() is not None:
+                    continue  # another process counted it
+                # Its sessions locked as commit_batch locks them (PostgreSQL), so a batch of theirs stored now
+                # resolves its lead after this commit, not beside it.
+                ids = sorted({s for p in parts for s in p.events.column("session_id").unique().to_pylist()})
+                conn.execute(select(sessions.c.session_id).where(sessions.c.session_id.in_(ids)).with_for_update())
+                record_activity(conn, row.batch_id, [p for p in parts if p.events.num_rows])
+                done += 1
         except IntegrityError:  # another process counted it first
             continue
+        except SQLAlchemyError as exc:  # the store still opens; the next open goes on from here
+            log.warning("activity backfill stopped after %d batches (it resumes when the store is opened "
+                        "again): %s", done, exc)
+            return done
     with engine.begin() as conn:
         conn.execute(update(store_settings).where(store_settings.c.name == BACKFILL_SETTING)
                      .values(value="done", set_at=dt.datetime.now(dt.timezone.utc)))
