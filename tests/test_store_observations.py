@@ -349,3 +349,33 @@ def test_a_fleet_collector_writes_frames_to_the_object_store_never_through_jetst
     with EventStore(data_dir, database_url=pg_url) as store:  # events_url was recorded in the database
         assert store.events_url == s3_bucket_url
         assert store.read_observations(**READ, employee=handle) == sent
+
+
+def test_two_writers_racing_with_the_same_upload_store_it_once(tmp_path: Path) -> None:
+    """Two processes' writers (the in-process lock left out): the manifest's keys let one win, the other answers
+    duplicates, whichever order their commits come in."""
+    import datetime as dt
+    import threading
+
+    from deskcorder.store._observations._write import write_observations
+
+    with EventStore(tmp_path / "data") as store:
+        store.set_policy(policy(1, "frames"), actor=TEST_ACTOR)
+        handle, device = person(store)
+        sent = [observation("sess-race-0001", i, frame=png(f"RACE-{i}")) for i in range(5)]
+        results: list[Any] = []
+        start = threading.Barrier(2)
+
+        def write() -> None:
+            start.wait()
+            results.append(write_observations(store._engine, store.files, store._wrapper, device, sent,
+                                              now=dt.datetime.now(dt.timezone.utc), max_clock_skew_s=None))
+
+        threads = [threading.Thread(target=write) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted((r.stored, r.duplicates) for r in results) == [(0, 5), (5, 0)]
+        assert store.read_observations(**READ, employee=handle) == sent
+        assert len(files_of(store, device)) == 1

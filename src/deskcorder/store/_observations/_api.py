@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import threading
+import zlib
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from sqlalchemy import Connection, Engine, select
@@ -29,7 +30,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ObservationMethods"]
 
-_WRITE_LOCK = threading.Lock()  # one upload's checks and commit at a time in this process (the others wait ~ms)
+# One upload per device at a time in this process: its retry waits for the first and is answered as duplicates.
+# Across devices and processes the manifest's keys decide (an IntegrityError, then duplicates).
+_DEVICE_LOCKS = [threading.Lock() for _ in range(64)]
 
 
 class ObservationMethods:
@@ -61,7 +64,7 @@ class ObservationMethods:
         """
         self._check_open()
         try:
-            with _WRITE_LOCK:
+            with _DEVICE_LOCKS[zlib.crc32(device_id.encode()) % len(_DEVICE_LOCKS)]:
                 return write_observations(self._engine, self.files, self._wrapper, device_id, observations,
                                           now=self._clock(), max_clock_skew_s=self.max_clock_skew_s)
         except SQLAlchemyError as exc:
