@@ -33,13 +33,12 @@ TOKEN = "ghp_" + "Zx8Kq2Lm9Np4Rs7Tv5Wy3Ab6Cd7Ef5Gh8Jk2"  # no 1/l/I or 0/O for O
 BUTTON = Box(140, 90, 120, 30)  # the clicked element, root coordinates
 
 
-def _events() -> list[Event]:
-    t0 = 1_700_000_000_000_000_000
+def _events(t0: int = 1_700_000_000_000_000_000, session: str = SESSION) -> list[Event]:
     ev: list[Event] = []
 
     def add(kind: EventKind, dt_ms: int, **kw) -> int:
         seq = len(ev)
-        ev.append(Event(SESSION, seq, 1_000_000 + dt_ms * 1_000_000, t0 + dt_ms * 1_000_000, kind, **kw))
+        ev.append(Event(session, seq, 1_000_000 + dt_ms * 1_000_000, t0 + dt_ms * 1_000_000, kind, **kw))
         return seq
 
     add(EventKind.FOCUS, 0, app_class="Notes", app_process="notes", window_title="notes.txt - Notes",
@@ -264,3 +263,45 @@ def test_a_dask_build_with_observations_writes_the_same_bytes(tmp_path: Path) ->
     # README.md names the folder it was written to; everything else must be the same bytes
     assert [f for f in a if a[f] != b[f]] == ["README.md"]
     assert a["README.md"].replace(b"/local", b"/dask") == b["README.md"]
+
+
+def test_store_to_dataset_observations_stored_by_the_store_reach_the_dataset_masked(tmp_path: Path) -> None:
+    """Events and observations written to a real EventStore (sealed files), built with build_from_store,
+    loaded with Hugging Face ``datasets``; the address in the frame and in the element name is in no file."""
+    import dataclasses
+    import time
+    import uuid
+
+    from deskcorder.dataset import build_from_store
+    from deskcorder.store import EventStore
+    from deskcorder.wire import MSGPACK, decode_batch, encode_batch
+
+    from .helpers import ALLOW_ALL_POLICY, TEST_ACTOR, enrol
+
+    datasets = pytest.importorskip("datasets")
+    with EventStore(tmp_path / "data") as store:
+        store.set_policy(ALLOW_ALL_POLICY.replace("retention_days = 3650\n",
+                                                  'retention_days = 3650\nobserve = "frames"\n'), actor=TEST_ACTOR)
+        enrol(store, "frida", "frida-desk")
+        session, now = uuid.uuid4().hex, time.time_ns()
+        events = _events(now, session)
+        body = encode_batch(uuid.uuid4().hex, "frida-desk", events_to_columns(events), MSGPACK)
+        store.write_batch(decode_batch(body, MSGPACK))
+        observed = [dataclasses.replace(o, session_id=session, t_wall_ns=now + 1000 * o.action_seq)
+                    for o in _observations() if o.action_seq != 999 and o.trigger != "hotkey"]
+        store.write_observations("frida-desk", observed)
+        out = tmp_path / "ds"
+        stats = build_from_store(store, out, actor=TEST_ACTOR, purpose="observations test",
+                                 options=BuildOptions(formats=("parquet", "trajectories")))
+        assert store.audit_entries(action="observations.read")[-1].details["n_frames"] == 2
+    assert stats.observations["frames"] == 2 and stats.observations["elements"] == 1
+    loaded = datasets.load_dataset(str(out), "observations", cache_dir=str(tmp_path / "cache"))
+    rows = [r for split in loaded.values() for r in split]
+    assert len(rows) == 4 and sum(r["frame"] is not None for r in rows) == 2
+    assert [r["element_name"] for r in rows if r["element_role"]] == ["Send to <EMAIL>"]
+    for row in rows:
+        if row["frame"]:
+            after = ocr_text((out / row["frame"]).read_bytes())
+            assert EMAIL not in after and TOKEN not in after and "quarterly" in after
+    everything = b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file())
+    assert EMAIL.encode() not in everything and TOKEN.encode() not in everything

@@ -30,6 +30,19 @@ __all__ = ["build_from_store", "PSEUDONYM_KEY_FILE"]
 PSEUDONYM_KEY_FILE = "pseudonym.key"
 
 
+def _observations(store: EventStore, events: Any, *, actor: str, purpose: str, session_id: str | None,
+                  employee: str | None) -> list[Any] | None:
+    """The stored observations of the events' sessions (an audited read), or None when none are stored: a
+    build of actions alone reads nothing more and writes what it wrote before observations existed."""
+    sessions = events.column("session_id").unique().to_pylist()
+    stored = store.observation_summaries(sessions)
+    if not any(s.observations for s in stored.values()):
+        return None
+    found = store.read_observations(actor=actor, purpose=purpose, session_id=session_id, employee=employee)
+    wanted = set(sessions)
+    return [o for o in found if o.session_id in wanted]
+
+
 def build_from_store(store: EventStore, out: Path | str, *, actor: str, purpose: str,
                      options: BuildOptions = BuildOptions(), session_id: str | None = None,
                      employee: str | None = None, overwrite: bool = False, console: Console | None = None,
@@ -64,6 +77,8 @@ def build_from_store(store: EventStore, out: Path | str, *, actor: str, purpose:
         if events.num_rows == 0:
             raise DatasetError("the store holds no events" + (f" for session {session_id}" if session_id else "")
                                + "; record some first (deskcorder agent, or deskcorder demo)")
+        observations = _observations(store, events, actor=actor, purpose=purpose, session_id=session_id,
+                                     employee=employee)
         devices = store.devices()
         policy = store.current_policy()
         recorded = set(events.column("device_id").unique().to_pylist())
@@ -78,7 +93,7 @@ def build_from_store(store: EventStore, out: Path | str, *, actor: str, purpose:
             pseudonymizer=pseudonymizer,
             device_to_employee={d.device_id: d.employee_id for d in devices},
             known_identifiers=[d.hostname for d in devices] + [e.handle for e in store.employees()],
-            provenance=provenance, overwrite=overwrite, progress=progress)
+            provenance=provenance, overwrite=overwrite, progress=progress, observations=observations)
     store.audit(actor, "dataset.build", "dataset", purpose,
                 {"out": str(out), "policy_version": policy.version, "mode": options.mode,
                  "linkable": stable, **stats.as_json()})
