@@ -24,6 +24,13 @@ PINNED = {
         "Response", "save_credential", "send_command", "Spool", "SpoolError", "StatusSource", "Transport",
         "TransportError", "Upload", "X11Backend",
     ],
+    "deskcorder.client": [
+        "AdminClient", "ApiError", "AuditEntry", "AuditVerification", "AuthenticationError", "Build",
+        "BUILD_NAME_PATTERN", "BUILD_STATES", "BuildRequest", "ClientError", "ConflictError", "ConsentEntry",
+        "ConsentHistory", "ConsentRecord", "Device", "Employee", "EnrolmentToken", "InvalidRequest", "LoginToken",
+        "NewDevice", "NewEmployee", "NewPolicy", "NotFoundError", "PermissionDenied", "Policy", "RateLimited",
+        "Revocation", "ServerUnavailable", "TokenRequest", "TransportError",
+    ],
     "deskcorder.collect": [
         "AgentCadence", "create_app", "MAX_BODY_BYTES", "MAX_INFLIGHT", "RETENTION_INTERVAL_S", "RetentionTimer",
         "run_server",

@@ -13,7 +13,8 @@ Endpoints
                       so admins only (an admin portal account as HTTP Basic, ``_basic_auth.py``;
                       401 without or wrong, 403 for an employee, 429 after repeated wrong passwords).
 ``GET /openapi.json``, ``/docs``  the API's description and its offline Swagger UI (``_openapi.py``).
-Enrolment, recording status, consent and the policy: see ``_people_api.py``.
+Enrolment, recording status, consent and the policy: see ``_people_api.py``; the admin API
+(``/v1/admin/...``: employees, devices, consent records, policies, audit, dataset builds): ``_admin_api``.
 
 Errors (body ``{"error", "field", "row"}``, see ``_problems.py``); none of them stores anything:
     400 body cannot be decoded (bad JSON / MessagePack) or a bad Content-Length
@@ -46,6 +47,7 @@ from fastapi import Depends, FastAPI, Request
 
 from .. import __version__
 from ..store import EventStore, StoreError
+from ._admin_api import admin_api_router
 from ._basic_auth import admin_account
 from ._device_auth import DEVICE_BURST, DEVICE_RATE_PER_S, RateLimiter, SharedRateLimiter, authenticate_request
 from ._ingest import MAX_BODY_BYTES, MAX_INFLIGHT, BatchIntake, buffer_answers
@@ -88,6 +90,7 @@ def create_app(store: EventStore, *, max_body_bytes: int = MAX_BODY_BYTES,
     app.state.recording_stops_within = cadence.stops_within()
     install_handlers(app)
     app.include_router(people_router(store, cadence, notifier=notifier))
+    app.include_router(admin_api_router(store))  # /v1/admin/...: the admin commands over HTTP (_admin_api)
     app.include_router(observations_router(store, rate_per_s=device_rate_per_s, burst=device_burst))  # _observations_api
     mount_portal(app, store)  # the transparency portal and admin console: /login, /me, /admin
     # Body limits, decoding and storing: _ingest.py.
