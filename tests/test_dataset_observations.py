@@ -305,3 +305,16 @@ def test_store_to_dataset_observations_stored_by_the_store_reach_the_dataset_mas
             assert EMAIL not in after and TOKEN not in after and "quarterly" in after
     everything = b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file())
     assert EMAIL.encode() not in everything and TOKEN.encode() not in everything
+
+
+def test_dataset_stats_prints_frames_elements_and_masked_regions(built: Path) -> None:
+    import re
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "deskcorder", "dataset", "stats", str(built)],
+                            capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "120"})
+    assert result.returncode == 0, result.stderr
+    masked = json.loads((built / "stats.json").read_text())["observations"]["masked_regions"]
+    assert re.search(r"frames / UI elements\s*│\s*2 / 1\b", result.stdout), result.stdout
+    assert re.search(rf"regions masked in frames\s*│\s*{masked}\b", result.stdout), result.stdout

@@ -88,6 +88,11 @@ def _print_stats(console: Console, s: dict) -> None:
         summary.add_row(label, str(s.get(key)))
     redactions = s.get("redactions") or {}
     summary.add_row("redacted spans", ", ".join(f"{k} {v}" for k, v in redactions.items()) or "0")
+    observed = s.get("observations") or {}
+    if observed:
+        summary.add_row("frames / UI elements", f"{observed.get('frames')} / {observed.get('elements')}")
+        summary.add_row("regions masked in frames", str(observed.get("masked_regions")))
+        summary.add_row("frames left out", str(sum((observed.get("frames_left_out") or {}).values())))
     console.print(summary)
     kinds = Table(title="actions by kind")
     kinds.add_column("kind")

@@ -41,6 +41,12 @@ def demo(
                   f"{stats.actions} actions")
     redacted = ", ".join(f"<{kind}> x{n}" for kind, n in stats.redactions.items()) or "nothing"
     console.print(f"redacted before writing: {redacted}; typing in apps outside the policy was never recorded")
+    observed = stats.observations
+    if observed:  # the policy observes: what was seen at the actions, and what OCR found to black out
+        left_out = sum(observed["frames_left_out"].values())
+        console.print(f"observations: {observed['frames']} frames and {observed['elements']} UI elements reached "
+                      f"the dataset; {observed['masked_regions']} regions masked in the frames"
+                      + (f", {left_out} frames left out (OCR could not check them)" if left_out else ""))
     console.print(f"dataset: [bold]{result.dataset_dir}[/bold] (data/<actions|episodes|keystrokes|pointer>/"
                   f"<split>-00000.parquet and .jsonl, stats.json, README.md: "
                   f"datasets.load_dataset(\"{result.dataset_dir}\"))")
