@@ -47,7 +47,8 @@ PINNED = {
     "deskcorder.dataset": [
         "ACTION_KINDS", "ACTION_SCHEMA", "build_dataset", "build_dataset_distributed", "build_from_store",
         "build_redactions", "BuildOptions", "DatasetError", "DatasetStats", "ENGINES", "EPISODE_SCHEMA", "FORMATS",
-        "KEY_CLASSES", "KEYSTROKE_SCHEMA", "MODES", "POINTER_SCHEMA", "PSEUDONYM_KEY_FILE", "read_table",
+        "KEY_CLASSES", "KEYSTROKE_SCHEMA", "MODES", "OBSERVATION_SCHEMA", "POINTER_SCHEMA", "PSEUDONYM_KEY_FILE",
+        "read_table",
         "RELEASE_ACTION_SCHEMA", "RELEASE_EPISODE_SCHEMA", "RELEASE_MIN_PEOPLE", "SPLITS", "TABLES",
     ],
     "deskcorder.privacy": [
