@@ -23,6 +23,7 @@ from PIL import Image, ImageDraw
 from PIL.PngImagePlugin import PngInfo
 from sqlalchemy import select
 
+from deskcorder.events import events_to_columns
 from deskcorder.observations import Box, Element, Frame, Observation, encode_observations
 from deskcorder.store import EventStore, NotFound
 from deskcorder.store._db._tables import observation_files, stored_observations
@@ -149,6 +150,11 @@ def test_what_may_not_be_stored_is_refused_naming_the_field(collector: tuple[str
     theirs = uuid.uuid4().hex  # a session known from its events only
     post_events(url, uuid.uuid4().hex, other, typing_events(theirs, "x", "Editor"))
     assert answer(post(url, device, [observation(theirs, 1)])) == (409, "observations.session_id")
+    # ... and a session known from its observations only is refused to another device's events too.
+    r = httpx.post(f"{url}/v1/batches", headers=auth_headers(url, other), timeout=10, json={
+        "v": 1, "batch_id": uuid.uuid4().hex, "device_id": other,
+        "events": events_to_columns(typing_events(session, "x", "Editor"))})
+    assert answer(r) == (409, "events.session_id")
     assert len(files_of(store, device)) == 1 and files_of(store, other) == []
 
 

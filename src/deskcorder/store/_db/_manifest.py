@@ -14,12 +14,12 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import Connection, bindparam, case, exists, func, select, update
+from sqlalchemy import Connection, bindparam, case, exists, func, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .._errors import BatchConflict, NotPermitted, StoreError
 from ._losses import count_losses
-from ._tables import batches, devices, employee_keys, employees, file_sessions, sessions
+from ._tables import batches, devices, employee_keys, employees, file_sessions, sessions, stored_observations
 
 __all__ = ["ManifestEntry", "KeyReplaced", "lookup_batch", "commit_batch", "check_sessions_owned",
            "manifest_files", "session_device", "FilePart"]
@@ -75,9 +75,11 @@ _LOOKUP_BATCH = select(batches.c.batch_id, batches.c.device_id, batches.c.conten
 _CURRENT_KEY = (select(employee_keys.c.key_id)
                 .join(devices, devices.c.employee_id == employee_keys.c.employee_id)
                 .where(devices.c.device_id == bindparam("d_id")))
-_FOREIGN_SESSION = select(sessions.c.session_id, sessions.c.device_id).where(
-    sessions.c.session_id.in_(bindparam("session_ids", expanding=True)),
-    sessions.c.device_id != bindparam("device_id")).limit(1)
+# A session is its device's from its first events or its first observations (``_observations``), whichever came first.
+_FOREIGN_SESSION = union_all(*(
+    select(t.c.session_id, t.c.device_id).where(t.c.session_id.in_(bindparam("session_ids", expanding=True)),
+                                                t.c.device_id != bindparam("device_id"))
+    for t in (sessions, stored_observations))).limit(1)
 
 
 def lookup_batch(conn: Connection, batch_id: str) -> ManifestEntry | None:

@@ -140,17 +140,10 @@ def _check_level(policy: object, observations: list[Observation]) -> None:
 def _check_sessions(conn: Connection, device_id: str, session_ids: list[str]) -> None:
     """BatchConflict when a session belongs to another device, by its events or by its observations."""
     try:
-        check_sessions_owned(conn, device_id, session_ids)
+        check_sessions_owned(conn, device_id, session_ids)  # the event path's check, which knows observations too
     except BatchConflict as exc:
         raise BatchConflict(str(exc).replace("add events to it", "add observations to it"),
                             field="observations.session_id") from exc
-    foreign = conn.execute(select(stored_observations.c.session_id, stored_observations.c.device_id).where(
-        stored_observations.c.session_id.in_(session_ids), stored_observations.c.device_id != device_id).limit(1)
-    ).first()
-    if foreign is not None:
-        raise BatchConflict(f"session {foreign.session_id!r} was recorded by device {foreign.device_id!r}; device "
-                            f"{device_id!r} cannot add observations to it (start a new session id)",
-                            field="observations.session_id")
 
 
 def _fresh(conn: Connection, observations: list[Observation], hashes: list[str]) -> list[int]:
