@@ -33,6 +33,9 @@ from deskcorder._xsession import XSession
 from deskcorder.capture import CREDENTIAL_FILE, Agent, AgentConfig, HandlerTransport, Response
 from deskcorder.observations import Observation, decode_observations
 
+from deskcorder._apps import GTK_FORM_CLASS
+
+from .atspi_rig import A11yBus, a11y, gtk_form, needs_gtk  # noqa: F401  (a11y: a fixture)
 from .capture_rig import FLUSH_S, Desk, terminal, wait_for
 from .capture_rig import xs  # noqa: F401  (a fixture)
 from .helpers import start_collector
@@ -40,8 +43,14 @@ from .helpers import start_collector
 pytestmark = pytest.mark.x11
 
 MAGENTA = (255, 0, 255)
-ALLOWED = "FrameIn"
-POLICY = f'observe = "frames"\n[frames]\nformat = "png"\n\n[[apps]]\nwm_class = "{ALLOWED}"\n'
+ALLOWED = "FrameIn"  # each test's window has a class of its own: xdotool finds windows by class
+
+
+def frames_policy(wm_class: str, frames: str = 'format = "png"\n') -> str:
+    return f'observe = "frames"\n[frames]\n{frames}\n[[apps]]\nwm_class = "{wm_class}"\n'
+
+
+POLICY = frames_policy(ALLOWED)
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +118,13 @@ def magenta_pixels(image: Image.Image) -> int:
     return sum(ImageChops.multiply(ImageChops.multiply(r, g), b).histogram()[255:])
 
 
+def keep(image: Image.Image, name: str) -> None:
+    """Save an image a failing comparison was about, for whoever reads the failure."""
+    out = Path("test-artifacts/frames")
+    out.mkdir(parents=True, exist_ok=True)
+    image.save(out / name)
+
+
 def employee_with_consent(desk: Desk, handle: str, policy: str = POLICY) -> str:
     desk.set_policy(policy)
     desk.add_employee(handle)
@@ -161,6 +177,9 @@ def test_a_frame_is_the_allowed_windows_own_contents_even_where_another_apps_win
         frame = decoded(observation)
         assert observation.frame is not None and observation.frame.format == "png"
         assert frame.size == reference.size == (box[2], box[3])
+        if frame.tobytes() != reference.tobytes() or magenta_pixels(frame):
+            keep(frame, "cover-frame.png")
+            keep(reference, "cover-reference.png")
         assert magenta_pixels(frame) == 0, "the covering window's colour is in the frame"
         assert frame.tobytes() == reference.tobytes(), "the frame is not the allowed window's contents"
         # Geometry to normalise by, and the action it belongs to: a stored scroll of this session.
@@ -174,10 +193,10 @@ def test_a_frame_is_the_allowed_windows_own_contents_even_where_another_apps_win
 
 def test_no_frame_before_consent_or_while_paused_and_at_most_the_rate(xs: XSession, desk: Desk,
                                                                       tmp_path: Path) -> None:
-    desk.set_policy(POLICY)
+    desk.set_policy(frames_policy("FrameDraft"))
     handle = "frames-consent"
     desk.add_employee(handle)  # no consent yet
-    window = terminal(xs, ALLOWED, "draft", "60x10+0+300")
+    window = terminal(xs, "FrameDraft", "draft", "60x10+0+300")
     xs.activate(window)
     display = Xlib.display.Display(xs.display)
     box = client_area(display, window)
@@ -229,8 +248,8 @@ def test_no_frame_before_consent_or_while_paused_and_at_most_the_rate(xs: XSessi
 
 
 def test_observe_none_sends_no_observation_and_starts_nothing(xs: XSession, desk: Desk, tmp_path: Path) -> None:
-    handle = employee_with_consent(desk, "frames-none", f'[[apps]]\nwm_class = "{ALLOWED}"\n')
-    window = terminal(xs, ALLOWED, "plain", "60x10+600+0")
+    handle = employee_with_consent(desk, "frames-none", '[[apps]]\nwm_class = "FramePlain"\n')
+    window = terminal(xs, "FramePlain", "plain", "60x10+600+0")
     xs.activate(window)
     with observing_agent(desk, tmp_path, handle) as (agent, received):
         wait_for(lambda: agent.stats()["recording"], "recording did not start", 5)
@@ -241,6 +260,68 @@ def test_observe_none_sends_no_observation_and_starts_nothing(xs: XSession, desk
         assert agent.observer._thread is None, "the observer started a thread under observe = none"
     assert received.bodies == 0 and agent.stats()["observations"]["requested"] == 0
     assert [e["char"] for e in desk.stored(agent.device_id) if e["kind"] == "key_down"] == list("hello")
+
+
+def test_webp_frames_are_downscaled_to_the_policys_long_side(xs: XSession, desk: Desk, tmp_path: Path) -> None:
+    handle = employee_with_consent(desk, "frames-small", frames_policy("FrameWide", "max_side = 200\n"))
+    window = terminal(xs, "FrameWide", "wide", "100x20+0+420")
+    xs.activate(window)
+    display = Xlib.display.Display(xs.display)
+    box = client_area(display, window)
+    time.sleep(0.3)  # xterm has drawn
+    reference = root_pixels(display, box)
+    display.close()
+    with observing_agent(desk, tmp_path, handle) as (agent, received):
+        wait_for(lambda: agent.stats()["recording"], "recording did not start", 5)
+        scroll_at(xs, box[0] + 50, box[1] + 50)
+        wait_for(lambda: len(received.observations) == 1, "no frame", 5)
+    observation = received.observations[0]
+    assert observation.frame is not None and observation.frame.data[8:12] == b"WEBP"
+    frame = decoded(observation)
+    assert max(frame.size) == 200 and (observation.frame.width, observation.frame.height) == frame.size
+    assert abs(frame.width / frame.height - box[2] / box[3]) < 0.02  # scaled, not cropped
+    assert (observation.window_width, observation.window_height) == box[2:]  # geometry stays in screen pixels
+    # Lossless WebP of the downscaled window: the same pixels as the reference scaled the same way, near enough.
+    expected = reference.resize(frame.size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    from PIL import ImageChops
+    difference = ImageChops.difference(frame, expected)
+    if difference.getbbox() is not None:
+        keep(frame, "downscaled-frame.png")
+        keep(expected, "downscaled-expected.png")
+    assert max(high for _, high in difference.getextrema()) == 0, difference.getbbox()
+
+
+@needs_gtk
+def test_the_clicked_element_is_recorded_and_a_password_field_is_black_in_the_frame(
+        xs: XSession, a11y: A11yBus, desk: Desk, tmp_path: Path) -> None:  # noqa: F811
+    handle = employee_with_consent(desk, "frames-form", frames_policy(GTK_FORM_CLASS))
+    with gtk_form(xs, a11y) as form:
+        xs.activate(form.xid)
+        with observing_agent(desk, tmp_path, handle) as (agent, received):
+            wait_for(lambda: agent.stats()["recording"], "recording did not start in the form", 5)
+            xs.xdotool("mousemove", *map(str, form.centre("password")), "click", "1")
+            xs.xdotool("type", "--delay", "30", "hunter2hunter2")
+            wait_for(lambda: len(received.observations) >= 1, "no observation of the click", 10)
+            time.sleep(1.1)
+            xs.xdotool("mousemove", *map(str, form.centre("submit")), "click", "1")
+            wait_for(lambda: any(o.element and o.element.role == "push button" for o in received.observations),
+                     "no observation of the button", 10)
+    clicks = [o for o in received.observations if o.trigger == "button_down"]
+    password, button = clicks[0], clicks[-1]
+    assert password.element is not None and password.element.protected and password.element.name is None
+    assert password.frame is not None and len(password.frame.masked) == 1
+    # The password field's box, in frame pixels (no downscaling here), is black: not one dot of it shows.
+    frame = decoded(password)
+    m = password.frame.masked[0]
+    field = frame.crop((m.x, m.y, m.x + m.width, m.y + m.height))
+    assert field.getextrema() == ((0, 0), (0, 0), (0, 0))
+    px, py, pw, ph = form.box("password")
+    assert abs(m.x - (px - password.window_x)) <= 2 and abs(m.width - pw) <= 2 and abs(m.height - ph) <= 2
+    assert button.element is not None and (button.element.role, button.element.name) == ("push button", "Submit")
+    bx, by, bw, bh = form.box("submit")
+    b = button.element.box
+    assert all(abs(a - e) <= 2 for a, e in zip((b.x, b.y, b.width, b.height), (bx, by, bw, bh)))
+    assert button.frame is not None and button.frame.masked == []
 
 
 def test_the_agent_loads_neither_pillow_nor_dbus_until_a_frame_or_element_is_taken() -> None:
