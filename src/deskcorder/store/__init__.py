@@ -17,6 +17,8 @@ one way in; behind it the modules sit by what they hold, each folder's
 ``_people/``     employees and devices, enrolment, consent (when recording is allowed), the audit log,
                  portal accounts and logins (``EventStore.portal``)
 ``_lifecycle/``  what leaves the store: erasure, selective deletion, retention, subject access export
+``_observations/``  observations (frames, UI elements, geometry) beside events: their files, checks and
+                 reads, and the hooks ``_lifecycle`` calls; ``EventStore``'s observation methods (``_api.py``)
 
 ``_errors.py`` (the error tree), ``_records.py`` (what the methods return) and
 ``_private.py`` (0700/0600 whatever the umask) serve every plane.
