@@ -9,6 +9,8 @@ Endpoints
                       as ``application/msgpack`` (the agent) or ``application/json`` (curl).
                       -> 200 ``{"batch_id", "stored", "duplicate"}``; a repeated batch id
                       with the same content -> 200, ``stored: 0, duplicate: true``.
+``POST /v1/observations``  the same credential; the frames, UI elements and geometry of the device's
+                      actions (``deskcorder.observations``, MessagePack only): see ``_observations_api.py``.
 ``GET /v1/sessions``  stored capture sessions, ``GET /v1/devices`` registered devices: who works when,
                       so admins only (an admin portal account as HTTP Basic, ``_basic_auth.py``;
                       401 without or wrong, 403 for an employee, 429 after repeated wrong passwords).
