@@ -27,16 +27,17 @@ ids are pseudonymised.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import polars as pl
 
-from ..observations import Box, Observation
+from ..observations import Box, Frame, Observation
 
 if TYPE_CHECKING:
-    from ..privacy import FrameRedactor
+    from ..privacy import FrameRedaction, FrameRedactor
 
 __all__ = ["ObservedPart", "frame_path", "observation_table", "observe_actions"]
 
@@ -108,6 +109,8 @@ def observe_actions(actions: pl.DataFrame, observations: Sequence[Observation], 
     in_frames: Counter[str] = Counter()
     taken: set[int] = set()
     unmatched = 0
+    done: list[dict[str, Any]] = []
+    jobs: list[tuple[dict[str, Any], Frame, str | None, str | None, list[Box]]] = []
     for obs in sorted(observations, key=lambda o: (o.session_id, o.action_seq)):
         action = owner.get((obs.session_id, obs.action_seq))
         if action is None:
@@ -146,15 +149,25 @@ def observe_actions(actions: pl.DataFrame, observations: Sequence[Observation], 
                        element_width=_ratio(element.box.width, 0, obs.window_width),
                        element_height=_ratio(element.box.height, 0, obs.window_height))
         if obs.frame is not None:
-            checked = frame_redactor.redact_frame(obs.frame.data, app_class=columns["app_class"][action],
-                                                  window_title=columns["window_title"][action],
-                                                  known_identifiers=known, extra_boxes=extra)
+            jobs.append((out, obs.frame, columns["app_class"][action], columns["window_title"][action], extra))
+        done.append(out)
+
+    def check(job: tuple) -> FrameRedaction:
+        _, frame, app_class, title, extra = job
+        return frame_redactor.redact_frame(frame.data, app_class=app_class, window_title=title,
+                                           known_identifiers=known, extra_boxes=extra)
+
+    # One Tesseract process per frame: threads wait on them in parallel; map keeps the order (and the bytes).
+    workers = max(1, min(len(jobs), getattr(frame_redactor, "workers", 1)))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        for (out, frame, *_), checked in zip(jobs, pool.map(check, jobs)):
             if checked.image is None:
                 out["frame_left_out"] = checked.reason
             else:
                 in_frames.update(checked.counts)
                 out.update(_png=checked.image, frame_width=checked.width, frame_height=checked.height,
-                           masked_regions=len(obs.frame.masked) + len(checked.masked))
+                           masked_regions=len(frame.masked) + len(checked.masked))
+    for out in done:
         for name in _PART_COLUMNS:
             rows[name].append(out.get(name))
     frame = pl.DataFrame(rows, schema=_PART_COLUMNS)
