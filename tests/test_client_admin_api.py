@@ -315,3 +315,14 @@ def test_every_admin_operation_is_documented_with_its_credential_and_statuses(se
             assert {"404", "422"} & set(op["responses"]), (method, path)
     assert spec["paths"]["/v1/admin/datasets"]["post"]["responses"]["202"]
     assert "409" in spec["paths"]["/v1/admin/policy"]["post"]["responses"]
+
+
+def test_the_readme_example_runs_as_written(served: tuple[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    start = readme.index("```python\n", readme.index("## Admin API and Python client")) + len("```python\n")
+    example = readme[start:readme.index("```\n", start)]
+    assert "http://127.0.0.1:8765" in example and "a-long-admin-password" in example
+    exec(example.replace("http://127.0.0.1:8765", served[0]).replace("a-long-admin-password", ADMIN[1]), {})
+    printed = capsys.readouterr().out
+    assert "dcet_" in printed and "consent.give" in printed and "done" in printed, printed
+    assert "404 path.handle no employee 'nobody'" in printed, printed
