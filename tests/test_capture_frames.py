@@ -332,3 +332,37 @@ def test_the_agent_loads_neither_pillow_nor_dbus_until_a_frame_or_element_is_tak
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "[]"
+
+
+def _observation(seq: int, size: int) -> Observation:
+    from deskcorder.observations import Frame
+    png = b"\x89PNG\r\n\x1a\n" + bytes(size)
+    return Observation("s" * 32, seq, 1, time.time_ns(), "button_down", 1280, 800, 0, 0, 100, 100, [], 96.0,
+                       Frame("png", 100, 100, png))
+
+
+def test_the_observation_uploader_retries_what_may_pass_and_counts_what_is_refused() -> None:
+    from deskcorder.capture._observation_uploader import ObservationUploader
+
+    answers = [Response(503, {"retry-after": "0"}), Response(200, {}), Response(403, {}, b'{"error": "no consent"}')]
+    answers.append(Response(200, {}))  # what stop() sends last
+    seen: list[list[int]] = []
+
+    def collector(body: bytes, content_type: str) -> Response:
+        seen.append([o.action_seq for o in decode_observations(body).observations])
+        return answers.pop(0)
+
+    refused: list[int] = []
+    uploader = ObservationUploader(HandlerTransport(collector), "frames-test-device", interval_s=0.05,
+                                   on_refused=refused.append)
+    assert uploader.add(_observation(1, 10)) and uploader.add(_observation(2, 10))
+    wait_for(lambda: uploader.sent == 2, "the observations were not sent after a 503")
+    assert seen == [[1, 2], [1, 2]]  # the same ones again after the 503
+    uploader.add(_observation(3, 10))
+    wait_for(lambda: refused == [1], "a 403 was not counted as refused")
+    assert uploader.waiting == 0 and uploader.refused == 1  # a 403 is final: not retried
+    uploader.MAX_OUTBOX_BYTES = 4096
+    uploader.interval_s = 60
+    assert uploader.add(_observation(4, 2000)) and not uploader.add(_observation(5, 2000))  # full: the caller counts
+    uploader.stop(timeout=1.0)
+    assert uploader.sent == 3 and seen[-1] == [4]  # stop sends what waits

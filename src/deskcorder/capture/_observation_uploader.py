@@ -9,10 +9,12 @@ agent's upload interval), or at once when ``BATCH_BYTES`` wait.
 
 Answers: 2xx stored (the collector de-duplicates by ``(session_id,
 action_seq)``, so a retry after a lost answer stores nothing twice); 408,
-429, 5xx, 401, 403, 404, 405 or no answer: the same observations are retried
+429, 5xx, 401, 404, 405 or no answer: the same observations are retried
 with backoff (429/503 ``Retry-After`` honoured), as the event uploader does
 for a collector that refuses every request; any other 4xx refuses these
-observations for good: they are counted as ``refused`` and dropped.
+observations for good, 403 included (no consent for them, more than the
+policy's ``observe`` allows, a revoked device: the collector's word is
+final there): they are counted as ``refused`` and dropped.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ class ObservationUploader:
     BATCH_BYTES = 4 * 1024 * 1024
     BACKOFF_BASE_S, BACKOFF_MAX_S, RETRY_AFTER_MAX_S = 0.5, 60.0, 600.0
     REQUEST_TIMEOUT_S = 30.0
-    _RETRY = frozenset({401, 403, 404, 405, 408, 429})
+    _RETRY = frozenset({401, 404, 405, 408, 429})
 
     def __init__(self, transport: Transport, device_id: str, *, interval_s: float = 2.0,
                  on_refused: Callable[[int], None] = lambda n: None):
