@@ -10,6 +10,9 @@ The flow, one private module per step::
     _queue              bounded in-memory queue the listener callbacks submit to (never blocks)
     _writer             numbers events (seq), coalesces mouse moves, flushes chunks to the spool
     _spool              SQLite spool: chunks waiting for upload, uploads in flight, dead letters
+    _observe            the policy's ``observe``: at each action boundary, what was in front (gated like events)
+    _x11_frames         ... a frame of only the focused window (XComposite), geometry (RandR), Pillow encoding
+    _observation_uploader  ... observations to ``POST /v1/observations``
     _uploader           retry, backoff and rate limits above ...
     _transport          ... one HTTP request per batch
     _agent              wiring, lifecycle and stats: ``Agent(AgentConfig(...)).run_until_signal()``
