@@ -74,11 +74,12 @@ def fill(store: EventStore, args: argparse.Namespace) -> tuple[int, int, float, 
         for e in events:
             e.t_wall_ns = t0 + e.t_mono_ns
             cut.setdefault(e.t_mono_ns // window, []).append(e)
+        last = set(sorted(cut)[-max(1, args.sample // args.people):])  # each person's last batches
         for k in sorted(cut):
             body = encode_batch(f"{device}-{k:07d}", device, events_to_columns(cut[k]), MSGPACK)
             batch = decode_batch(body, MSGPACK)
             store.write_batch(batch)
-            if len(sample) < args.sample and k % 7 == 3:  # spread over people and their day
+            if k in last:
                 sample.append(batch)
             n_events += len(cut[k])
             n_batches += 1
@@ -113,8 +114,9 @@ def show(label: str, seconds: list[float]) -> None:
 
 
 def ingest_cost(store: EventStore, sample: list[Batch]) -> tuple[float, float]:
-    """Seconds per batch and per event that counting ``sample`` (stored batches) costs, timed by counting them
-    again in a transaction that is rolled back (their rows deleted first, so the same inserts run)."""
+    """Seconds per batch and per event that counting ``sample`` costs: each person's last stored batches, their
+    rows deleted and counted again in seq order (as they arrived: no later part of their session), in a
+    transaction that is rolled back."""
     from deskcorder.store._db._aggregates import record_activity
     from deskcorder.store._db._manifest import FilePart
     from deskcorder.store._db._tables import activity_counts, activity_parts
@@ -124,9 +126,9 @@ def ingest_cost(store: EventStore, sample: list[Batch]) -> tuple[float, float]:
     with store._engine.connect() as conn:
         trans = conn.begin()
         try:
+            for table in (activity_counts, activity_parts):
+                conn.execute(table.delete().where(table.c.batch_id.in_([b.batch_id for b in sample])))
             for batch in sample:
-                for table in (activity_counts, activity_parts):
-                    conn.execute(table.delete().where(table.c.batch_id == batch.batch_id))
                 start = time.perf_counter()
                 record_activity(conn, batch.batch_id, [FilePart("", part) for _, part in split_by_date(batch.events)])
                 took += time.perf_counter() - start

@@ -43,7 +43,7 @@ from typing import Any, Iterable
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import Connection, Engine, and_, bindparam, case, delete, func, select, update
+from sqlalchemy import Connection, Engine, bindparam, case, delete, func, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from .._errors import StoreError
@@ -69,6 +69,8 @@ _PREVIOUS = (select(func.coalesce(activity_parts.c.last_focus_app, activity_part
              .order_by(activity_parts.c.first_seq.desc(), activity_parts.c.batch_id.desc(),
                        activity_parts.c.day.desc())
              .limit(1))
+_EMPLOYEE = (select(devices.c.employee_id).join(batches, batches.c.device_id == devices.c.device_id)
+             .where(batches.c.batch_id == bindparam("b")))
 _LATER = (select(activity_parts.c.batch_id)
           .where(activity_parts.c.session_id == bindparam("s"), activity_parts.c.first_seq > bindparam("first"))
           .limit(1))
@@ -111,7 +113,9 @@ def _part_counts(events: pa.Table) -> tuple[list[dict[str, Any]], list[tuple[str
         start += n
     table = pa.table({"session_id": sessions, "hour": pc.divide(events.column("t_wall_ns"), _HOUR_NS),
                       "app": pa.chunked_array(filled, named.type), "kind": events.column("kind")})
-    return table.group_by(["session_id", "hour", "app", "kind"]).aggregate([([], "count_all")]).to_pylist(), firsts
+    # One thread: a batch is small, and handing it to Acero's thread pool cost more than the grouping.
+    counts = table.group_by(["session_id", "hour", "app", "kind"], use_threads=False).aggregate([([], "count_all")])
+    return counts.to_pylist(), firsts
 
 
 def _runs(sessions: pa.ChunkedArray, n_sessions: int) -> tuple[list[str], list[int]]:
@@ -126,6 +130,7 @@ def _runs(sessions: pa.ChunkedArray, n_sessions: int) -> tuple[list[str], list[i
 def record_activity(conn: Connection, batch_id: str, parts: list[FilePart]) -> None:
     """Count a batch's events (in the transaction that commits its manifest row, after ``commit_batch``)."""
     unsettled: set[str] = set()  # sessions with a part stored after this one: resolved again below
+    employee_id = conn.execute(_EMPLOYEE, {"b": batch_id}).scalar_one()
     for part in parts:  # each inserted before the next looks for its previous part (a batch across midnight)
         part_rows: list[dict[str, Any]] = []
         count_rows: list[dict[str, Any]] = []
@@ -142,7 +147,7 @@ def record_activity(conn: Connection, batch_id: str, parts: list[FilePart]) -> N
             lead = c["app"] is None
             count_rows.append({"batch_id": batch_id, "session_id": c["session_id"], "hour": c["hour"],
                                "app": lead_app[c["session_id"]] if lead else c["app"], "kind": c["kind"],
-                               "lead": lead, "n_events": c["count_all"]})
+                               "lead": lead, "n_events": c["count_all"], "employee_id": employee_id})
         if part_rows:
             conn.execute(activity_parts.insert(), part_rows)
             conn.execute(activity_counts.insert(), count_rows)
@@ -205,14 +210,12 @@ def activity_totals(conn: Connection) -> ActivityTotals:
     """Per application: people, events, key presses, clicks, over every stored event of employees not being
     erased. One grouped query over the counts (no event is read, nothing is audited)."""
     n = activity_counts.c.n_events
-    query = (select(activity_counts.c.app, devices.c.employee_id, func.sum(n).label("events"),
+    being_erased = select(employees.c.employee_id).where(employees.c.erasure_started_at.is_not(None))
+    query = (select(activity_counts.c.app, activity_counts.c.employee_id, func.sum(n).label("events"),
                     func.sum(case((activity_counts.c.kind == "key_down", n), else_=0)).label("keys"),
                     func.sum(case((activity_counts.c.kind == "button_down", n), else_=0)).label("clicks"))
-             .join(batches, batches.c.batch_id == activity_counts.c.batch_id)
-             .join(devices, devices.c.device_id == batches.c.device_id)
-             .join(employees, and_(employees.c.employee_id == devices.c.employee_id,
-                                   employees.c.erasure_started_at.is_(None)))
-             .group_by(activity_counts.c.app, devices.c.employee_id))
+             .where(activity_counts.c.employee_id.not_in(being_erased))
+             .group_by(activity_counts.c.app, activity_counts.c.employee_id))
     per_app: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     people: set[str] = set()
     for r in conn.execute(query):

@@ -301,6 +301,10 @@ activity_counts = Table(
     # previous part (resolved again when that changes: a late batch, a deletion).
     Column("lead", Boolean, primary_key=True),
     Column("n_events", BigInteger, nullable=False),
+    # The batch's device's employee, kept here so that the page's one query joins nothing (on the ~18 k rows
+    # of 500 k events: 9 ms instead of 40-60 through batches and devices); a device never changes hands,
+    # and the row goes with its batch on erasure.
+    Column("employee_id", String(32), nullable=False),
 )
 
 # One row per (batch, session, UTC day): a date file's share of a session, in seq order by first_seq.

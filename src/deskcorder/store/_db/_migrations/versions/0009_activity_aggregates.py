@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("lead", sa.Boolean(), nullable=False),
         sa.Column("n_events", sa.BigInteger(), nullable=False),
+        sa.Column("employee_id", sa.String(32), nullable=False),
         sa.ForeignKeyConstraint(["batch_id"], ["batches.batch_id"], ondelete="CASCADE",
                                 name="fk_activity_counts_batch_id_batches"),
         sa.PrimaryKeyConstraint("batch_id", "session_id", "hour", "app", "kind", "lead", name="pk_activity_counts"),
