@@ -309,10 +309,12 @@ def test_every_admin_operation_is_documented_with_its_credential_and_statuses(se
                  for method, op in ops.items()}
     assert len(admin_ops) == len(OPERATIONS) + 1  # withdraw and record are one operation; log in, log out
     for (method, path), op in admin_ops.items():
-        assert op["security"] == [{"adminBasic": []}], (method, path)
+        assert op["security"] == ([{"adminBasic": []}] if path == "/v1/admin/login" else
+                                  [{"adminBasic": []}, {"adminToken": []}]), (method, path)
         assert {"401", "403", "429", "503"} <= set(op["responses"]), (method, path)
         if op.get("parameters") or op.get("requestBody"):  # an input that can be malformed or name nothing
             assert {"404", "422"} & set(op["responses"]), (method, path)
+    assert spec["components"]["securitySchemes"]["adminToken"]["scheme"] == "bearer"
     assert spec["paths"]["/v1/admin/datasets"]["post"]["responses"]["202"]
     assert "409" in spec["paths"]["/v1/admin/policy"]["post"]["responses"]
 

@@ -119,12 +119,16 @@ SECURITY = {
     "device": {"security": [{"deviceBearer": []}]},
     "admin": {"security": [{"adminBasic": []}]},
     "employee": {"security": [{"employeeBasic": []}]},
+    # The admin API (``_admin_api``): the password, or the login token POST /v1/admin/login exchanged it for.
+    "admin_api": {"security": [{"adminBasic": []}, {"adminToken": []}]},
 }
 _SCHEMES = {
     "deviceBearer": {"type": "http", "scheme": "bearer", "bearerFormat": "<device_id>:<secret>",
                      "description": "an enrolled device's credential, from POST /v1/devices/enrol"},
     "adminBasic": {"type": "http", "scheme": "basic",
                    "description": "an admin portal account (`deskcorder portal add-admin LOGIN`) and its password"},
+    "adminToken": {"type": "http", "scheme": "bearer", "bearerFormat": "dcal_<token>",
+                   "description": "an admin's login token, from POST /v1/admin/login"},
     "employeeBasic": {"type": "http", "scheme": "basic",
                       "description": "the person's own portal login (their handle) and password "
                                      "(`deskcorder portal set-password HANDLE`)"},

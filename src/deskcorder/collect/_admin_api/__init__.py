@@ -44,7 +44,6 @@ __all__ = ["admin_api_router"]
 
 def admin_api_router(store: EventStore) -> APIRouter:
     router = APIRouter(tags=["admin"])
-    router_security = SECURITY["admin"]
 
     def admin(request: Request) -> str:
         # Sync: FastAPI runs it in a worker thread, where the (slow on purpose) password check belongs. A
@@ -56,5 +55,6 @@ def admin_api_router(store: EventStore) -> APIRouter:
     record_routes(router, store, admin)
     build_routes(router, store, admin)
     for route in router.routes:  # every operation says its credential in the OpenAPI document
-        route.openapi_extra = {**(getattr(route, "openapi_extra", None) or {}), **router_security}
+        security = SECURITY["admin" if getattr(route, "path", "") == "/v1/admin/login" else "admin_api"]
+        route.openapi_extra = {**(getattr(route, "openapi_extra", None) or {}), **security}
     return router

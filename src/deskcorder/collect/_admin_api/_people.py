@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Path
 
 from ...client import (ConsentEntry, ConsentHistory, ConsentRecord, Device, Employee, EnrolmentToken, NewDevice,
                        NewEmployee, Revocation, TokenRequest)
-from ...store import DeviceInfo, EventStore
+from ...store import DeviceInfo, EmployeeInfo, EventStore
 from .._problems import Problem
 from ._auth import admin_problems, stored
 
@@ -28,12 +28,24 @@ _NO_EMPLOYEE = {None: "path.handle"}  # NotFound names no field: in these routes
 
 def _employee(store: EventStore, handle: str) -> dict[str, Any]:
     info = stored(store.employee, handle, fields=_NO_EMPLOYEE)
-    history = stored(store.consent_history, handle)
-    policy = stored(store.current_policy)
+    devices = [d.device_id for d in stored(store.devices, employee=handle)]
+    return _employee_json(info, devices, stored(store.consent_history, handle), stored(store.current_policy).version)
+
+
+def _employees(store: EventStore) -> list[dict[str, Any]]:
+    # The policy and the devices once for the whole list; each person's consent history is their own read.
+    version = stored(store.current_policy).version
+    owned: dict[str, list[str]] = {}
+    for d in stored(store.devices):
+        owned.setdefault(d.employee_id, []).append(d.device_id)
+    return [_employee_json(e, owned.get(e.employee_id, []), stored(store.consent_history, e.handle), version)
+            for e in stored(store.employees)]
+
+
+def _employee_json(info: EmployeeInfo, devices: list[str], history: list[Any], version: int) -> dict[str, Any]:
     latest = history[-1] if history else None
     return {"employee_id": info.employee_id, "handle": info.handle, "display_name": info.display_name,
-            "created_at": info.created_at, "devices": [d.device_id for d in stored(store.devices, employee=handle)],
-            "consent_in_force": _in_force(latest, policy.version),
+            "created_at": info.created_at, "devices": devices, "consent_in_force": _in_force(latest, version),
             "latest_consent": latest.as_json() if latest else None}
 
 
@@ -68,7 +80,7 @@ def people_routes(router: APIRouter, store: EventStore, admin: Callable[..., str
 
     @router.get("/v1/admin/employees", response_model=list[Employee], responses=admin_problems())
     def list_employees(actor: str = Depends(admin)) -> list[dict[str, Any]]:
-        return [_employee(store, e.handle) for e in stored(store.employees)]
+        return _employees(store)
 
     @router.post("/v1/admin/employees", status_code=201, response_model=Employee, responses=admin_problems({
         **body, 409: "an employee with this handle exists", 422: "a malformed handle or display name (`field`)"}))
