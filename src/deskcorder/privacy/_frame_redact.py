@@ -63,8 +63,10 @@ DEFAULT_UPSCALE = 2.0
 # of 15 on 2 cores) one 960x400 frame took 8 s of wall time for 0.7 s of CPU.
 DEFAULT_TIMEOUT_S = 60.0
 # Padding around a masked word, in frame pixels: Tesseract's boxes hug the ink, and a one-pixel
-# anti-aliased fringe left on each side is enough for a second OCR pass to guess characters.
+# anti-aliased fringe left on each side is enough for a second OCR pass to guess characters. Sideways
+# it grows with the text: a box can stop short of a word's last glyph (measured: most of an "R" at 11 px).
 _PAD_PX = 2
+_PAD_SIDE = 0.5  # of the word box's height (a neighbour's first glyph may go black too)
 # --psm 11 (sparse text) finds words scattered over a window (toolbars, form fields, table cells)
 # that the page-layout mode (3) drops as non-text; lines are then rebuilt from its line numbers.
 # Measured in benchmarks/frame_redaction.py. OMP_THREAD_LIMIT: Tesseract's OpenMP threads fight over
@@ -210,9 +212,36 @@ def _lines_text(words: Sequence[OcrWord], lines: list[list[int]], *, glue: float
     return "".join(parts), offsets
 
 
-def _pad(box: Box, width: int, height: int, pad: int = _PAD_PX) -> Box:
-    x0, y0 = max(0, box.x - pad), max(0, box.y - pad)
-    x1, y1 = min(width, box.x + box.width + pad), min(height, box.y + box.height + pad)
+# A fragment OCR split off a flagged token: no spaces, and a digit in it or 6+ letters and digits.
+_FRAGMENT_RE = re.compile(r"[\w+/=.:@-]*\d[\w+/=.:@-]*|[A-Za-z0-9_+/=-]{6,}")
+_SPREAD_GAP = 1.2  # line heights
+
+
+def _spread(words: Sequence[OcrWord], lines: list[list[int]], hit: set[int]) -> set[int]:
+    """``hit`` grown along each line to the neighbours of a flagged word that look like its fragments.
+
+    OCR cuts a long token where its glyphs sit apart ("e85d878f36 0aeb1 e2daec...") and misreads a
+    character or two, so one piece can match a rule while the piece next to it, too short to match any,
+    stays readable. A neighbour closer than 1.2 line heights that could be a piece of a token is
+    masked with it; prose words next to a secret (letters only, or short) are not.
+    """
+    grown = set(hit)
+    for line in lines:
+        height = sorted(words[i].box.height for i in line)[len(line) // 2]
+        for order in (line, line[::-1]):
+            for prev, word in zip(order, order[1:]):
+                if prev not in grown or word in grown:
+                    continue
+                a, b = sorted((words[prev].box, words[word].box), key=lambda box: box.x)
+                if b.x - (a.x + a.width) < _SPREAD_GAP * height and _FRAGMENT_RE.fullmatch(words[word].text):
+                    grown.add(word)
+    return grown
+
+
+def _pad(box: Box, width: int, height: int, pad: int = _PAD_PX, side: float = _PAD_SIDE) -> Box:
+    across = max(pad, round(side * box.height))
+    x0, y0 = max(0, box.x - across), max(0, box.y - pad)
+    x1, y1 = min(width, box.x + box.width + across), min(height, box.y + box.height + pad)
     return Box(x0, y0, max(0, x1 - x0), max(0, y1 - y0))
 
 
@@ -269,7 +298,7 @@ class FrameRedactor:
                     hit.add(i)
             if len(spans) > len(found):
                 found = spans  # counted once: the reading that found more
-        return sorted(hit), found
+        return sorted(_spread(words, lines, hit)), found
 
     def redact_frame(self, data: bytes, *, app_class: str | None = None, window_title: str | None = None,
                      known_identifiers: Iterable[str] = (), extra_boxes: Iterable[Box] = ()) -> FrameRedaction:
@@ -299,7 +328,7 @@ class FrameRedactor:
         hit, spans = self.flagged(words, app_class=app_class, window_title=window_title,
                                   known_identifiers=known_identifiers)
         boxes = [_pad(words[i].box, image.width, image.height) for i in hit]
-        boxes += [b for b in (_pad(e, image.width, image.height, 0) for e in extra_boxes) if b.width and b.height]
+        boxes += [b for b in (_pad(e, image.width, image.height, 0, 0) for e in extra_boxes) if b.width and b.height]
         if boxes:
             draw = ImageDraw.Draw(image)
             for b in boxes:
