@@ -87,7 +87,7 @@ class DatasetStats:
     actions: int
     persons: int
     actions_by_kind: dict[str, int]
-    apps: dict[str, dict[str, Any]]  # app_class -> {"actions", "episodes", "duration_s"}
+    apps: dict[str, dict[str, Any]]  # app_class -> {"actions", "episodes", "duration_s", "persons"}
     splits: dict[str, dict[str, int]]  # split -> {"persons", and rows of each table: "actions", "episodes", ...}
     redactions: dict[str, int]  # placeholder kind -> spans replaced (typed text and titles)
     duration_s: float  # sum of episode durations
@@ -373,12 +373,13 @@ def _stats(n_events: int, first_wall_ns: int | None, last_wall_ns: int | None, t
     else:
         duration_ns = episodes["t_end_mono_ns"] - episodes["t_start_mono_ns"]
     apps: dict[str, dict[str, Any]] = {}
+    # persons: how many people an application's figures cover (the admin console shows them only for >= 5).
     per_app_episodes = episodes.with_columns(d=duration_ns).group_by("app_class").agg(
-        episodes=pl.len(), duration_ns=pl.col("d").sum())
+        episodes=pl.len(), duration_ns=pl.col("d").sum(), persons=pl.col("person_id").drop_nulls().n_unique())
     per_app_actions = dict(actions.group_by("app_class").agg(n=pl.len()).iter_rows())
-    for app, n_episodes, d in per_app_episodes.sort("app_class", nulls_last=True).iter_rows():
+    for app, n_episodes, d, persons in per_app_episodes.sort("app_class", nulls_last=True).iter_rows():
         apps[app or "(unknown)"] = {"episodes": n_episodes, "actions": per_app_actions.get(app, 0),
-                                    "duration_s": round(d / 1e9, 3)}
+                                    "duration_s": round(d / 1e9, 3), "persons": persons}
     splits = {}
     for name, _ in SPLITS:
         splits[name] = {"persons": episodes.filter(pl.col("split") == name)["person_id"].drop_nulls().n_unique(),
