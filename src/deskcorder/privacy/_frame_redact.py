@@ -6,20 +6,23 @@ terminal, an e-mail address in a form, a national id in a spreadsheet. Before
 a frame enters a dataset, `FrameRedactor.redact_frame`:
 
 1. decodes it (Pillow), upscales it by ``upscale`` (screen text is 9-13 px
-   high, downscaled frames smaller; Tesseract's LSTM reads far better at
-   about twice that: benchmarks/frame_redaction.py measures recall at 1x,
-   1.5x and 2x);
+   high, downscaled frames smaller; Tesseract's LSTM reads better at about
+   twice that: benchmarks/frame_redaction.py scores 1x, 1.5x and 2x);
 2. reads its words with their boxes (Tesseract through pytesseract's
-   ``image_to_data``), and rebuilds lines from them (block, paragraph, line
-   numbers), joined by newlines into one text, so a detector sees a word in
-   the context of its line ("my SSN is ...", "KEY=...") and of the lines
-   above it (a terminal's ``sudo`` before the password line);
+   ``image_to_data``) and rebuilds the visual lines from the boxes, joined by
+   newlines into one text, so a detector sees a word in the context of its
+   line ("my SSN is ...", "KEY=...") and of the lines above it (a terminal's
+   ``sudo`` before the password line);
 3. runs the same `Redactor` that redacts typed text (``find_spans``) over
-   that text;
-4. blacks out the box of every word that overlaps a flagged span, padded by
-   a few pixels (anti-aliased fringes and OCR boxes a pixel short must not
-   leave a readable edge), plus ``extra_boxes`` the caller names (the box of
-   a UI element whose name was redacted);
+   that text three times: words spaced as OCR split them, and glued where
+   their boxes nearly touch (OCR splits long tokens where glyphs sit
+   loose), plus a frame-only rule for long random-looking words (OCR
+   misreads a character of a token, which no checksum survives);
+4. blacks out the box of every word that overlaps a flagged span and of its
+   neighbours that look like pieces of the same token, padded (anti-aliased
+   fringes and boxes that stop short of the last glyph must not leave a
+   readable edge), plus ``extra_boxes`` the caller names (the box of a UI
+   element whose name was redacted);
 5. re-encodes it as PNG (lossless: no codec smears a masked box's edge back
    into view).
 
@@ -30,8 +33,8 @@ leaves it out and counts it. Fail closed, like the text detectors.
 Why Tesseract through pytesseract: it is Debian's packaged OCR with its
 English model in the package (no model download at run time), and pytesseract
 is a thin wrapper over its command line whose ``image_to_data`` gives word
-boxes and a timeout. One ``tesseract`` process per frame costs its start-up
-(~50 ms) on top of recognition; tesserocr would save that but builds against
+boxes and a timeout. One ``tesseract`` process per frame costs a process
+start-up on top of recognition; tesserocr would save that but builds against
 the C++ library from source.
 """
 
@@ -67,10 +70,10 @@ DEFAULT_TIMEOUT_S = 60.0
 # it grows with the text: a box can stop short of a word's last glyph (measured: most of an "R" at 11 px).
 _PAD_PX = 2
 _PAD_SIDE = 0.5  # of the word box's height (a neighbour's first glyph may go black too)
-# --psm 11 (sparse text) finds words scattered over a window (toolbars, form fields, table cells)
-# that the page-layout mode (3) drops as non-text; lines are then rebuilt from its line numbers.
-# Measured in benchmarks/frame_redaction.py. OMP_THREAD_LIMIT: Tesseract's OpenMP threads fight over
-# the build's cores and make small images slower, not faster.
+# --psm 11 (sparse text): a window is not a page, its words sit scattered (toolbars, form fields, table
+# cells); lines are rebuilt from the word boxes (_lines), not from Tesseract's layout. On a handful of
+# the benchmark's frames the page mode (3) read the same words in about the same time; it was not
+# scored at scale.
 _TESSERACT_CONFIG = "--oem 1 --psm 11"
 # Gaps between two word boxes, in line heights, under which they are read as one word too (see
 # _lines_text): a tight reading (OCR's loose splits inside a token) and a wide one (hex tokens that
@@ -92,7 +95,6 @@ def _token_shaped(word: str) -> bool:
     lower = any(c.islower() for c in word)
     return ((upper and lower and digits >= 2) or (digits >= 4 and letters >= 4)
             or (upper and not lower and digits >= 2 and word.isalnum()))
-
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -121,6 +123,9 @@ class FrameRedaction:
 
 
 def _tesseract_env() -> None:
+    """One OpenMP thread per Tesseract process: a build runs one process per CPU at once
+    (`FrameRedactor.workers`), and each process's own threads on top would oversubscribe the cores.
+    Set in this process's environment because pytesseract starts Tesseract with it (it takes no env)."""
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
 
 
