@@ -9,6 +9,9 @@ dataset its status describes.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -328,3 +331,19 @@ def test_the_readme_example_runs_as_written(served: tuple[str, Path], capsys: py
     printed = capsys.readouterr().out
     assert "dcet_" in printed and "consent.give" in printed and "done" in printed, printed
     assert "404 path.handle no employee 'nobody'" in printed, printed
+
+
+def test_employee_list_with_server_prints_what_the_store_here_prints(served: tuple[str, Path]) -> None:
+    url, data_dir = served
+    local = subprocess.run([sys.executable, "-m", "deskcorder", "employee", "list", "--data-dir", str(data_dir)],
+                           capture_output=True, text=True, timeout=60)
+    env = {**os.environ, "DESKCORDER_ADMIN_PASSWORD": ADMIN[1]}
+    remote = subprocess.run([sys.executable, "-m", "deskcorder", "employee", "list", "--server", url, "--login",
+                             ADMIN[0]], capture_output=True, text=True, timeout=60, env=env)
+    assert local.returncode == remote.returncode == 0, (local.stderr, remote.stderr)
+    assert remote.stdout == local.stdout and "alice" in remote.stdout and DEVICE in remote.stdout
+    env["DESKCORDER_ADMIN_PASSWORD"] = "not-the-password"
+    refused = subprocess.run([sys.executable, "-m", "deskcorder", "employee", "list", "--server", url, "--login",
+                              ADMIN[0]], capture_output=True, text=True, timeout=60, env=env)
+    assert refused.returncode == 2 and refused.stderr.startswith("error: 401"), refused.stderr
+    assert "Traceback" not in refused.stderr

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
+from ._server_options import LOGIN, SERVER, admin_client
 from ._store_options import DATA_DIR, DATABASE_URL, cli_actor, open_store
 
 app = typer.Typer(help="Add and list the employees who may be recorded.", no_args_is_help=True)
@@ -27,16 +29,30 @@ def add(
 
 
 @app.command("list")
-def list_(data_dir: Path = DATA_DIR, database_url: str | None = DATABASE_URL) -> None:
-    """List employees with their devices and whether they currently consent."""
+def list_(data_dir: Path = DATA_DIR, database_url: str | None = DATABASE_URL, server: str | None = SERVER,
+          login: str = LOGIN) -> None:
+    """List employees with their devices and whether they currently consent (--server: ask that collector)."""
+    if server is not None:
+        with admin_client(server, login) as admin:
+            _print_rows([(e.handle, e.display_name or "-", e.employee_id, _consent_words(e.latest_consent),
+                          ", ".join(e.devices) or "-") for e in admin.employees()])
+        return
     with open_store(data_dir, database_url) as store:
         rows = []
         for e in store.employees():
             history = store.consent_history(e.handle)
-            latest = history[-1] if history else None
-            consent = "never" if latest is None else f"{latest.action} v{latest.policy_version}"
             devices = ", ".join(d.device_id for d in store.devices(employee=e.handle)) or "-"
-            rows.append((e.handle, e.display_name or "-", e.employee_id, consent, devices))
+            rows.append((e.handle, e.display_name or "-", e.employee_id,
+                         _consent_words(history[-1] if history else None), devices))
+    _print_rows(rows)
+
+
+def _consent_words(latest: Any) -> str:
+    """An employee's latest consent act, as the listing shows it (a store record or the API's, alike)."""
+    return "never" if latest is None else f"{latest.action} v{latest.policy_version}"
+
+
+def _print_rows(rows: list[tuple[str, ...]]) -> None:
     if not rows:
         typer.echo("no employees yet; add one with: deskcorder employee add HANDLE")
         return
