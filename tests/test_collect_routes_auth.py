@@ -40,7 +40,8 @@ PUBLIC = {
 # A credential in the body, not a header: enrolment's is the one-time token, so send a wrong one.
 BODIES: dict[str, dict[str, Any]] = {"/v1/devices/enrol": {"token": "dcet_not-a-token", "device_id": "device-walk-2",
                                                             "hostname": "walker"}}
-PATH_VALUES = {"device_id": DEVICE, "handle": "alice", "session_id": SESSION, "entry_id": "1", "name": "portal.css"}
+PATH_VALUES = {"device_id": DEVICE, "handle": "alice", "session_id": SESSION, "entry_id": "1", "name": "portal.css",
+               "action_seq": "1"}
 
 
 def every_route(tmp_path: Path) -> list[tuple[str, str]]:
