@@ -125,7 +125,7 @@ def install_handlers(app: FastAPI) -> None:
         if exc.status_code == 404:
             error = (f"no such endpoint {request.url.path}; see /v1/health, /v1/batches, /v1/sessions, /v1/devices, "
                      f"/v1/devices/enrol, /v1/devices/{{device_id}}/status, /v1/employees/{{handle}}/consent, "
-                     f"/v1/policy")
+                     f"/v1/policy, the admin API under /v1/admin/; /openapi.json lists every operation")
         elif exc.status_code == 405:
             error = f"{request.method} is not allowed on {request.url.path}"
         else:
