@@ -53,13 +53,15 @@ retention_days = 30
 [[apps]]
 wm_class = "BenchDesk"
 """
+_SETTLE_S = 2.5  # between the warm-up and the measured window: the warm-up's uploads go out (2 s bound)
 TEXT = "\n".join(f"{i:3d}  The quarterly report is due on Friday; figures for region {i % 7} are in the "
                  f"shared folder, row {i * 13 % 97}." for i in range(60))
 
 
 def drive(display_name: str, seconds: float, actions_hz: float, warmup: float) -> None:
     """Action boundaries at ``actions_hz`` (click, word, scroll, shortcut in turn), 4 moves/s: ``warmup``
-    seconds, then "measuring", then ``seconds`` more; prints the counts of the measured part."""
+    seconds, a pause of ``_SETTLE_S`` (its uploads go out), "measuring", then ``seconds`` more; prints the
+    counts of the measured part."""
     import Xlib.display
     import Xlib.X
     import Xlib.XK
@@ -85,9 +87,12 @@ def drive(display_name: str, seconds: float, actions_hz: float, warmup: float) -
     while True:
         due = start + actions / actions_hz
         if measuring is None and due >= start + warmup:
+            time.sleep(_SETTLE_S)
             print("measuring", flush=True)
+            start += time.monotonic() - due  # the schedule goes on from here
+            due = start + actions / actions_hz
             measuring = (time.monotonic(), actions, moves)
-        if due >= start + warmup + seconds:
+        if measuring is not None and due >= measuring[0] + seconds:
             break
         while time.monotonic() < due:  # pointer moves until the next action
             x, y = 200 + (moves * 37) % 800, 150 + (moves * 53) % 500
@@ -192,7 +197,6 @@ class Rig:
             # AT-SPI reader; once a session, not per hour.
             if driver.stdout.readline().strip() != "measuring":
                 raise SystemExit("the input driver did not finish its warm-up")
-            time.sleep(2.5)  # the warm-up's uploads are out (2 s latency bound)
             before = send_command(self.state_dir, "status")["observations"]
             stored0 = _stored(self.data_dir)
             cpu0, t0 = cpu_ns(proc.pid), time.monotonic()

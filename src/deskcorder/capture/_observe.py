@@ -137,6 +137,7 @@ class Observer:
             if level != "none" and self._thread is None and not self._stop:
                 self._thread = threading.Thread(target=self._run, name="deskcorder-observer", daemon=True)
                 self._thread.start()
+            self._wake.notify()  # observing may have ended: the thread lets its X connection go
         return level != "none"
 
     def stop(self, timeout: float = 2.0) -> None:
@@ -229,25 +230,43 @@ class Observer:
             while True:
                 with self._lock:
                     while not self._queue and not self._stop:
-                        self._wake.wait(self.SEQ_WAIT_S / 2)
+                        if grabber is not None and self.level == "none":
+                            break  # observing ended: let the server drop our redirections
+                        # Asleep while idle; awake now and then only to free observations never numbered.
+                        self._wake.wait(self.SEQ_WAIT_S / 2 if self._awaiting else None)
                         self._expire()
                     if self._stop:
                         return
-                    request = self._queue.popleft()
+                    request = self._queue.popleft() if self._queue else None
+                if request is None:
+                    grabber.close()
+                    grabber = None
+                    continue
                 if grabber is None:
-                    grabber = self._open_grabber()
-                self._take(grabber, request)
+                    grabber = self._open_grabber(request)
+                    if grabber is None:
+                        continue
+                if not self._take(grabber, request):
+                    grabber.close()  # the connection broke: a new one for the next request
+                    grabber = None
         finally:
             if grabber is not None:
                 grabber.close()
 
-    def _open_grabber(self) -> Any:
-        if self._grabber_factory is None:
-            from ._x11_frames import WindowGrabber
-            self._grabber_factory = WindowGrabber
-        return self._grabber_factory()
+    def _open_grabber(self, request: _Request) -> Any:
+        try:
+            if self._grabber_factory is None:
+                from ._x11_frames import WindowGrabber
+                self._grabber_factory = WindowGrabber
+            return self._grabber_factory()
+        except Exception as exc:  # the display went away (the backend reports that); this observation only
+            self._lose(request, "grab_failed", f"cannot connect to the X display for observations: {exc}")
+            return None
 
-    def _take(self, grabber: Any, request: _Request) -> None:
+    def _take(self, grabber: Any, request: _Request) -> bool:
+        """Observe for ``request`` (or skip, or count the loss); False when the X connection is broken."""
+        from Xlib.error import ConnectionClosedError
+
         from ._x11_frames import GrabFailed, encode_frame
 
         try:
@@ -259,7 +278,7 @@ class Observer:
                 return self._skip(request, why)
             if request.item is None:
                 grabber.prepare(facts.window)
-                return None
+                return True
             level, max_side, fmt = self.level, self._max_side, self._format
             t_mono, t_wall = time.monotonic_ns(), time.time_ns()
             geometry = grabber.geometry(facts.window)
@@ -274,14 +293,17 @@ class Observer:
                     data, width, height, masked = encode_frame(grab, max_side=max_side, fmt=fmt, masks=masks)
                 except Exception as exc:  # a Pillow failure costs this frame, never the agent
                     self._lose(request, "encode_failed", f"cannot encode a frame: {exc}")
-                    return None
+                    return True
                 frame = Frame(fmt, width, height, data, masked)
         except GrabFailed as exc:
             self._lose(request, "grab_failed", str(exc))
-            return None
-        except Exception as exc:  # the X connection broke, or an X error we did not expect: this observation only
+            return True
+        except (ConnectionClosedError, OSError) as exc:
+            self._lose(request, "grab_failed", f"the X connection broke: {exc}")
+            return False
+        except Exception as exc:  # an X error we did not expect: this observation only
             self._lose(request, "grab_failed", f"{type(exc).__name__}: {exc}")
-            return None
+            return True
         # A pause, withdrawal or switch to another window while we grabbed: what we hold was not allowed.
         if not self._gate.recording:
             return self._skip(request, "not_recording")
@@ -299,10 +321,10 @@ class Observer:
             seq = request.seq
             if seq is None:
                 request.observation = observation  # the writer has not numbered the action yet
-                return None
+                return True
         observation.action_seq = seq
         self._hand_over(observation)
-        return None
+        return True
 
     def _refusal(self, facts: Any) -> str | None:
         if not self._gate.recording:
@@ -333,12 +355,12 @@ class Observer:
             element.name = None  # a password field's label or contents are never recorded
         return element
 
-    def _skip(self, request: _Request, why: str) -> None:
-        if request.item is None:
-            return
-        with self._lock:
-            self._awaiting.pop(id(request.item), None)
-            self.skipped[why] += 1
+    def _skip(self, request: _Request, why: str) -> bool:
+        if request.item is not None:
+            with self._lock:
+                self._awaiting.pop(id(request.item), None)
+                self.skipped[why] += 1
+        return True
 
     def _lose(self, request: _Request, reason: str, detail: str) -> None:
         if self.last_error is None or self.last_error != detail:

@@ -88,16 +88,18 @@ class WindowGrabber:
             self._d = Xlib.display.Display(display)
         except Exception as exc:
             raise CaptureUnavailable(f"cannot open the X display for frames: {exc}") from exc
+        # Without Composite there are no window-only frames (``grab`` says why), but geometry and
+        # elements still work: a root-window grab instead would show whatever covers the window.
+        self.no_frames: str | None = None
         if not self._d.has_extension("Composite"):
-            self._d.close()
-            raise CaptureUnavailable("the X server lacks the Composite extension that window-only frames need; "
-                                     "enable it (Xorg: Section \"Extensions\" Option \"Composite\" \"Enable\"), or "
-                                     "set observe = \"elements\" or \"none\" in the policy")
-        version = self._d.composite_query_version()
-        if (version.major_version, version.minor_version) < (0, 2):  # NameWindowPixmap came with 0.2
-            self._d.close()
-            raise CaptureUnavailable(f"the X server's Composite {version.major_version}.{version.minor_version} "
-                                     f"cannot name a window's pixmap (needs 0.2)")
+            self.no_frames = ("the X server lacks the Composite extension that window-only frames need; enable it "
+                              "(Xorg: Section \"Extensions\" Option \"Composite\" \"Enable\"), or set observe = "
+                              "\"elements\" or \"none\" in the policy")
+        else:
+            version = self._d.composite_query_version()
+            if (version.major_version, version.minor_version) < (0, 2):  # NameWindowPixmap came with 0.2
+                self.no_frames = (f"the X server's Composite {version.major_version}.{version.minor_version} "
+                                  f"cannot name a window's pixmap (needs 0.2)")
         self._d.set_error_handler(lambda *_: None)  # requests without replies on a window that just vanished
         self._root = self._d.screen().root
         atom = self._d.intern_atom
@@ -138,6 +140,8 @@ class WindowGrabber:
     # -- redirection ----------------------------------------------------------------------------
     def prepare(self, window: int) -> None:
         """Redirect ``window`` now, so that a frame of it can be taken ``SETTLE_S`` later."""
+        if self.no_frames is not None:
+            return
         if window in self._redirected:
             self._redirected[window] = self._redirected.pop(window)  # most recently used last
             return
@@ -157,6 +161,8 @@ class WindowGrabber:
     # -- pixels and geometry --------------------------------------------------------------------
     def grab(self, window: int) -> Grab:
         """The window's own contents (client area), whatever covers it on screen; GrabFailed if unreadable."""
+        if self.no_frames is not None:
+            raise GrabFailed(self.no_frames)
         self.prepare(window)
         wait = self._redirected[window] + self.SETTLE_S - time.monotonic()
         if wait > 0:
