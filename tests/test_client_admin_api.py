@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -20,7 +21,7 @@ import httpx
 import pytest
 
 from deskcorder.client import (AdminClient, ApiError, AuthenticationError, ConflictError, InvalidRequest,
-                               NotFoundError, PermissionDenied)
+                               NotFoundError, PermissionDenied, TransportError)
 from deskcorder.events import Event, EventKind, events_to_columns
 from deskcorder.store import EventStore
 
@@ -347,3 +348,14 @@ def test_employee_list_with_server_prints_what_the_store_here_prints(served: tup
                               ADMIN[0]], capture_output=True, text=True, timeout=60, env=env)
     assert refused.returncode == 2 and refused.stderr.startswith("error: 401"), refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_no_collector_at_the_url_is_a_transport_error_naming_it() -> None:
+    with socket.socket() as sock:  # a port nobody listens on: bound, never listening
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        with AdminClient(url, *ADMIN, timeout=5) as admin:
+            with pytest.raises(TransportError) as caught:
+                admin.employees()
+    assert url in str(caught.value) and "is the collector running there?" in str(caught.value)
+    assert not isinstance(caught.value, ApiError)

@@ -152,14 +152,14 @@ class AdminClient:
         return self._call("GET", f"/v1/admin/datasets/{_seg(name)}", api.Build)
 
     def wait_for_build(self, name: str, *, timeout_s: float = 300.0, poll_s: float = 0.25) -> api.Build:
-        """The build once it is done or failed; TransportError when it still runs after ``timeout_s``."""
+        """The build once it is done or failed; ClientError when it still runs after ``timeout_s`` (it goes on)."""
         deadline = time.monotonic() + timeout_s
         while True:
             build = self.build(name)
             if build.state != "running":
                 return build
             if time.monotonic() > deadline:
-                raise TransportError(f"dataset build {name!r} still runs after {timeout_s:g} s; ask again later "
+                raise ClientError(f"dataset build {name!r} still runs after {timeout_s:g} s; ask again later "
                                      f"with build({name!r})")
             time.sleep(poll_s)
 
