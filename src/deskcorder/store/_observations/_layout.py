@@ -12,11 +12,14 @@ of what it holds, so a retry rewrites the same path, and two uploads never
 overwrite each other's file. The manifest (``observation_files``) names the
 session, the day and the key.
 
-One row per observation, flat columns (what a dataset reads without unnesting
-every field); the frame's image stays as it came (WebP or PNG, already
-compressed) in the binary ``frame_data`` column, stored without a second
-compression; the other columns are zstd-compressed. The whole file is then
-sealed like an event file (``_events/_sealed.py``).
+One row per observation: the ids, the frame's image as it came (WebP or PNG,
+already compressed) in the binary ``frame_data`` column, stored without a second
+compression, and every other field in ``details`` (``Observation.to_plain()``
+as MessagePack, zstd-compressed). Files are only ever read whole, through
+``from_parquet``, so a flat column per field (31 of them, with their page
+headers and footer entries) would buy nothing and cost ~5 kB per file, as much
+as a lossless WebP of a terminal page: these files cost ~1 kB beside their
+images. The whole file is then sealed like an event file (``_events/_sealed.py``).
 """
 
 from __future__ import annotations
@@ -37,31 +40,16 @@ __all__ = ["OBSERVATIONS_DIR", "observation_schema", "observation_hash", "relati
 
 OBSERVATIONS_DIR = "observations"
 _NS_PER_DAY = 86_400_000_000_000
-_INTS = ("action_seq", "t_mono_ns", "t_wall_ns", "screen_width", "screen_height", "window_x", "window_y",
-         "window_width", "window_height")
 
 
 @functools.cache
 def observation_schema() -> pa.Schema:
-    box = pa.struct([("x", pa.int64()), ("y", pa.int64()), ("width", pa.int64()), ("height", pa.int64())])
     return pa.schema([
         pa.field("session_id", pa.string(), nullable=False),
-        *(pa.field(name, pa.int64(), nullable=False) for name in _INTS[:3]),
-        pa.field("trigger", pa.string(), nullable=False),
-        *(pa.field(name, pa.int64(), nullable=False) for name in _INTS[3:]),
-        pa.field("monitors", pa.list_(box), nullable=False),
-        pa.field("dpi", pa.float64()),
-        pa.field("frame_format", pa.string()),  # null: no frame
-        pa.field("frame_width", pa.int64()),
-        pa.field("frame_height", pa.int64()),
-        pa.field("frame_data", pa.binary()),
-        pa.field("frame_masked", pa.list_(box)),
-        pa.field("element_role", pa.string()),  # null: no element
-        pa.field("element_name", pa.string()),
-        pa.field("element_states", pa.list_(pa.string())),
-        pa.field("element_box", box),
-        pa.field("element_ancestors", pa.list_(pa.string())),
-        pa.field("element_protected", pa.bool_()),
+        pa.field("action_seq", pa.int64(), nullable=False),
+        pa.field("t_wall_ns", pa.int64(), nullable=False),
+        pa.field("frame_data", pa.binary()),  # the image as the agent encoded it; null: no frame
+        pa.field("details", pa.binary(), nullable=False),  # every other field: Observation.to_plain() in MessagePack
     ])
 
 
@@ -82,58 +70,41 @@ def relative_path(device_id: str, session_id: str, day: str, hashes: list[str]) 
     return f"{OBSERVATIONS_DIR}/date={day}/device={device_id}/{session}-{content}.parquet"
 
 
-def _row(o: Observation) -> dict[str, Any]:
-    f, e = o.frame, o.element
-    return {
-        "session_id": o.session_id, **{name: getattr(o, name) for name in _INTS}, "trigger": o.trigger,
-        "monitors": [_box(b) for b in o.monitors], "dpi": o.dpi,
-        "frame_format": f and f.format, "frame_width": f and f.width, "frame_height": f and f.height,
-        "frame_data": f and f.data, "frame_masked": f and [_box(b) for b in f.masked],
-        "element_role": e and e.role, "element_name": e and e.name, "element_states": e and e.states,
-        "element_box": e and _box(e.box), "element_ancestors": e and e.ancestors,
-        "element_protected": e and e.protected,
-    }
-
-
-def _box(b: Box) -> dict[str, int]:
-    return {"x": b.x, "y": b.y, "width": b.width, "height": b.height}
-
-
 def to_parquet(observations: list[Observation]) -> bytes:
-    rows = sorted((_row(o) for o in observations), key=lambda r: (r["session_id"], r["action_seq"]))
-    table = pa.Table.from_pylist(rows, schema=observation_schema())
+    ordered = sorted(observations, key=lambda o: (o.session_id, o.action_seq))
+    details = []
+    for o in ordered:
+        plain = o.to_plain()
+        if plain["frame"] is not None:
+            plain["frame"].pop("data")
+        details.append(msgpack.packb(plain, use_bin_type=True))
+    table = pa.table({"session_id": [o.session_id for o in ordered], "action_seq": [o.action_seq for o in ordered],
+                      "t_wall_ns": [o.t_wall_ns for o in ordered],
+                      "frame_data": [o.frame.data if o.frame is not None else None for o in ordered],
+                      "details": details}, schema=observation_schema())
     sink = io.BytesIO()
-    # The images are WebP or PNG already: zstd over them costs CPU and saves nothing, and min/max
-    # statistics of the column would copy two whole images into the footer.
-    others = [n for n in _leaf_paths() if n != "frame_data"]
-    pq.write_table(table, sink, compression={n: ("none" if n == "frame_data" else "zstd") for n in _leaf_paths()},
-                   use_dictionary=others, write_statistics=False)  # files are read whole: no statistics
+    # The images are WebP or PNG already: zstd over them costs CPU and saves nothing. Files are read whole and
+    # by this schema: no statistics (they would copy images into the footer), no Arrow schema in the footer.
+    pq.write_table(table, sink, compression={"frame_data": "none", "session_id": "zstd", "action_seq": "zstd",
+                                             "t_wall_ns": "zstd", "details": "zstd"},
+                   use_dictionary=["session_id"], write_statistics=False, store_schema=False)
     return sink.getvalue()
 
 
-@functools.cache
-def _leaf_paths() -> tuple[str, ...]:
-    """Parquet's column paths (``monitors.list.element.x``): what its per-column options are keyed by."""
-    sink = io.BytesIO()
-    pq.write_table(observation_schema().empty_table(), sink)
-    return tuple(c.path for c in pq.ParquetFile(pa.BufferReader(sink.getvalue())).schema)
-
-
 def from_parquet(data: bytes, *, frames: bool = True) -> list[Observation]:
-    columns = None if frames else [n for n in observation_schema().names if n != "frame_data"]
+    """The file's observations; with ``frames=False`` the images are not read (each frame's ``data`` is empty)."""
+    columns = ["frame_data", "details"] if frames else ["details"]
     table = pq.read_table(pa.BufferReader(data), schema=observation_schema(), columns=columns)
-    out = []
-    for r in table.to_pylist():
-        frame = None
-        if r["frame_format"] is not None:
-            frame = Frame(r["frame_format"], r["frame_width"], r["frame_height"], r.get("frame_data") or b"",
-                          [Box(**b) for b in r["frame_masked"] or []])
-        element = None
-        if r["element_role"] is not None:
-            element = Element(r["element_role"], r["element_name"], list(r["element_states"] or []),
-                              Box(**r["element_box"]), list(r["element_ancestors"] or []),
-                              bool(r["element_protected"]))
-        out.append(Observation(
-            session_id=r["session_id"], **{name: r[name] for name in _INTS}, trigger=r["trigger"],
-            monitors=[Box(**b) for b in r["monitors"]], dpi=r["dpi"], frame=frame, element=element))
-    return out
+    images = table.column("frame_data").to_pylist() if frames else [None] * table.num_rows
+    return [_from_plain(msgpack.unpackb(d, raw=False), image)
+            for d, image in zip(table.column("details").to_pylist(), images)]
+
+
+def _from_plain(plain: dict[str, Any], image: bytes | None) -> Observation:
+    """``to_plain``'s inverse, unchecked: what is read back was checked when it was stored, and sealed since."""
+    frame, element = plain.pop("frame"), plain.pop("element")
+    return Observation(
+        **{k: v for k, v in plain.items() if k != "monitors"}, monitors=[Box(**b) for b in plain["monitors"]],
+        frame=None if frame is None else Frame(**{**frame, "data": image or b"",
+                                                  "masked": [Box(**b) for b in frame["masked"]]}),
+        element=None if element is None else Element(**{**element, "box": Box(**element["box"])}))

@@ -80,7 +80,7 @@ def read_observation_file(files: EventFiles, rel_path: str, key: bytes, key_id: 
     plain = unseal(data, key, key_id, rel_path)
     try:
         return from_parquet(plain, frames=frames)
-    except (OSError, pa.ArrowException, KeyError, TypeError) as exc:
+    except (OSError, ValueError, pa.ArrowException, KeyError, TypeError) as exc:  # msgpack's are ValueErrors
         raise TamperedData(f"{rel_path} decrypted but is not a valid observation file ({exc})") from exc
 
 
