@@ -11,6 +11,8 @@ Each benchmark is its own script (run them alone for more options):
     load_generator.py     simulated devices, embedded and fleet (NATS JetStream + PostgreSQL) modes
     fleet_ingest.py       fleet collector and writer events/s per core at 1,000-10,000 events per batch
     status_poll.py        what an agent's status poll costs a collector (and PostgreSQL), polls/s per core
+    status_push.py        10,000 agents held on a collector: withdrawal-to-agent latency, CPU per idle agent
+                          per hour next to the old poll's, and a two-collector PostgreSQL fleet
     keystroke_reid.py     re-identification of typists (CMU) and pointer users before/after anonymisation
     admin_views.py        the admin's activity and dataset pages over HTTP on a 500 k event store, next to the
                           old decrypt-every-event activity page
@@ -42,6 +44,8 @@ def main() -> None:
         ("fleet load", ["load_generator.py", "--duration", "10" if quick else "30"]),
         ("fleet batch mode", ["fleet_ingest.py", "--rounds", "1" if quick else "3"]),
         ("status polls", ["status_poll.py", "--seconds", "5" if quick else "10"]),
+        ("status push", ["status_push.py", *(["--agents", "2000", "--employees", "200", "--withdrawals", "20",
+                                              "--idle-seconds", "60", "--fleet-agents", "500"] if quick else [])]),
         ("keystroke re-identification", ["keystroke_reid.py", "--reps", "100" if quick else "400"]),
         ("admin views", ["admin_views.py", *(["--events", "100000", "--views", "3"] if quick else [])]),
     ]

@@ -176,7 +176,7 @@ def people_router(store: EventStore, cadence: AgentCadence = AgentCadence(),
             # (benchmarks/status_poll.py).
             return await run_in_threadpool(poll, device_id, header)
         device = await run_in_threadpool(own_device, device_id, header)
-        return await notifier.answer(device_id, device.employee_id, since, wait, read_answer)
+        return await notifier.answer(device_id, device.employee_id, since, wait, read_answers)
 
     def own_device(device_id: str, header: str | None) -> Any:
         device = authenticate(store, header)
@@ -199,8 +199,16 @@ def people_router(store: EventStore, cadence: AgentCadence = AgentCadence(),
         answer = status_answer(device_id)
         return {**answer, "status_version": status_version(answer)}  # which says: ask with ?wait=&since=
 
-    async def read_answer(device_id: str) -> dict[str, Any]:
-        return await run_in_threadpool(status_answer, device_id)
+    def status_answers(device_ids: list[str]) -> dict[str, dict[str, Any]]:
+        try:
+            statuses = store.device_statuses(device_ids)
+        except StoreError as exc:
+            raise store_problem(exc) from exc
+        return {d: {**s.as_json(), **({"agent": hints} if hints is not None else {})} for d, s in statuses.items()}
+
+    async def read_answers(device_ids: list[str]) -> dict[str, dict[str, Any]]:
+        # The answers of every request woken in one turn of the loop, in one worker thread (_status_push.py).
+        return await run_in_threadpool(status_answers, device_ids)
 
     def the_person(handle: str, request: Request) -> str:
         # A dependency, so the credential is checked before the body is validated: a stranger

@@ -27,9 +27,11 @@ Renewals (the 304s) are what idle agents cost. With a fleet bus
 of the control database, the CLI on another host included) the last answer
 per device is trusted until a change is announced, so a renewal is one
 credential check. An embedded collector on SQLite cannot hear a change
-made by another process (the CLI on its host), so there every renewal
-reads the status again: such a change reaches the agents within one
-``wait``, in-process changes (the portal, the API) at once.
+made by another process (the CLI on its host), so there a remembered answer
+stands for at most ``StatusNotifier.UNHEARD_FOR_S`` (120 s): such a change
+reaches the agents within that plus one ``wait`` (the collector refuses every
+event stamped after a withdrawal from its commit on, whatever the agent heard),
+in-process changes (the portal, the API) at once.
 """
 
 from __future__ import annotations
@@ -69,12 +71,16 @@ class StatusNotifier:
     """Holds status requests until a change of theirs is announced; see the module docstring.
 
     ``trust_cache``: a renewal may answer from the last read until a change is announced (a fleet bus hears
-    every change); otherwise it reads again.
+    every change); otherwise for at most ``UNHEARD_FOR_S``.
     """
 
     # With a bus, a read is still redone this long after the last one, in case a notification was lost
     # (a bus reconnect wakes everyone anyway; this bounds anything else).
     TRUSTED_FOR_S = 3600.0
+    # Without one (SQLite), what another process changed (the CLI on the collector's host) is heard only
+    # by reading: at the first renewal this long after the last read. Every renewal reading the status
+    # costs the collector as much as the old poll (benchmarks/status_push.py).
+    UNHEARD_FOR_S = 120.0
 
     def __init__(self, *, trust_cache: bool = False):
         self.trust_cache = trust_cache
@@ -84,6 +90,7 @@ class StatusNotifier:
         self._key_gen: dict[str, int] = {}  # "device:<id>" / "employee:<id>" -> generation of its last change
         self._answers: dict[str, _Answer] = {}  # device_id -> its last read
         self._waiting: dict[str, set[asyncio.Future[None]]] = {}  # key ("all" too) -> held requests
+        self._reading: dict[str, asyncio.Future[dict[str, Any]]] | None = None  # the next coalesced read
         self.held = 0  # requests held now (for benchmarks and the log)
 
     # -- announcements (any thread) -------------------------------------------------------------
@@ -115,20 +122,20 @@ class StatusNotifier:
     # -- held requests (the event loop) -----------------------------------------------------------
 
     async def answer(self, device_id: str, employee_id: str, since: str | None, wait_s: float,
-                     read: Callable[[str], Awaitable[dict[str, Any]]]) -> Response:
+                     read: Callable[[list[str]], Awaitable[dict[str, dict[str, Any]]]]) -> Response:
         """The device's answer once it differs from ``since``, or a 304 after about ``wait_s`` seconds.
 
-        ``read(device_id)``: the status answer from the store (off the event loop)."""
+        ``read(device_ids)``: their status answers from the store (off the event loop), by device id."""
         loop = asyncio.get_running_loop()
         if loop is not self._loop:  # first request, or a new loop (a test client): nothing held belongs to it
-            self._loop, self._answers, self._waiting = loop, {}, {}
+            self._loop, self._answers, self._waiting, self._reading = loop, {}, {}, None
         deadline = loop.time() + min(wait_s, MAX_WAIT_S) * (1.0 - _JITTER * random.random())
         keys = (f"device:{device_id}", f"employee:{employee_id}", "all")
         while True:
             answer = self._fresh(device_id, keys)
             if answer is None:
                 started = self._gen
-                body = await read(device_id)
+                body = await self._read(loop, device_id, read)
                 answer = self._remember(device_id, keys, body, started)
                 if answer is None:
                     continue  # a change was announced while we read: read again
@@ -137,18 +144,38 @@ class StatusNotifier:
             if loop.time() >= deadline:
                 return Response(status_code=304, headers={"ETag": f'"{since}"'})
             await self._hold(loop, keys, deadline)
-            if not self.trust_cache:
-                self._answers.pop(device_id, None)  # woken: read again (without a bus, nothing else invalidates)
+
+    async def _read(self, loop: asyncio.AbstractEventLoop, device_id: str,
+                    read: Callable[[list[str]], Awaitable[dict[str, dict[str, Any]]]]) -> dict[str, Any]:
+        """One device's answer, read with every other asked for in the same turn of the loop: a new policy
+        wakes every held request at once, and 10,000 reads of one row each would take seconds."""
+        if self._reading is None:
+            self._reading = {}
+            loop.call_soon(lambda: asyncio.ensure_future(self._read_all(read)))
+        future = self._reading.get(device_id)
+        if future is None:
+            future = self._reading[device_id] = loop.create_future()
+        return await asyncio.shield(future)
+
+    async def _read_all(self, read: Callable[[list[str]], Awaitable[dict[str, dict[str, Any]]]]) -> None:
+        asked, self._reading = self._reading or {}, None
+        try:
+            answers = await read(list(asked))
+        except Exception as exc:  # a store failure (503): every request of the batch answers it
+            for future in asked.values():
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for device_id, future in asked.items():
+            if not future.done():
+                future.set_result(answers[device_id])
 
     def _fresh(self, device_id: str, keys: tuple[str, ...]) -> _Answer | None:
         answer = self._answers.get(device_id)
         if answer is None or self._changed_since(answer.computed_at, keys):
             return None
-        if not self.trust_cache and answer.read_at < time.monotonic() - 0.5:
-            return None  # no bus: only a read made for this very request (or a moment ago) stands
-        if answer.read_at < time.monotonic() - self.TRUSTED_FOR_S:
-            return None
-        return answer
+        trusted_for = self.TRUSTED_FOR_S if self.trust_cache else self.UNHEARD_FOR_S
+        return None if answer.read_at < time.monotonic() - trusted_for else answer
 
     def _changed_since(self, generation: int, keys: tuple[str, ...]) -> bool:
         return self._all_gen > generation or any(self._key_gen.get(k, 0) > generation for k in keys[:2])

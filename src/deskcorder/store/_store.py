@@ -298,6 +298,11 @@ class EventStore(ObservationMethods):
         with self._db("reading device status", write=False) as conn:
             return _consent.device_status(conn, device_id)
 
+    def device_statuses(self, device_ids: list[str]) -> dict[str, DeviceStatus]:
+        """``device_status`` of many devices at once (a few queries per 500), by device id."""
+        with self._db("reading device statuses", write=False) as conn:
+            return _consent.device_statuses(conn, device_ids)
+
     # -- events --------------------------------------------------------------------------------
 
     def write_batch(self, batch: Batch) -> WriteResult:
