@@ -14,8 +14,9 @@ The dataset pages show what a build wrote to its ``dataset.build`` audit
 entry and its card, with the same rule for applications: a build's figures for
 one application are shown only when the build says at least ``K_ANONYMITY``
 people are behind them (``persons``/``people`` of that application), and none
-when the build holds fewer people; builds that did not record people per
-application show no per-application figures (``_apps_of_k_people``). Device
+when the build holds fewer people. Builds record ``apps[app].persons``
+(``dataset/_build.py``); older entries, without it, show no per-application
+figures (``_apps_of_k_people``). Device
 rows show metadata the collector keeps anyway (hostname, last upload, event counts).
 """
 
