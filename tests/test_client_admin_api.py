@@ -318,6 +318,8 @@ def test_every_admin_operation_is_documented_with_its_credential_and_statuses(se
         assert op["security"] == ([{"adminBasic": []}] if path == "/v1/admin/login" else
                                   [{"adminBasic": []}, {"adminToken": []}]), (method, path)
         assert {"401", "403", "429", "503"} <= set(op["responses"]), (method, path)
+        assert op.get("description") and op["responses"].get("200", op["responses"].get("201", op["responses"].get(
+            "202", op["responses"].get("204")))), (method, path)  # says what it does, and its success
         if op.get("parameters") or op.get("requestBody"):  # an input that can be malformed or name nothing
             assert {"404", "422"} & set(op["responses"]), (method, path)
     assert spec["components"]["securitySchemes"]["adminToken"]["scheme"] == "bearer"

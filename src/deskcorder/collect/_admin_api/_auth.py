@@ -111,12 +111,14 @@ def login_routes(router: APIRouter, store: EventStore, admin: Callable[..., str]
         403: "the login is not an admin account", 429: "this login is locked after repeated wrong passwords",
         503: "the store is unavailable"}))
     def log_in(request: Request) -> dict[str, Any]:
+        """Exchange the admin's password (HTTP Basic) for a login token; send it as `Authorization: Bearer TOKEN`."""
         account = admin_account_of(store, request)
         token, login = stored(store.portal.open_login, account, actor=f"admin:{account.login}")
         return {"token": LOGIN_TOKEN_PREFIX + token, "expires_at": login.expires_at}
 
     @router.post("/v1/admin/logout", status_code=204, response_class=Response, responses=admin_problems())
     def log_out(request: Request, actor: str = Depends(admin)) -> Response:
+        """End this login token (with a password there is nothing to end: 204 all the same)."""
         header = (request.headers.get("authorization") or "").strip()
         token = header[7:].strip()
         if header[:7].lower() == "bearer " and token.startswith(LOGIN_TOKEN_PREFIX):

@@ -142,6 +142,7 @@ def build_routes(router: APIRouter, store: EventStore, admin: Callable[..., str]
         409: "a build of that name exists, or another build is still running (`body.name`)",
         422: "a malformed name or option (`field`)"}))
     def start_build(ask: BuildRequest, actor: str = Depends(admin)) -> JSONResponse:
+        """Start a dataset build into the collector's dataset folder NAME; 202 at once, then poll its status."""
         job = builds.start(ask, actor)
         return JSONResponse(Build.model_validate(job).model_dump(mode="json"), status_code=202,
                             headers={"Location": f"/v1/admin/datasets/{job['name']}"})
@@ -149,6 +150,7 @@ def build_routes(router: APIRouter, store: EventStore, admin: Callable[..., str]
     @router.get("/v1/admin/datasets/{name}", response_model=Build, responses=admin_problems({
         404: "no such build", 422: "a malformed request"}))
     def show_build(actor: str = Depends(admin), name: str = _NAME) -> dict[str, Any]:
+        """A build's state: running, done (with its stats.json) or failed (with what went wrong)."""
         return builds.get(_checked(name))
 
     @router.get("/v1/admin/datasets/{name}/card", response_class=Response, responses={
@@ -157,6 +159,7 @@ def build_routes(router: APIRouter, store: EventStore, admin: Callable[..., str]
         **admin_problems({404: "no such build", 409: "the build is still running, or failed",
                           422: "a malformed request"})})
     def build_card(actor: str = Depends(admin), name: str = _NAME) -> Response:
+        """A finished build's dataset card (Markdown)."""
         return Response(builds.card(_checked(name)), media_type="text/markdown; charset=utf-8")
 
 

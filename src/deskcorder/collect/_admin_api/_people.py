@@ -80,11 +80,13 @@ def people_routes(router: APIRouter, store: EventStore, admin: Callable[..., str
 
     @router.get("/v1/admin/employees", response_model=list[Employee], responses=admin_problems())
     def list_employees(actor: str = Depends(admin)) -> list[dict[str, Any]]:
+        """Every employee with their devices and whether their consent to the current policy is in force."""
         return _employees(store)
 
     @router.post("/v1/admin/employees", status_code=201, response_model=Employee, responses=admin_problems({
         **body, 409: "an employee with this handle exists", 422: "a malformed handle or display name (`field`)"}))
     def add_employee(new: NewEmployee, actor: str = Depends(admin)) -> dict[str, Any]:
+        """Add an employee and their data key; nothing is recorded until they consent. Audited."""
         stored(store.add_employee, new.handle, actor=actor, display_name=new.display_name,
                fields={"employee": "body.handle", "name": "body.display_name"})
         return _employee(store, new.handle)
@@ -92,16 +94,19 @@ def people_routes(router: APIRouter, store: EventStore, admin: Callable[..., str
     @router.get("/v1/admin/employees/{handle}", response_model=Employee, responses=admin_problems({
         404: "no such employee", 422: "a malformed request"}))
     def show_employee(actor: str = Depends(admin), handle: str = _HANDLE) -> dict[str, Any]:
+        """One employee, by handle."""
         return _employee(store, handle)
 
     @router.get("/v1/admin/devices", response_model=list[Device], responses=admin_problems())
     def list_devices(actor: str = Depends(admin)) -> list[dict[str, Any]]:
+        """Every device: its owner, hostname, enrolment state, uploads and the events its agent lost."""
         return _devices(store)
 
     @router.post("/v1/admin/devices", status_code=201, response_model=Device, responses=admin_problems({
         **body, 404: "no such employee", 409: "the device is registered to another employee, or the employee is "
         "being erased", 422: "a malformed device id or hostname (`field`)"}))
     def register_device(new: NewDevice, actor: str = Depends(admin)) -> dict[str, Any]:
+        """Register a device to an employee without enrolling it (it still needs a token to upload). Audited."""
         stored(store.register_device, new.device_id, new.employee, new.hostname, actor=actor,
                fields={None: "body.employee", "employee": "body.employee", "device_id": "body.device_id",
                        "hostname": "body.hostname"})
@@ -111,6 +116,7 @@ def people_routes(router: APIRouter, store: EventStore, admin: Callable[..., str
                  responses=admin_problems({**body, 404: "no such employee", 409: "the employee is being erased",
                                            422: "a lifetime outside 1 minute to 30 days (`body.ttl_s`)"}))
     def issue_token(ask: TokenRequest, actor: str = Depends(admin), handle: str = _HANDLE) -> dict[str, Any]:
+        """A one-time token enrolling one device of this employee (`deskcorder agent --enrol-token`); shown once."""
         ttl_s = ask.ttl_s
         # Taken before the store's own clock reading: the time said is at most a few ms early, never late.
         expires_at = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=ttl_s)
@@ -121,6 +127,7 @@ def people_routes(router: APIRouter, store: EventStore, admin: Callable[..., str
     @router.post("/v1/admin/devices/{device_id}/revoke", response_model=Device, responses=admin_problems({
         **body, 404: "no such device", 422: "no reason given (`body.reason`)"}))
     def revoke_device(revocation: Revocation, actor: str = Depends(admin), device_id: str = _DEVICE) -> dict[str, Any]:
+        """Revoke a device for good: the collector refuses it from now on; its stored events stay. Audited."""
         _one_device(store, device_id)  # an unknown device is a 404 here, as everywhere in this API
         stored(store.revoke_device, device_id, actor=actor, reason=revocation.reason,
                fields={"reason": "body.reason"})
@@ -129,6 +136,7 @@ def people_routes(router: APIRouter, store: EventStore, admin: Callable[..., str
     @router.get("/v1/admin/employees/{handle}/consent", response_model=ConsentHistory, responses=admin_problems({
         404: "no such employee", 422: "a malformed request"}))
     def consent_history(actor: str = Depends(admin), handle: str = _HANDLE) -> dict[str, Any]:
+        """The employee's consent acts, oldest first, and whether consent to the current policy is in force."""
         info = stored(store.employee, handle, fields=_NO_EMPLOYEE)
         history = stored(store.consent_history, handle)
         version = stored(store.current_policy).version
@@ -142,6 +150,7 @@ def people_routes(router: APIRouter, store: EventStore, admin: Callable[..., str
                      "(or none is set), or the employee is being erased",
                      422: "`give` without `policy_version` or `evidence`, or `withdraw` with evidence (`field`)"}))
     def record_consent(entry: ConsentEntry, actor: str = Depends(admin), handle: str = _HANDLE) -> dict[str, Any]:
+        """Enter a consent given elsewhere (`give`: the version shown and the evidence) or a withdrawal. Audited."""
         if entry.action == "give" and entry.policy_version is None:
             raise Problem(422, "give needs policy_version: the version whose consent text the person agreed to "
                                "(GET /v1/admin/policy shows it)", field="body.policy_version")

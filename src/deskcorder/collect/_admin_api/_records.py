@@ -49,6 +49,7 @@ def record_routes(router: APIRouter, store: EventStore, admin: Callable[..., str
 
     @router.get("/v1/admin/policy", response_model=Policy, responses=admin_problems())
     def current_policy(actor: str = Depends(admin)) -> dict[str, Any]:
+        """The current policy, with the consent text generated from its rules."""
         return _policy(stored(store.current_policy))
 
     @router.post("/v1/admin/policy", status_code=201, response_model=Policy, responses=admin_problems({
@@ -57,6 +58,7 @@ def record_routes(router: APIRouter, store: EventStore, admin: Callable[..., str
         422: "not a valid policy: bad TOML, an unknown key, or rules that contradict its scope_text "
              "(`body.policy`, the message names the rule)"}))
     def set_policy(new: NewPolicy, actor: str = Depends(admin)) -> dict[str, Any]:
+        """Store a new policy version; refused when invalid or contradicting its consent text. Audited."""
         return _policy(stored(store.set_policy, new.policy, actor=actor, note=new.note,
                               fields={"policy": "body.policy"}))
 
@@ -71,6 +73,7 @@ def record_routes(router: APIRouter, store: EventStore, admin: Callable[..., str
               until: dt.datetime | None = Query(None, description="entries before this time"),
               limit: int = Query(MAX_AUDIT_ENTRIES, ge=1, le=MAX_AUDIT_ENTRIES,
                                  description="the newest this many of the matching entries")) -> list[dict[str, Any]]:
+        """Audit entries oldest first, filtered by action, employee and time; the newest `limit` of them."""
         _only(request, "action", "employee", "since", "until", "limit")
         since, until = _utc(since), _utc(until)
         if since is not None and until is not None and since > until:
@@ -87,6 +90,7 @@ def record_routes(router: APIRouter, store: EventStore, admin: Callable[..., str
     def verify_audit(request: Request, actor: str = Depends(admin), expect_head: str | None = Query(
             None, pattern=r"^[0-9a-fA-F]{64}$", description="a head hash printed by an earlier verify: also check "
                                                             "that entry is still in the chain")) -> dict[str, Any]:
+        """Check the audit log's hash chain, and optionally that a head hash kept elsewhere is still in it."""
         _only(request, "expect_head")
         broken = stored(store.verify_audit_chain)
         entries = stored(store.audit_entries)
