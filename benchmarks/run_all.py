@@ -14,6 +14,8 @@ Each benchmark is its own script (run them alone for more options):
     status_push.py        10,000 agents held on a collector: withdrawal-to-agent latency, CPU per idle agent
                           per hour next to the old poll's, and a two-collector PostgreSQL fleet
     keystroke_reid.py     re-identification of typists (CMU) and pointer users before/after anonymisation
+    storage_bytes.py      stored bytes per event of the event file format, next to the format before it and
+                          raw Arrow IPC, in 5,000-event, per-upload and per-day files
     admin_views.py        the admin's activity and dataset pages over HTTP on a 500 k event store, next to the
                           old decrypt-every-event activity page
 They run sequentially, never side by side, so one does not steal the other's cores.
@@ -47,6 +49,8 @@ def main() -> None:
         ("status push", ["status_push.py", *(["--agents", "2000", "--employees", "200", "--withdrawals", "20",
                                               "--idle-seconds", "60", "--fleet-agents", "500"] if quick else [])]),
         ("keystroke re-identification", ["keystroke_reid.py", "--reps", "100" if quick else "400"]),
+        ("stored bytes", ["storage_bytes.py", *(["--devices", "2", "--hours", "1", "--upload-files", "200"]
+                                                if quick else [])]),
         ("admin views", ["admin_views.py", *(["--events", "100000", "--views", "3"] if quick else [])]),
     ]
     failed = []
