@@ -102,7 +102,8 @@ def test_covered_is_false_when_a_character_is_left_out() -> None:
 def test_a_password_prompt_frame_is_masked_whole(redactor: FrameRedactor) -> None:
     png, _ = _draw([QUIET, "nothing secret here at all"], "DejaVu Sans", 14, (255, 255, 255), (0, 0, 0))
     done = redactor.redact_frame(png, window_title="[sudo] password for alice")
-    assert done.counts == {"PASSWORD": 1} and len(done.masked) == done.words >= 8
+    assert done.counts == {"PASSWORD": 1} and done.words >= 8
+    assert len(done.masked) == 2  # each line one run of masked words
     assert "quarterly" not in ocr_text(done.image)
 
 

@@ -217,9 +217,10 @@ def _lines_text(words: Sequence[OcrWord], lines: list[list[int]], *, glue: float
     return "".join(parts), offsets
 
 
-# A fragment OCR split off a flagged token: no spaces, and a digit in it or 6+ letters and digits.
-_FRAGMENT_RE = re.compile(r"[\w+/=.:@-]*\d[\w+/=.:@-]*|[A-Za-z0-9_+/=-]{6,}")
-_SPREAD_GAP = 1.2  # line heights
+# A fragment OCR split off a flagged token: a digit in it (quotes and brackets OCR glued on included),
+# 6+ letters and digits, or one or two characters (a glyph OCR read as a word of its own).
+_FRAGMENT_RE = re.compile(r"\S*\d\S*|[A-Za-z0-9_+/=-]{6,}|\S{1,2}")
+_SPREAD_GAP = 1.6  # line heights (a "1" OCR left out of both pieces of a key left a 1.45 gap)
 
 
 def _spread(words: Sequence[OcrWord], lines: list[list[int]], hit: set[int]) -> set[int]:
@@ -227,7 +228,7 @@ def _spread(words: Sequence[OcrWord], lines: list[list[int]], hit: set[int]) -> 
 
     OCR cuts a long token where its glyphs sit apart ("e85d878f36 0aeb1 e2daec...") and misreads a
     character or two, so one piece can match a rule while the piece next to it, too short to match any,
-    stays readable. A neighbour closer than 1.2 line heights that could be a piece of a token is
+    stays readable. A neighbour closer than `_SPREAD_GAP` line heights that could be a piece of a token is
     masked with it; prose words next to a secret (letters only, or short) are not.
     """
     grown = set(hit)
@@ -241,6 +242,29 @@ def _spread(words: Sequence[OcrWord], lines: list[list[int]], hit: set[int]) -> 
                 if b.x - (a.x + a.width) < _SPREAD_GAP * height and _FRAGMENT_RE.fullmatch(words[word].text):
                     grown.add(word)
     return grown
+
+
+def _runs(words: Sequence[OcrWord], hit: Iterable[int]) -> list[Box]:
+    """The flagged words' boxes, where neighbours on a line closer than `_SPREAD_GAP` line heights are one
+    box: a character between two pieces of a token lies in neither piece's box (measured: a PMAK key's
+    "1" at 11 px), and a masked region is then one secret, not each piece OCR made of it."""
+    flagged = [words[i] for i in sorted(hit)]
+    boxes: list[Box] = []
+    for line in _lines(flagged):
+        run: Box | None = None
+        for i in line:
+            box = flagged[i].box
+            if run is not None and box.x - (run.x + run.width) < _SPREAD_GAP * max(run.height, box.height):
+                x1, y1 = max(run.x + run.width, box.x + box.width), max(run.y + run.height, box.y + box.height)
+                x0, y0 = min(run.x, box.x), min(run.y, box.y)
+                run = Box(x0, y0, x1 - x0, y1 - y0)
+                continue
+            if run is not None:
+                boxes.append(run)
+            run = box
+        if run is not None:
+            boxes.append(run)
+    return boxes
 
 
 def _pad(box: Box, width: int, height: int, pad: int = _PAD_PX, side: float = _PAD_SIDE) -> Box:
@@ -332,7 +356,7 @@ class FrameRedactor:
             return FrameRedaction(None, reason="ocr_error")
         hit, spans = self.flagged(words, app_class=app_class, window_title=window_title,
                                   known_identifiers=known_identifiers)
-        boxes = [_pad(words[i].box, image.width, image.height) for i in hit]
+        boxes = [_pad(b, image.width, image.height) for b in _runs(words, hit)]
         boxes += [b for b in (_pad(e, image.width, image.height, 0, 0) for e in extra_boxes) if b.width and b.height]
         if boxes:
             draw = ImageDraw.Draw(image)
