@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from agent_cpu import HANDLE, _terminate, collector, cpu_ns  # noqa: E402  (the same rig's parts)
 
 DEVICE_ID = "bench-frames-device"
+_PASSWORD = "a long portal password for the frames benchmark"
 POLICY = """\
 version = {version}
 scope_text = "Benchmark: the terminal."
@@ -148,7 +149,8 @@ class Rig:
         with EventStore(self.data_dir) as store:
             self._set_policy(store, "none")
             store.add_employee(HANDLE, actor="benchmark")
-            self._consent(store)
+            store.portal.set_password(HANDLE, _PASSWORD, role="employee", actor="benchmark")
+            store.record_consent(HANDLE, "give", policy_version=self.version, method="api", actor="benchmark")
             self.token = store.issue_enrolment_token(HANDLE, actor="benchmark")
         self.xs = stack.enter_context(XSession())
         _, self.url = stack.enter_context(collector(self.data_dir))
@@ -163,8 +165,15 @@ class Rig:
         line = f'observe = "{observe}"\n' if observe != "none" else ""
         store.set_policy(POLICY.format(version=self.version, observe=line), actor="benchmark")
 
-    def _consent(self, store: Any) -> None:
-        store.record_consent(HANDLE, "give", policy_version=self.version, method="api", actor="benchmark")
+    def _consent(self) -> None:
+        """The employee agrees over HTTP, as at /me: the collector hears it (and so the new policy) at once; a
+        change written by another process (this one, through the store) it would only read within 120 s."""
+        import httpx
+
+        r = httpx.post(f"{self.url}/v1/employees/{HANDLE}/consent", auth=(HANDLE, _PASSWORD), timeout=10,
+                       json={"action": "give", "policy_version": self.version})
+        if r.status_code != 200:
+            raise SystemExit(f"consent to policy version {self.version} failed: {r.status_code} {r.text}")
 
     def measure(self, observe: str) -> dict[str, float]:
         from deskcorder.capture import send_command
@@ -172,7 +181,7 @@ class Rig:
 
         with EventStore(self.data_dir) as store:  # a new version, agreed to again: what a change takes
             self._set_policy(store, observe)
-            self._consent(store)
+        self._consent()
         log = self.tmp / f"agent-{observe}-{self.version}.log"
         argv = [sys.executable, "-m", "deskcorder", "agent", "--server", self.url, "--state-dir",
                 str(self.state_dir), "--enrol-token", self.token]
