@@ -324,6 +324,28 @@ def test_the_clicked_element_is_recorded_and_a_password_field_is_black_in_the_fr
     assert button.frame is not None and button.frame.masked == []
 
 
+@needs_gtk
+def test_observe_elements_records_the_clicked_element_and_no_frame(xs: XSession, a11y: A11yBus, desk: Desk,
+                                                                   tmp_path: Path) -> None:  # noqa: F811
+    handle = employee_with_consent(desk, "frames-elements", f'observe = "elements"\n\n[[apps]]\n'
+                                                            f'wm_class = "{GTK_FORM_CLASS}"\n')
+    with gtk_form(xs, a11y) as form:
+        xs.activate(form.xid)
+        with observing_agent(desk, tmp_path, handle) as (agent, received):
+            wait_for(lambda: agent.stats()["recording"], "recording did not start in the form", 5)
+            xs.xdotool("mousemove", *map(str, form.centre("entry")), "click", "1")
+            xs.xdotool("type", "--delay", "30", "alice")  # typing: no observation at this level
+            time.sleep(1.1)
+            xs.xdotool("mousemove", *map(str, form.centre("submit")), "click", "1")
+            wait_for(lambda: len(received.observations) == 2, "no observation of the two clicks", 10)
+            time.sleep(0.3)
+    assert [o.trigger for o in received.observations] == ["button_down", "button_down"]
+    assert all(o.frame is None for o in received.observations)
+    assert [(o.element.role, o.element.name) for o in received.observations if o.element] == [
+        ("text", "Name"), ("push button", "Submit")]
+    assert agent.stats()["observations"]["frames"] == 0
+
+
 def test_the_agent_loads_neither_pillow_nor_dbus_until_a_frame_or_element_is_taken() -> None:
     # observe = none must cost no memory: the agent command's imports stop short of Pillow and D-Bus.
     code = ("import sys, deskcorder.capture, deskcorder.cli.agent\n"
