@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from deskcorder.capture import CollectorStatus, Credential, FixedStatus, RecordingStatus, TransportError
+from deskcorder.capture._errors import DeviceRefused
 from deskcorder.capture._status import StatusPoller
 from deskcorder.store import EventStore
 
@@ -244,5 +245,26 @@ def test_a_change_on_one_collector_reaches_an_agent_held_on_another(tmp_path: Pa
             seen_at, status = held.seen["fleet-person-desk"]
             assert status is not None and status.policy_version == 2 and status.reason == "policy_changed"
             assert seen_at - set_at < 1.0
+            # Revoked by another process: the held request ends at once and its renewal is refused.
+            client = _client(url_b, store, "fleet-person-desk")
+            version = client.status("fleet-person-desk").version or ""
+            ended: dict[str, Any] = {}
+
+            def renew() -> None:
+                ended["held"] = client.watch("fleet-person-desk", version, 30)
+                try:
+                    client.watch("fleet-person-desk", version, 30)
+                except DeviceRefused as exc:
+                    ended["refused"], ended["reason"] = time.monotonic(), exc.reason
+
+            thread = threading.Thread(target=renew)
+            thread.start()
+            time.sleep(1.0)
+            revoked_at = time.monotonic()
+            store.revoke_device("fleet-person-desk", actor=TEST_ACTOR, reason="stolen laptop")
+            thread.join(5.0)
+            client.close()
+            assert ended.get("held") is None and ended.get("reason") == "revoked", ended
+            assert ended["refused"] - revoked_at < 1.0
     finally:
         store.close()

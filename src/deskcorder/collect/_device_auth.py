@@ -58,7 +58,7 @@ from starlette.concurrency import run_in_threadpool
 from ..store import DeviceCredential, EventStore, NotAuthenticated, NotPermitted, StoreError
 from ._problems import Problem, store_problem, unavailable
 
-__all__ = ["authenticate_request", "authenticate", "check_sender", "RateLimiter", "SharedRateLimiter", "DEVICE_RATE_PER_S",
+__all__ = ["authenticate_request", "authenticate", "parse_bearer", "check_sender", "RateLimiter", "SharedRateLimiter", "DEVICE_RATE_PER_S",
            "DEVICE_BURST", "bearer", "EnrolmentLimiter", "ENROL_RATE_PER_S", "ENROL_BURST"]
 
 DEVICE_RATE_PER_S = 20.0
@@ -71,6 +71,11 @@ _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="deskcorder"'}
 def bearer(device_id: str, secret: str) -> dict[str, str]:
     """The header an enrolled device sends (agents and tests build it here, so the format lives in one place)."""
     return {"Authorization": f"Bearer {device_id}:{secret}"}
+
+
+def parse_bearer(header: str | None) -> tuple[str, str]:
+    """(device_id, secret) of an Authorization header, unchecked; the 401 Problem when it is missing or malformed."""
+    return _parse(header)
 
 
 def _parse(header: str | None) -> tuple[str, str]:

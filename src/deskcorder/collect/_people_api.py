@@ -49,7 +49,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..store import EventStore, StoreError
 from ._basic_auth import check_basic
-from ._device_auth import EnrolmentLimiter, authenticate
+from ._device_auth import EnrolmentLimiter, authenticate, parse_bearer
 from ._openapi import SECURITY, Enrolled, PolicyAnswer, problems
 from ._problems import Problem, store_problem
 from ._status_push import MAX_WAIT_S, StatusNotifier, status_version
@@ -175,8 +175,12 @@ def people_router(store: EventStore, cadence: AgentCadence = AgentCadence(),
             # agents poll this all day, and each hop costs more CPU than the lookups
             # (benchmarks/status_poll.py).
             return await run_in_threadpool(poll, device_id, header)
-        device = await run_in_threadpool(own_device, device_id, header)
-        return await notifier.answer(device_id, device.employee_id, since, wait, read_answers)
+        claimed, secret = parse_bearer(header)  # 401 for a malformed header, on the loop
+        employee_id = notifier.checked_device(device_id, secret) if claimed == device_id else None
+        if employee_id is None:  # first request, or something changed: the store decides (401/403)
+            employee_id = (await run_in_threadpool(own_device, device_id, header)).employee_id
+            notifier.credential_checked(device_id, secret, employee_id)
+        return await notifier.answer(device_id, employee_id, since, wait, read_answers)
 
     def own_device(device_id: str, header: str | None) -> Any:
         device = authenticate(store, header)

@@ -25,10 +25,13 @@ out: no timer of its own fires before, and nothing polls the database.
 Renewals (the 304s) are what idle agents cost. With a fleet bus
 (``fleet/_status_bus.py``: PostgreSQL LISTEN/NOTIFY, which hears every writer
 of the control database, the CLI on another host included) the last answer
-per device is trusted until a change is announced, so a renewal is one
-credential check. An embedded collector on SQLite cannot hear a change
+per device is trusted until a change is announced, and so is its credential
+once the store accepted it (until the device is revoked: then its held request
+ends with a 304 and the store checks the renewal, 403), so a renewal needs
+neither a worker thread nor the database. An embedded collector on SQLite cannot hear a change
 made by another process (the CLI on its host), so there a remembered answer
-stands for at most ``StatusNotifier.UNHEARD_FOR_S`` (120 s): such a change
+(and a checked credential) stands for at most ``StatusNotifier.UNHEARD_FOR_S``
+(120 s): such a change
 reaches the agents within that plus one ``wait`` (the collector refuses every
 event stamped after a withdrawal from its commit on, whatever the agent heard),
 in-process changes (the portal, the API) at once.
@@ -39,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import hmac
 import json
 import random
 import time
@@ -91,6 +95,9 @@ class StatusNotifier:
         self._answers: dict[str, _Answer] = {}  # device_id -> its last read
         self._waiting: dict[str, set[asyncio.Future[None]]] = {}  # key ("all" too) -> held requests
         self._reading: dict[str, asyncio.Future[dict[str, Any]]] | None = None  # the next coalesced read
+        # device_id -> (SHA-256 of its secret, employee_id, time.monotonic() checked): a renewal's credential
+        # check without a worker thread or the database. Dropped when the device is revoked.
+        self._credentials: dict[str, tuple[str, str, float]] = {}
         self.held = 0  # requests held now (for benchmarks and the log)
 
     # -- announcements (any thread) -------------------------------------------------------------
@@ -115,6 +122,8 @@ class StatusNotifier:
         else:
             self._key_gen[key] = self._gen
             woken = list(self._waiting.get(key, ()))
+            if key.startswith("device:"):  # a revocation: its credential is checked against the store again
+                self._credentials.pop(key.removeprefix("device:"), None)
         for future in woken:
             if not future.done():
                 future.set_result(None)
@@ -127,8 +136,7 @@ class StatusNotifier:
 
         ``read(device_ids)``: their status answers from the store (off the event loop), by device id."""
         loop = asyncio.get_running_loop()
-        if loop is not self._loop:  # first request, or a new loop (a test client): nothing held belongs to it
-            self._loop, self._answers, self._waiting, self._reading = loop, {}, {}, None
+        self._bind(loop)
         deadline = loop.time() + min(wait_s, MAX_WAIT_S) * (1.0 - _JITTER * random.random())
         keys = (f"device:{device_id}", f"employee:{employee_id}", "all")
         while True:
@@ -144,6 +152,13 @@ class StatusNotifier:
             if loop.time() >= deadline:
                 return Response(status_code=304, headers={"ETag": f'"{since}"'})
             await self._hold(loop, keys, deadline)
+            if device_id not in self._credentials:  # revoked (or a new loop): its renewal checks the credential
+                return Response(status_code=304, headers={"ETag": f'"{since}"'})
+
+    def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        if loop is not self._loop:  # first request, or a new loop (a test client): nothing held belongs to it
+            self._loop, self._answers, self._waiting, self._reading = loop, {}, {}, None
+            self._credentials = {}
 
     async def _read(self, loop: asyncio.AbstractEventLoop, device_id: str,
                     read: Callable[[list[str]], Awaitable[dict[str, dict[str, Any]]]]) -> dict[str, Any]:
@@ -169,6 +184,22 @@ class StatusNotifier:
         for device_id, future in asked.items():
             if not future.done():
                 future.set_result(answers[device_id])
+
+    def checked_device(self, device_id: str, secret: str) -> str | None:
+        """The employee of ``device_id`` when its credential was checked against the store before (and nothing
+        announced about it since): a renewal costs no worker thread. None: check it against the store."""
+        self._bind(asyncio.get_running_loop())
+        known = self._credentials.get(device_id)
+        trusted_for = self.TRUSTED_FOR_S if self.trust_cache else self.UNHEARD_FOR_S
+        if known is None or known[2] < time.monotonic() - trusted_for:
+            return None
+        if not hmac.compare_digest(known[0], hashlib.sha256(secret.encode()).hexdigest()):
+            return None
+        return known[1]
+
+    def credential_checked(self, device_id: str, secret: str, employee_id: str) -> None:
+        """The store accepted this device's credential (on the event loop, after the check)."""
+        self._credentials[device_id] = (hashlib.sha256(secret.encode()).hexdigest(), employee_id, time.monotonic())
 
     def _fresh(self, device_id: str, keys: tuple[str, ...]) -> _Answer | None:
         answer = self._answers.get(device_id)
