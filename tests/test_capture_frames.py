@@ -388,3 +388,20 @@ def test_the_observation_uploader_retries_what_may_pass_and_counts_what_is_refus
     assert uploader.add(_observation(4, 2000)) and not uploader.add(_observation(5, 2000))  # full: the caller counts
     uploader.stop(timeout=1.0)
     assert uploader.sent == 3 and seen[-1] == [4]  # stop sends what waits
+
+
+def test_a_mask_reaching_past_the_window_is_clipped_black_and_stays_inside_the_downscaled_frame() -> None:
+    from deskcorder.capture._x11_frames import Grab, encode_frame
+    from deskcorder.observations import Box, Frame, encode_observations
+
+    white = Grab(300, 200, "BGRX", b"\xff" * (300 * 200 * 4))
+    data, width, height, masked = encode_frame(white, max_side=150, fmt="webp",
+                                               masks=[Box(-10, 150, 100, 100), Box(400, 0, 10, 10)])
+    assert (width, height) == (150, 100)
+    assert masked == [Box(0, 75, 45, 25)]  # (0, 150)-(90, 200) in the window, halved; the box off it is gone
+    image = Image.open(io.BytesIO(data)).convert("RGB")
+    assert image.crop((0, 75, 45, 100)).getextrema() == ((0, 0), (0, 0), (0, 0))
+    assert image.getpixel((60, 50)) == (255, 255, 255)
+    observation = _observation(1, 0)
+    observation.frame = Frame("webp", width, height, data, masked)
+    assert decode_observations(encode_observations("frames-test-device", [observation])).observations[0].frame

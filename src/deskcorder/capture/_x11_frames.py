@@ -30,6 +30,7 @@ never loads it.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from typing import Any
 
@@ -227,22 +228,36 @@ def encode_frame(grab: Grab, *, max_side: int, fmt: str, masks: list[Box]) -> tu
     """``grab`` with ``masks`` (window pixels) blacked out, downscaled to ``max_side``, encoded as ``fmt``.
 
     Returns (data, width, height, masked boxes in frame pixels). Masking comes before downscaling, so
-    no pixel of a masked box survives into the smaller image, not even blended into its neighbours.
+    no pixel of a masked box survives into the smaller image, not even blended into its neighbours. A box
+    is clipped to the window (an element may reach past its edge), scaled, rounded outwards and blacked out
+    again in the smaller image, so the box named in ``masked`` is black to its edges.
     """
     import io
 
     from PIL import Image, ImageDraw
 
     image: Any = Image.frombuffer("RGB", (grab.width, grab.height), grab.raw, "raw", grab.raw_mode, 0, 1)
-    if masks:
+    edges = [(max(0, b.x), max(0, b.y), min(grab.width, b.x + b.width), min(grab.height, b.y + b.height))
+             for b in masks]
+    edges = [(x0, y0, x1, y1) for x0, y0, x1, y1 in edges if x1 > x0 and y1 > y0]
+    if edges:
         image = image.copy()  # frombuffer shares the X reply's bytes, which are read-only
         draw = ImageDraw.Draw(image)
-        for box in masks:
-            draw.rectangle((box.x, box.y, box.x + box.width - 1, box.y + box.height - 1), fill=(0, 0, 0))
+        for x0, y0, x1, y1 in edges:
+            draw.rectangle((x0, y0, x1 - 1, y1 - 1), fill=(0, 0, 0))
     scale = min(1.0, max_side / max(grab.width, grab.height))
     if scale < 1.0:
         size = (max(1, round(grab.width * scale)), max(1, round(grab.height * scale)))
         image = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    masked = []
+    for x0, y0, x1, y1 in edges:
+        left, top = math.floor(x0 * scale), math.floor(y0 * scale)
+        right, bottom = min(image.width, math.ceil(x1 * scale)), min(image.height, math.ceil(y1 * scale))
+        masked.append(Box(left, top, right - left, bottom - top))
+    if masked and scale < 1.0:  # the filter blended the box's edges with its surroundings: black all of it again
+        draw = ImageDraw.Draw(image)
+        for box in masked:
+            draw.rectangle((box.x, box.y, box.x + box.width - 1, box.y + box.height - 1), fill=(0, 0, 0))
     out = io.BytesIO()
     if fmt == "png":
         image.save(out, "PNG", compress_level=3)  # level 3: most of level 9's size at a fraction of its CPU
@@ -256,6 +271,4 @@ def encode_frame(grab: Grab, *, max_side: int, fmt: str, masks: list[Box]) -> tu
             image.save(lossy, "WEBP", quality=75, method=2)
             if lossy.tell() < out.tell():
                 out = lossy
-    masked = [Box(int(b.x * scale), int(b.y * scale), max(1, round(b.width * scale)), max(1, round(b.height * scale)))
-              for b in masks]
     return out.getvalue(), image.width, image.height, masked
