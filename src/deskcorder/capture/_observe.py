@@ -226,6 +226,8 @@ class Observer:
     # -- the observer's thread ------------------------------------------------------------------
     def _run(self) -> None:
         grabber = None
+        if not self._element_checked:  # the real AT-SPI reader: connect now, or the first clicks' lookups time out
+            self._element_ready_early()
         try:
             while True:
                 with self._lock:
@@ -335,6 +337,14 @@ class Observer:
         if policy is None or not policy.allows_app(facts.app_class, facts.app_process, facts.title):
             return "out_of_scope"
         return None
+
+    @staticmethod
+    def _element_ready_early() -> None:
+        try:
+            from ._atspi import warm_up
+        except ImportError:  # AT-SPI support is not installed: observations carry no element
+            return
+        warm_up()
 
     def _element(self, request: _Request, pid: int | None) -> Element | None:
         if not self._element_checked:
