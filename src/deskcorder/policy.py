@@ -72,8 +72,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ._errors import DeskcorderError
 
-__all__ = ["AppRule", "FrameSettings", "Hours", "Policy", "PolicyError", "check_policy", "consent_lines", "consent_text",
-           "parse_policy"]
+__all__ = ["AppRule", "FrameSettings", "Hours", "Policy", "PolicyError", "check_policy", "consent_lines",
+           "consent_text", "parse_policy"]
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
