@@ -175,8 +175,9 @@ def _wall(iso: str) -> float:
     return dt.datetime.fromisoformat(iso).timestamp()
 
 
-async def withdraw(url: str, handle: str) -> float:
-    """Withdraw over the API as the person; the withdrawal's recorded_at (epoch seconds)."""
+async def withdraw(url: str, handle: str, answered: dict[str, float] | None = None) -> float:
+    """Withdraw over the API as the person; the withdrawal's recorded_at (epoch seconds). ``answered``: when the
+    collector's answer arrived, by handle (a commit slowed by the machine shows there, not in the push)."""
     import httpx
 
     auth = "Basic " + base64.b64encode(f"{handle}:{PASSWORD}".encode()).decode()
@@ -185,6 +186,8 @@ async def withdraw(url: str, handle: str) -> float:
                               headers={"Authorization": auth})
     if r.status_code != 200:
         raise SystemExit(f"withdrawal of {handle}: {r.status_code} {r.text}")
+    if answered is not None:
+        answered[handle] = time.time()
     return _wall(r.json()["recorded_at"])
 
 
@@ -288,17 +291,20 @@ async def single(args: argparse.Namespace, work: Path) -> None:
         await asyncio.sleep(args.idle_seconds)
         idle_cpu, idle_s, renewals = proc.cpu() - cpu0, time.perf_counter() - t0, book.renewals - renewals0
         per_hour_ms = idle_cpu / len(devices) / idle_s * 3600 * 1000
-        withdrawn_at = {}
+        withdrawn_at: dict[str, float] = {}
+        answered: dict[str, float] = {}
         for handle in chosen:
-            withdrawn_at[handle] = await withdraw(url, handle)
+            withdrawn_at[handle] = await withdraw(url, handle, answered)
             await asyncio.sleep(0.2)
         await asyncio.sleep(1.5)  # every answer had time to arrive
         lat: list[float] = []
+        after_answer: list[float] = []
         missed = 0
         for handle in chosen:
             found, lost = latencies(book, people[handle], withdrawn_at[handle], lambda a: not a["recording_allowed"])
             lat += found
             missed += lost
+            after_answer += [t + withdrawn_at[handle] - answered[handle] for t in found]
         book.stopping = True
         for task in tasks:
             task.cancel()
@@ -307,6 +313,9 @@ async def single(args: argparse.Namespace, work: Path) -> None:
         proc.stop()
     print(f"\n== one collector (SQLite), {len(devices)} held agents, wait {args.wait:g} s")
     print(summary(f"withdrawal -> agent ({len(chosen)} people)", lat, missed))
+    print(f"  (the same from the withdrawal's HTTP answer: p50 {pct(after_answer, 0.5):.1f} ms, p99 "
+          f"{pct(after_answer, 0.99):.1f} ms; the recorded_at-to-answer part p99 "
+          f"{pct([answered[h] - withdrawn_at[h] for h in chosen], 0.99):.1f} ms)")
     print(f"  idle: collector CPU {idle_cpu:.2f} s over {idle_s:.0f} s = {per_hour_ms:.1f} ms per held agent per "
           f"hour; {renewals} renewals ({idle_cpu / max(1, renewals) * 1000:.2f} ms each)")
     print(f"  reference, the old poll in this run: {poll_ms:.2f} ms of collector CPU per poll ({polls} polls on "

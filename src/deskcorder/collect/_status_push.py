@@ -69,6 +69,7 @@ class _Answer:
     body: bytes  # the JSON answer, status_version included
     computed_at: int  # the notifier's generation when the read began
     read_at: float  # time.monotonic() of the read
+    spread: float  # 0.5-1: how much of its trust period it gets, so that reads made together expire apart
 
 
 class StatusNotifier:
@@ -190,8 +191,7 @@ class StatusNotifier:
         announced about it since): a renewal costs no worker thread. None: check it against the store."""
         self._bind(asyncio.get_running_loop())
         known = self._credentials.get(device_id)
-        trusted_for = self.TRUSTED_FOR_S if self.trust_cache else self.UNHEARD_FOR_S
-        if known is None or known[2] < time.monotonic() - trusted_for:
+        if known is None or known[2] < time.monotonic() - self._trusted_for():
             return None
         if not hmac.compare_digest(known[0], hashlib.sha256(secret.encode()).hexdigest()):
             return None
@@ -199,14 +199,18 @@ class StatusNotifier:
 
     def credential_checked(self, device_id: str, secret: str, employee_id: str) -> None:
         """The store accepted this device's credential (on the event loop, after the check)."""
-        self._credentials[device_id] = (hashlib.sha256(secret.encode()).hexdigest(), employee_id, time.monotonic())
+        # Checked at a random moment of the last half of the trust period, for the same reason as _Answer.spread.
+        checked = time.monotonic() - self._trusted_for() * random.random() / 2
+        self._credentials[device_id] = (hashlib.sha256(secret.encode()).hexdigest(), employee_id, checked)
 
     def _fresh(self, device_id: str, keys: tuple[str, ...]) -> _Answer | None:
         answer = self._answers.get(device_id)
         if answer is None or self._changed_since(answer.computed_at, keys):
             return None
-        trusted_for = self.TRUSTED_FOR_S if self.trust_cache else self.UNHEARD_FOR_S
-        return None if answer.read_at < time.monotonic() - trusted_for else answer
+        return None if answer.read_at < time.monotonic() - self._trusted_for() * answer.spread else answer
+
+    def _trusted_for(self) -> float:
+        return self.TRUSTED_FOR_S if self.trust_cache else self.UNHEARD_FOR_S
 
     def _changed_since(self, generation: int, keys: tuple[str, ...]) -> bool:
         return self._all_gen > generation or any(self._key_gen.get(k, 0) > generation for k in keys[:2])
@@ -216,7 +220,7 @@ class StatusNotifier:
             return None
         version = status_version(answer)
         body = json.dumps({**answer, "status_version": version}, separators=(",", ":")).encode()
-        remembered = _Answer(version, body, started, time.monotonic())
+        remembered = _Answer(version, body, started, time.monotonic(), 0.5 + random.random() / 2)
         self._answers[device_id] = remembered
         return remembered
 
