@@ -7,6 +7,7 @@ Each benchmark is its own script (run them alone for more options):
                           a no-op pynput listener
     ingest_http.py        collector events/s over HTTP, latency, stored bytes per event
     dataset_build.py      dataset build events/s and actions/s
+    dataset_memory.py     dataset build peak memory per event, streamed by session groups and whole-table
     redaction_quality.py  redaction recall/precision on the labelled corpus, strings/s
     load_generator.py     simulated devices, embedded and fleet (NATS JetStream + PostgreSQL) modes
     fleet_ingest.py       fleet collector and writer events/s per core at 1,000-10,000 events per batch
@@ -42,6 +43,7 @@ def main() -> None:
         ("collector ingest (msgpack)", ["ingest_http.py", "--batches", "11" if quick else "41"]),
         ("collector ingest (JSON)", ["ingest_http.py", "--encoding", "json", "--batches", "11" if quick else "21"]),
         ("dataset build", ["dataset_build.py", "--events", "200000" if quick else "1000000"]),
+        ("dataset memory", ["dataset_memory.py", "--events", "100000" if quick else "400000"]),
         ("redaction quality", ["redaction_quality.py", "--seconds", "1" if quick else "3"]),
         ("fleet load", ["load_generator.py", "--duration", "10" if quick else "30"]),
         ("fleet batch mode", ["fleet_ingest.py", "--rounds", "1" if quick else "3"]),
