@@ -20,49 +20,73 @@ credential it got for it, and records only once the collector confirms that
 consent. The scripted session also types into a chat window the
 policy does not allow, and an e-mail address into the notes: the first never
 leaves the agent, the second reaches the dataset as ``<EMAIL>``.
+
+Observations are on (``observe = "frames"``): at each action the agent takes
+a picture of the allowed window in front, and the UI element under each
+click. Where Debian's python3-gi is there, an accessible GTK form joins the
+apps (started under /usr/bin/python3; the X session's private session D-Bus
+lets AT-SPI answer for it), and the session clicks its button and types into
+its name and password fields: the password field is black in the frame of
+the click on it, and the dataset counts the frames, the elements and the
+regions masked. Without python3-gi the demo runs without the form and says so.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
+import select
+import shutil
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 from typing import Callable, Iterator
+from unittest import mock
 
 import uvicorn
 from rich.console import Console
 from rich.progress import Progress
 
+from ._apps import GTK_FORM, GTK_FORM_CLASS, SYSTEM_PYTHON
 from ._errors import DeskcorderError
-from ._xsession import XSession
+from ._xsession import XSession, XSessionError
 from .capture import CREDENTIAL_FILE, Agent, AgentConfig
 from .collect import create_app
-from .dataset import BuildOptions, build_from_store
+from .dataset import FORMATS, BuildOptions, build_from_store
 from .store import EventStore, NotFound
 
-__all__ = ["DemoResult", "run_demo", "scripted_session", "embedded_collector", "ensure_consent", "DemoDeclined"]
+__all__ = ["DemoResult", "run_demo", "scripted_session", "form_session", "embedded_collector", "ensure_consent",
+           "DemoDeclined", "have_gtk_form"]
 
 TERMINAL_CLASS = "DemoTerm"
 CHAT_CLASS = "DemoChat"  # deliberately not in DEMO_POLICY: what is typed there is never recorded
 DEMO_EMPLOYEE = "demo-user"
 DEMO_TOKEN = "ghp_" + "R8mXq2Lw7Tz4Kp9Vn3Bc6Hd1Js5Fy0Ga8Ue2"  # fake, but shaped like a GitHub token
 DEMO_ACTOR = "deskcorder-demo"
+DEMO_FORM_NAME = "Ana Lopez"
+# Typed into the form's password field. The agent records typing there like any other, so only the text
+# Redactor keeps it out of the dataset: it is random enough to be a <SECRET> (a weak password would not be).
+DEMO_PASSWORD = "Zq7Rw2Lm9Xv4Kp8N3bT6"
 DEMO_POLICY = f"""\
 version = 1
 retention_days = 30
-scope_text = "Demo: only the Notes editor and the demo terminal are recorded; nothing else, ever."
+scope_text = "Demo: only the Notes editor, the demo terminal and the demo form are recorded; nothing else, ever."
+observe = "frames"
 
 [[apps]]
 wm_class = "Notes"
 
 [[apps]]
 wm_class = "{TERMINAL_CLASS}"
+
+[[apps]]
+wm_class = "{GTK_FORM_CLASS}"
 """
 LIVE_POLICY = """\
 version = 1
@@ -84,6 +108,7 @@ class DemoResult:
     dataset_dir: Path
     session_id: str
     stats: object
+    form: bool = False  # the GTK form was part of the session (python3-gi was there)
 
 
 @contextlib.contextmanager
@@ -157,6 +182,48 @@ def scripted_session(xs: XSession, notes: int, terminal: int, chat: int) -> list
     ]
 
 
+def have_gtk_form() -> bool:
+    """Debian's python3-gi with GTK 3 and a dbus-daemon: what the demo's accessible form needs (scripts/setup)."""
+    if not (shutil.which("dbus-daemon") and os.path.exists(SYSTEM_PYTHON)):
+        return False
+    probe = subprocess.run([SYSTEM_PYTHON, "-c", "import gi; gi.require_version('Gtk', '3.0')"],
+                           capture_output=True)
+    return probe.returncode == 0
+
+
+def _open_form(xs: XSession, timeout: float = 20.0) -> dict:
+    """Start the GTK form right of the notes editor; its widgets' boxes (root pixels) once the window is placed."""
+    proc = xs.spawn([SYSTEM_PYTHON, str(GTK_FORM), "--title", "sign-up form", "--x", "900", "--y", "60"],
+                    stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    # The form prints one JSON line of boxes when the window manager has stopped moving it (gtk_form.py).
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    line = proc.stdout.readline() if ready else b""
+    if not line:
+        raise XSessionError(f"the GTK form printed no window within {timeout:.0f} s (exit status {proc.poll()})")
+    return json.loads(line)
+
+
+def form_session(xs: XSession, form: dict) -> list[tuple[str, Callable[[], None]]]:
+    """Filling in the GTK form: the name, Submit, then the password (last, so no later frame shows its dots)."""
+    def click(widget: str) -> None:
+        box = form[widget]
+        xs.xdotool("mousemove", str(box["x"] + box["width"] // 2), str(box["y"] + box["height"] // 2))
+        xs.xdotool("click", "1")
+
+    def type_text(text: str) -> None:
+        time.sleep(0.6)  # the policy's 2 frames in any second: the click's and the typing's, not the next click's
+        xs.xdotool("type", "--delay", "40", text)
+        time.sleep(0.6)
+
+    return [
+        ("switch to the form", lambda: xs.activate(int(form["xid"]))),
+        ("type a name into the form", lambda: (click("entry"), type_text(DEMO_FORM_NAME))),
+        ("click the form's Submit button", lambda: click("submit")),
+        ("type a password into the form", lambda: (click("password"), type_text(DEMO_PASSWORD))),
+    ]
+
+
 def _wait_for_upload(agent: Agent, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while agent.stats().get("backlog", 0) and time.monotonic() < deadline:
@@ -199,7 +266,7 @@ def ensure_consent(store: EventStore, policy_text: str, console: Console, *, ask
 
 
 def run_demo(data_dir: Path, *, scripted: bool, console: Console | None = None,
-             options: BuildOptions = BuildOptions()) -> DemoResult:
+             options: BuildOptions = BuildOptions(formats=FORMATS)) -> DemoResult:
     console = console or Console()
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -209,8 +276,9 @@ def run_demo(data_dir: Path, *, scripted: bool, console: Console | None = None,
         with embedded_collector(store) as url:
             console.print(f"collector: {url}  (data in {data_dir})")
             token = _enrol_token(store, data_dir / "agent")
+            form = False
             if scripted:
-                session_id = _record_scripted(data_dir, url, console, token)
+                session_id, form = _record_scripted(data_dir, url, console, token)
             else:
                 session_id = _record_live(data_dir, url, console, token)
         out = data_dir / "datasets" / f"{time.strftime('%Y%m%d-%H%M%S')}-{session_id[:8]}"
@@ -218,7 +286,7 @@ def run_demo(data_dir: Path, *, scripted: bool, console: Console | None = None,
                                  options=options, session_id=session_id, console=console)
     finally:
         store.close()
-    return DemoResult(data_dir, out, session_id, stats)
+    return DemoResult(data_dir, out, session_id, stats, form)
 
 
 def _enrol_token(store: EventStore, state_dir: Path) -> str | None:
@@ -228,15 +296,27 @@ def _enrol_token(store: EventStore, state_dir: Path) -> str | None:
     return store.issue_enrolment_token(DEMO_EMPLOYEE, actor=DEMO_ACTOR, ttl_s=600)
 
 
-def _record_scripted(data_dir: Path, url: str, console: Console, token: str | None) -> str:
-    with XSession() as xs:
-        os.environ["DISPLAY"] = xs.display or ""  # pynput and Xlib read the display from here
+def _record_scripted(data_dir: Path, url: str, console: Console, token: str | None) -> tuple[str, bool]:
+    """The scripted session; (session id, whether the GTK form was part of it)."""
+    gtk = have_gtk_form()
+    if not gtk:
+        console.print("no GTK form: Debian's python3-gi (and dbus-daemon) are not installed (scripts/setup installs "
+                      "them), so no UI elements are read; frames are still taken")
+    # patch.dict gives this process's environment back as it was when the session ends.
+    with XSession(session_bus=gtk) as xs, mock.patch.dict(os.environ, {"DISPLAY": xs.display or ""}):
+        # pynput and Xlib read the display from $DISPLAY, the agent's element reader the bus from
+        # $DBUS_SESSION_BUS_ADDRESS: the X session's own, or none (never the desktop's around the demo).
+        os.environ.pop("AT_SPI_BUS_ADDRESS", None)
+        os.environ.pop("DBUS_SESSION_BUS_ADDRESS", None)
+        if xs.bus_address is not None:
+            os.environ["DBUS_SESSION_BUS_ADDRESS"] = xs.bus_address
         notes_file = data_dir / "demo-notes.txt"
         notes = xs.open_window([sys.executable, "-m", "deskcorder._demo_editor", str(notes_file)], "Notes")
         terminal = xs.open_window(["xterm", "-class", TERMINAL_CLASS, "-title", "terminal",
                                    "-geometry", "100x30+200+120", "-e", "cat"], TERMINAL_CLASS)
         chat = xs.open_window(["xterm", "-class", CHAT_CLASS, "-title", "private chat",
                                "-geometry", "60x20+400+300", "-e", "cat"], CHAT_CLASS)
+        form = _open_form(xs) if gtk else None
         xs.activate(notes)
         agent = Agent(AgentConfig(server_url=url, state_dir=data_dir / "agent", enrol_token=token,
                                   control_socket=False))
@@ -245,6 +325,8 @@ def _record_scripted(data_dir: Path, url: str, console: Console, token: str | No
             _wait_for_recording(agent)
             time.sleep(0.5)  # let the listeners attach before the first input
             steps = scripted_session(xs, notes, terminal, chat)
+            if form is not None:  # after the terminal, before the chat and the way back to the notes
+                steps[-3:-3] = form_session(xs, form)
             with Progress(console=console, transient=True) as progress:
                 task = progress.add_task("scripted work session", total=len(steps))
                 for label, action in steps:
@@ -255,8 +337,18 @@ def _record_scripted(data_dir: Path, url: str, console: Console, token: str | No
             time.sleep(0.5)
         finally:
             agent.stop()
+            _close_element_reader()
         _wait_for_upload(agent)
-        return agent.session_id or ""
+        return agent.session_id or "", form is not None
+
+
+def _close_element_reader() -> None:
+    """Let the agent's AT-SPI reader go while the X session's bus is still there (its end would be a logged EOF)."""
+    try:
+        from .capture import _atspi
+    except ImportError:  # no AT-SPI support installed: nothing was connected
+        return
+    _atspi._close_shared()
 
 
 def _record_live(data_dir: Path, url: str, console: Console, token: str | None) -> str:

@@ -3,6 +3,12 @@
 Real input, real windows: the agent cannot tell this session from a desktop,
 which is the point. Needs Debian's xvfb, openbox and xdotool (the README's
 set-up command and .ci/run install them).
+
+``XSession(session_bus=True)`` also starts a private ``dbus-daemon --session``
+for the display (``xs.bus_address``; ``xs.env`` points apps at it with their
+accessibility bridge on), so GTK apps join AT-SPI and the agent's element
+reader can ask them what is under a click. The first app that asks for
+``org.a11y.Bus`` starts at-spi2-core's launcher, which leaves with the bus.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Sequence
@@ -33,11 +40,15 @@ def _need(tool: str, package: str) -> str:
 class XSession:
     """Start with ``with XSession() as xs:``; ``xs.env`` is the environment for X clients."""
 
-    def __init__(self, *, width: int = 1280, height: int = 800, window_manager: bool = True):
+    def __init__(self, *, width: int = 1280, height: int = 800, window_manager: bool = True,
+                 session_bus: bool = False):
         self.width, self.height = width, height
         self._window_manager = window_manager
+        self._session_bus = session_bus
         self._procs: list[subprocess.Popen] = []
+        self._runtime_dir: str | None = None
         self.display: str | None = None
+        self.bus_address: str | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def __enter__(self) -> "XSession":
@@ -70,6 +81,23 @@ class XSession:
             # xprop exits 0 even when the property is unset: look for the value itself.
             self._wait(lambda: "window id" in self._output(["xprop", "-root", "_NET_SUPPORTING_WM_CHECK"]),
                        "openbox did not come up")
+        if self._session_bus:
+            self._start_session_bus()
+
+    def _start_session_bus(self) -> None:
+        daemon = _need("dbus-daemon", "dbus-daemon")
+        # The launcher puts its accessibility bus socket here, not in a ~/.cache shared with other sessions.
+        self._runtime_dir = tempfile.mkdtemp(prefix="deskcorder-bus-")
+        read_fd, write_fd = os.pipe()
+        self.spawn([daemon, "--session", "--nofork", "--nopidfile", f"--print-address={write_fd}"],
+                   pass_fds=(write_fd,))
+        os.close(write_fd)
+        with os.fdopen(read_fd) as pipe:  # dbus-daemon writes its address once it listens; EOF if it died
+            address = pipe.readline().strip()
+        if not address:
+            self.stop()
+            raise XSessionError("dbus-daemon --session did not start (no address printed)")
+        self.bus_address = address
 
     def stop(self) -> None:
         for proc in reversed(self._procs):
@@ -82,6 +110,10 @@ class XSession:
                 proc.kill()
                 proc.wait()
         self._procs.clear()
+        if self._runtime_dir is not None:
+            shutil.rmtree(self._runtime_dir, ignore_errors=True)
+            self._runtime_dir = None
+        self.bus_address = None
 
     @property
     def env(self) -> dict[str, str]:
@@ -90,6 +122,12 @@ class XSession:
         env = dict(os.environ)
         env["DISPLAY"] = self.display
         env.pop("WAYLAND_DISPLAY", None)
+        if self.bus_address is not None:
+            env.pop("NO_AT_BRIDGE", None)  # set, it keeps GTK's atk-bridge off the accessibility bus
+            env.pop("AT_SPI_BUS_ADDRESS", None)  # another session's accessibility bus
+            env.update({"DBUS_SESSION_BUS_ADDRESS": self.bus_address, "XDG_RUNTIME_DIR": self._runtime_dir or "",
+                        "GSETTINGS_BACKEND": "memory",  # no dconf service on a bare bus
+                        "GDK_BACKEND": "x11"})
         return env
 
     # -- clients ---------------------------------------------------------------------------

@@ -47,6 +47,10 @@ def demo(
         console.print(f"observations: {observed['frames']} frames and {observed['elements']} UI elements reached "
                       f"the dataset; {observed['masked_regions']} regions masked in the frames"
                       + (f", {left_out} frames left out (OCR could not check them)" if left_out else ""))
-    console.print(f"dataset: [bold]{result.dataset_dir}[/bold] (data/<actions|episodes|keystrokes|pointer>/"
+    tables = "actions|episodes|keystrokes|pointer" + ("|observations" if observed else "")
+    console.print(f"dataset: [bold]{result.dataset_dir}[/bold] (data/<{tables}>/"
                   f"<split>-00000.parquet and .jsonl, stats.json, README.md: "
                   f"datasets.load_dataset(\"{result.dataset_dir}\"))")
+    if (result.dataset_dir / "trajectories").is_dir():
+        console.print(f"trajectories: {result.dataset_dir / 'trajectories'}/<split>.jsonl (one episode a line: "
+                      f"each step's masked frame and its action as PyAutoGUI code)")
