@@ -334,7 +334,11 @@ def _protect(actions: pl.DataFrame, episodes: pl.DataFrame, keystrokes: pl.DataF
             _who=device.replace_strict(who, default="unknown", return_dtype=pl.String),
         )
         if "window_title" in df.columns:
-            columns["window_title"] = pl.Series([title(t) for t in df["window_title"].to_list()], dtype=pl.String)
+            # Each distinct title once (the redactor is the cost, and a Python list of every row's title would
+            # be the whole table again); counts are per distinct title either way.
+            raw = df["window_title"]
+            clean = {t: title(t) for t in raw.drop_nulls().unique().to_list()}
+            columns["window_title"] = raw.replace_strict(clean, default=None, return_dtype=pl.String)
         return df.with_columns(**columns).with_columns(episode_id())
 
     def action_id(df: pl.DataFrame) -> pl.DataFrame:
