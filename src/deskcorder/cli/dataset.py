@@ -35,6 +35,10 @@ def build(
                                                  "default: a local cluster)."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1,
                                           help="Worker processes of the local Dask cluster (default: one per CPU)."),
+    group_events: int = typer.Option(1_000_000, "--group-events", min=1,
+                                     help="Local engine: read and reduce the sessions in groups of about this many "
+                                          "events (a session is never split), so the store's raw events are never "
+                                          "all in memory; the files are the same."),
     internal: bool = typer.Option(False, "--internal",
                                   help="Raw key and pointer timings, wall-clock times and the store's stable "
                                        "pseudonyms, for use inside the organisation only (audited). Default: a "
@@ -60,7 +64,7 @@ def build(
             stats = build_from_store(store, out, actor=cli_actor(), purpose=purpose, options=options,
                                      session_id=session, employee=employee, overwrite=overwrite,
                                      console=console, engine=engine, scheduler_address=scheduler,
-                                     workers=workers)
+                                     workers=workers, group_events=group_events)
         except DatasetError as exc:
             raise fail(str(exc)) from exc
     _print_stats(console, stats.as_json())
