@@ -109,3 +109,15 @@ def test_progress_lines_come_every_period_with_an_estimate() -> None:
     lines = text.getvalue().splitlines()
     assert len(lines) == 2, lines  # at 10 s and 20 s, not at 5 s or 15 s
     assert lines[-1] == ("dataset build: 400 of 1,000 events (40 %), 20 events/s, 20 s spent, about 30 s left")
+
+
+def test_a_streamed_dask_build_writes_the_whole_table_bytes(store: EventStore, tmp_path: Path) -> None:
+    pytest.importorskip("distributed")
+    options = BuildOptions(linkable=True)
+    whole = tmp_path / "whole"
+    build_from_store(store, whole, actor=TEST_ACTOR, purpose="test", options=options, group_events=None,
+                     console=Console(file=io.StringIO()))
+    dask = tmp_path / "dask"
+    build_from_store(store, dask, actor=TEST_ACTOR, purpose="test", options=options, group_events=2_000,
+                     engine="dask", workers=2, console=Console(file=io.StringIO()))
+    assert _bytes(dask) == _bytes(whole)

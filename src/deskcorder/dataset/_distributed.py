@@ -27,6 +27,7 @@ its runtime is far heavier to install and to start in a test.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 from pathlib import Path
@@ -56,7 +57,7 @@ _SHIPPED = ("session_id", "seq", "t_mono_ns", "t_wall_ns", "kind", "key", "char"
             "app_process", "app_class", "window_title", "reason", "device_id", "screen_width", "screen_height")
 
 
-def build_dataset_distributed(events: pa.Table, out: Path | str, options: BuildOptions = BuildOptions(), *,
+def build_dataset_distributed(events: pa.Table | Iterable[pa.Table], out: Path | str, options: BuildOptions = BuildOptions(), *,
                               client: Client | None = None, scheduler_address: str | None = None,
                               workers: int | None = None, partitions: int | None = None,
                               redactor: _Redactor | None = None, pseudonymizer: _Pseudonymizer | None = None,
@@ -75,6 +76,11 @@ def build_dataset_distributed(events: pa.Table, out: Path | str, options: BuildO
     are cut into; a session is never split, so a build has at most one partition per session.
     """
     out = Path(out)
+    # ``events`` may also be an iterator of tables of whole sessions in session order (``_stream.py``): each
+    # is shipped to a worker as it is read, so the driver never holds every raw event.
+    streamed = None if isinstance(events, pa.Table) else (g for g in events if g.num_rows)
+    if streamed is not None:
+        events = next(streamed, None) or pa.table({})
     redactor, pseudonymizer, known, step = _begin(events, out, overwrite, redactor, pseudonymizer,
                                                   known_identifiers, progress, "starting the cluster")
     try:
@@ -89,20 +95,59 @@ def build_dataset_distributed(events: pa.Table, out: Path | str, options: BuildO
         raise DatasetError("workers sizes the local cluster; a given client or scheduler has its own workers")
     with _connect(client, scheduler_address, workers) as dask:
         n_workers = max(1, len(dask.scheduler_info(n_workers=-1)["workers"]))
-        groups = _session_groups(events, partitions or 4 * n_workers)
-        step(f"sorting and reducing {len(groups)} partitions on {n_workers} workers")
-        observed = _observation_groups(groups, observations)
-        shipped = dask.scatter(groups)
-        futures = dask.map(_compute_group, shipped, observed, options=options, redactor=redactor, known=known,
-                           frame_redactor=_frame_redactor(frame_redactor, redactor, observed[0]), pure=False)
-        parts = dask.gather(futures)
-        dask.cancel(shipped)
+        if streamed is not None:
+            parts = _compute_streamed(dask, itertools.chain([events], streamed), 2 * n_workers, observations,
+                                      options=options, redactor=redactor, known=known,
+                                      frame_redactor=frame_redactor)
+        else:
+            parts = _compute_cut(dask, events, partitions or 4 * n_workers, n_workers, observations, step,
+                                 options=options, redactor=redactor, known=known, frame_redactor=frame_redactor)
     step("redacting and pseudonymising")
     stats = _finish(parts, out, options, pseudonymizer=pseudonymizer, redactor=redactor,
                     device_to_employee=device_to_employee or {}, known=known, provenance=provenance or {},
                     overwrite=overwrite, step=step)
     step("done")
     return stats
+
+
+def _compute_cut(dask: Client, events: pa.Table, partitions: int, n_workers: int,
+                 observations: Iterable[Observation] | None, step: Any, *, options: BuildOptions,
+                 redactor: _Redactor, known: tuple[str, ...], frame_redactor: FrameRedactor | None) -> list[Any]:
+    """The parts of a build given every event: cut here into groups of whole sessions, all shipped at once."""
+    groups = _session_groups(events, partitions)
+    step(f"sorting and reducing {len(groups)} partitions on {n_workers} workers")
+    observed = _observation_groups(groups, observations)
+    shipped = dask.scatter(groups)
+    futures = dask.map(_compute_group, shipped, observed, options=options, redactor=redactor, known=known,
+                       frame_redactor=_frame_redactor(frame_redactor, redactor, observed[0]), pure=False)
+    parts = dask.gather(futures)
+    dask.cancel(shipped)
+    return parts
+
+
+def _compute_streamed(dask: Client, groups: Iterable[pa.Table], in_flight: int,
+                      observations: Iterable[Observation] | None, *, options: BuildOptions, redactor: _Redactor,
+                      known: tuple[str, ...], frame_redactor: FrameRedactor | None) -> list[Any]:
+    """The parts of a build given groups as they are read: each shipped at once, at most ``in_flight`` raw
+    groups waiting or running on the cluster (the next read waits for one to finish)."""
+    from distributed import wait
+
+    from ._stream import _ObservationRouter
+
+    observed = None if observations is None else list(observations)
+    router = _ObservationRouter(observed)
+    frames = _frame_redactor(frame_redactor, redactor, observed)
+    futures: list[Any] = []
+    for group in groups:
+        while sum(not f.done() for f in futures) >= in_flight:
+            wait([f for f in futures if not f.done()], return_when="FIRST_COMPLETED")
+        futures.append(dask.submit(_compute_group, group, router.take(group), options=options, redactor=redactor,
+                                   known=known, frame_redactor=frames, pure=False))
+        del group
+    if router.left:
+        raise DatasetError(f"{len(router.left)} observations belong to no session of this build; pass only "
+                           "those of its sessions (build_from_store reads only those)")
+    return dask.gather(futures)
 
 
 @contextlib.contextmanager

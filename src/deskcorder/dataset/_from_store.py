@@ -14,7 +14,7 @@ pseudonyms, see ``deskcorder.privacy``). Both are recorded in the audit entry.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pyarrow as pa
 from rich.console import Console
@@ -53,9 +53,10 @@ def build_from_store(store: EventStore, out: Path | str, *, actor: str, purpose:
     ``engine`` ``"dask"`` builds on a Dask cluster (``build_dataset_distributed``: the scheduler at
     ``scheduler_address``, or a local cluster of ``workers`` processes); the files are the same.
 
-    The local engine reads and reduces the sessions in groups of about ``group_events`` events
-    (``build_dataset_streaming``: one audited read per session), so the raw events of the whole store are
-    never in memory at once; ``None`` reads them all in one audited read first. The files are the same.
+    The sessions are read in groups of about ``group_events`` events (one audited read per session) and
+    each group is reduced (locally: ``build_dataset_streaming``; on Dask: shipped to a worker) before the
+    next is read, so the raw events of the whole store are never in memory at once; ``None`` reads them
+    all in one audited read first. The files are the same.
     """
     from ..privacy import Pseudonymizer
 
@@ -74,7 +75,7 @@ def build_from_store(store: EventStore, out: Path | str, *, actor: str, purpose:
     console = console or Console(stderr=True)
     out = Path(out).expanduser().resolve()
     _check_out(out, overwrite)  # likewise: a taken --out must not cost an audited read of every event
-    stream = engine == "local" and group_events is not None
+    stream = group_events is not None
     with Progress(*BuildProgress.columns(), console=console, transient=True,
                   disable=not console.is_terminal) as progress:
         if stream:
@@ -114,7 +115,20 @@ def build_from_store(store: EventStore, out: Path | str, *, actor: str, purpose:
                                                            employee=employee) for s in group])
 
             report = BuildProgress(total, progress=progress if console.is_terminal else None, console=console)
-            stats = build_dataset_streaming((read(g) for g in groups), out, options, report=report, **common)
+
+            def reading() -> Iterator[pa.Table]:
+                for g in groups:
+                    table = read(g)
+                    yield table
+                    report.advance(table.num_rows, "reading and reducing events")  # the consumer is done with it
+                report.stage("redacting, pseudonymising and writing")
+
+            if engine == "dask":
+                stats = build_dataset_distributed(reading(), out, options, scheduler_address=scheduler_address,
+                                                  workers=workers, **common)
+            else:
+                stats = build_dataset_streaming(reading(), out, options, **common)
+            report.stage("done")
         elif engine == "dask":
             stats = build_dataset_distributed(events, out, options, scheduler_address=scheduler_address,
                                               workers=workers, **common)
