@@ -36,9 +36,10 @@ def build(
     workers: Optional[int] = typer.Option(None, "--workers", min=1,
                                           help="Worker processes of the local Dask cluster (default: one per CPU)."),
     group_events: int = typer.Option(1_000_000, "--group-events", min=1,
-                                     help="Local engine: read and reduce the sessions in groups of about this many "
-                                          "events (a session is never split), so the store's raw events are never "
-                                          "all in memory; the files are the same."),
+                                     help="Read and reduce the sessions in groups of about this many events (a "
+                                          "session is never split; with --engine dask each group goes to a worker "
+                                          "as it is read), so the store's raw events are never all in memory; the "
+                                          "files are the same."),
     internal: bool = typer.Option(False, "--internal",
                                   help="Raw key and pointer timings, wall-clock times and the store's stable "
                                        "pseudonyms, for use inside the organisation only (audited). Default: a "
