@@ -268,3 +268,30 @@ def test_a_change_on_one_collector_reaches_an_agent_held_on_another(tmp_path: Pa
             assert ended["refused"] - revoked_at < 1.0
     finally:
         store.close()
+
+
+# -- embedded: changes made by another process on the same SQLite store (the CLI on the collector's host) --
+
+def test_an_embedded_collector_hears_changes_made_by_another_process(tmp_path: Path) -> None:
+    """SQLite cannot notify: without the store's status log a held request stood on its remembered answer
+    for up to 120 s, and once answered an agent with the policy version before a `policy set`."""
+    data_dir = tmp_path / "data"
+    with EventStore(data_dir) as store:
+        _person(store, "local-person", ["local-person-desk"])
+    with start_collector(data_dir, "--retention-interval", "0") as url:
+        with EventStore(data_dir) as cli:  # another process's store, as `deskcorder` commands open it
+            for change, reason in ((lambda: cli.portal.pause_recording("local-person", actor=TEST_ACTOR),
+                                    "paused_remotely"),
+                                   (lambda: cli.set_policy(ALLOW_ALL_POLICY.replace("version = 1", "version = 2"),
+                                                           actor=TEST_ACTOR), "policy_changed")):
+                held = Held([("local-person-desk", _client(url, cli, "local-person-desk"))])
+                changed_at = time.monotonic()
+                change()
+                held.join(5.0)
+                seen_at, status = held.seen["local-person-desk"]
+                assert status is not None and status.reason == reason, status
+                assert seen_at - changed_at < 1.0, seen_at - changed_at
+                cli.portal.resume_recording("local-person", actor=TEST_ACTOR)
+            assert status.policy_version == 2
+            # Answers from now on carry the new version (never the one remembered before the change).
+            assert _client(url, cli, "local-person-desk").status("local-person-desk").policy_version == 2

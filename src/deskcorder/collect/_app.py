@@ -58,7 +58,7 @@ from ._openapi import BATCH_BODY, SECURITY, BatchStored, DeviceRow, Health, Sess
 from ._people_api import AgentCadence, people_router
 from ._portal import mount_portal
 from ._problems import install_handlers, unavailable
-from ._status_push import StatusNotifier
+from ._status_push import StatusLogWatch, StatusNotifier
 
 if TYPE_CHECKING:
     from ..fleet import JetStreamPublisher
@@ -153,7 +153,10 @@ _DESCRIPTION = ("Agents upload event batches (`POST /v1/batches`) and poll their
 
 
 def _status_bus(database_url: str | None, store: EventStore, notifier: StatusNotifier) -> Any:
-    """A PostgreSQL control database tells every collector of every status change (``fleet/_status_bus.py``)."""
+    """A PostgreSQL control database tells every collector of every status change (``fleet/_status_bus.py``);
+    an embedded SQLite one appends them to its status log, which the collector watches (``_status_push.py``)."""
+    if store.status_log is not None:
+        return StatusLogWatch(store.status_log, notifier)
     if database_url is None or not database_url.startswith("postgresql"):
         return None
     from ..fleet import PostgresStatusBus  # psycopg's async side: the fleet extra

@@ -28,18 +28,19 @@ of the control database, the CLI on another host included) the last answer
 per device is trusted until a change is announced, and so is its credential
 once the store accepted it (until the device is revoked: then its held request
 ends with a 304 and the store checks the renewal, 403), so a renewal needs
-neither a worker thread nor the database. An embedded collector on SQLite cannot hear a change
-made by another process (the CLI on its host), so there a remembered answer
-(and a checked credential) stands for at most ``StatusNotifier.UNHEARD_FOR_S``
-(120 s): such a change
-reaches the agents within that plus one ``wait`` (the collector refuses every
-event stamped after a withdrawal from its commit on, whatever the agent heard),
-in-process changes (the portal, the API) at once.
+neither a worker thread nor the database. An embedded collector on SQLite
+hears changes made by other processes (the CLI on its host) through the
+store's status log (``store/_db/_status_log.py``, watched by
+``StatusLogWatch`` five times a second); a remembered answer (and a checked
+credential) still stands for at most ``StatusNotifier.UNHEARD_FOR_S`` (120 s),
+in case a writer could not append to the log (the collector refuses every
+event stamped after a withdrawal from its commit on, whatever the agent heard).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import hmac
@@ -50,7 +51,9 @@ from typing import Any, Awaitable, Callable
 
 from fastapi.responses import Response
 
-__all__ = ["StatusNotifier", "MAX_WAIT_S", "status_version"]
+from .._background import running_beside
+
+__all__ = ["StatusNotifier", "StatusLogWatch", "MAX_WAIT_S", "status_version"]
 
 MAX_WAIT_S = 60.0  # the longest a request is held: below the 60 s idle timeout of most balancers and proxies
 _JITTER = 0.15  # held between (1 - _JITTER) and 1 times the wait
@@ -142,6 +145,12 @@ class StatusNotifier:
         keys = (f"device:{device_id}", f"employee:{employee_id}", "all")
         while True:
             answer = self._fresh(device_id, keys)
+            if answer is not None and answer.version != since:
+                # A remembered answer that differs from what the agent holds is confirmed by a read first:
+                # the agent's may be the newer one (a plain poll read a change another process made before
+                # the status log told this collector), and an agent must never be sent back to older rules.
+                self._answers.pop(device_id, None)
+                answer = None
             if answer is None:
                 started = self._gen
                 body = await self._read(loop, device_id, read)
@@ -255,3 +264,32 @@ class StatusNotifier:
 def _release(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
+
+
+class StatusLogWatch:
+    """An embedded (SQLite) collector hears status changes made by other processes (the CLI on its host).
+
+    ``log``: the store's ``StatusLog``. Looks at it every ``EVERY_S`` on the event loop (one ``os.stat``
+    while nothing changed) and wakes the keys other processes wrote, so a held request does not stand on
+    an answer a ``deskcorder policy set`` or ``consent withdraw`` has made wrong.
+    """
+
+    EVERY_S = 0.2
+
+    def __init__(self, log: Any, notifier: StatusNotifier):
+        self._log = log
+        self._notifier = notifier
+
+    def lifespan(self, _app: Any) -> contextlib.AbstractAsyncContextManager[None]:
+        self._log.start()
+        return running_beside(self._run, "deskcorder-status-log")
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.EVERY_S)
+            try:
+                keys = self._log.new_keys()
+            except OSError:  # unreadable for a moment: the next look, or UNHEARD_FOR_S, catches up
+                continue
+            for key in keys:
+                self._notifier.wake(key)

@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Protocol
 
 from sqlalchemy.engine import make_url
 
+from .._background import running_beside
+
 if TYPE_CHECKING:
     from ..store import EventStore
 
@@ -60,15 +62,8 @@ class PostgresStatusBus:
         self._notifier = notifier
         self.listening = asyncio.Event()  # set while LISTEN is in force (tests wait on it)
 
-    @contextlib.asynccontextmanager
-    async def lifespan(self, _app: Any) -> AsyncIterator[None]:
-        task = asyncio.create_task(self._run(), name="deskcorder-status-bus")
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
+    def lifespan(self, _app: Any) -> contextlib.AbstractAsyncContextManager[None]:
+        return running_beside(self._run, "deskcorder-status-bus")
 
     async def _run(self) -> None:
         import psycopg  # the fleet extra

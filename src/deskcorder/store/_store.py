@@ -99,6 +99,7 @@ from ._observations._api import ObservationMethods  # write_observations, read_o
 from ._db._settings import resolve_events_url
 from ._db._aggregates import ActivityTotals, activity_totals, backfill_activity, record_activity
 from ._db import _status_changes
+from ._db._status_log import StatusLog
 from ._db._tables import devices, employee_keys, sessions
 
 __all__ = ["EventStore", "READ_SCHEMA"]
@@ -136,6 +137,8 @@ class EventStore(ObservationMethods):
             raise NotFound(_no_store(self.data_dir, "the folder does not exist" if not self.data_dir.exists()
                                      else f"no control database {sqlite_file} yet"))
         self._engine = make_engine(database_url)
+        # SQLite cannot notify: committed status changes are also appended here for the collector (_status_log.py).
+        self.status_log = StatusLog(sqlite_file) if sqlite_file is not None else None
         try:
             if not create and sqlite_file is None and not _holds_schema(self._engine):
                 shown = self._engine.url.render_as_string(hide_password=True)
@@ -198,6 +201,8 @@ class EventStore(ObservationMethods):
                     changed = _status_changes.pending(conn)
         except SQLAlchemyError as exc:
             raise StoreError(f"control database error while {what}: {exc}; nothing was changed, retry") from exc
+        if changed and self.status_log is not None:  # and the collector of this SQLite store, if in another process
+            self.status_log.append(changed)
         for key in changed:  # committed: tell who listens (the collector's status push)
             for listener in self._status_listeners:
                 try:
