@@ -336,19 +336,9 @@ def _record_scripted(data_dir: Path, url: str, console: Console, token: str | No
                     progress.advance(task)
             time.sleep(0.5)
         finally:
-            agent.stop()
-            _close_element_reader()
+            agent.stop()  # its observer lets the AT-SPI reader go while the X session's bus is still there
         _wait_for_upload(agent)
         return agent.session_id or "", form is not None
-
-
-def _close_element_reader() -> None:
-    """Let the agent's AT-SPI reader go while the X session's bus is still there (its end would be a logged EOF)."""
-    try:
-        from .capture import _atspi
-    except ImportError:  # no AT-SPI support installed: nothing was connected
-        return
-    _atspi._close_shared()
 
 
 def _record_live(data_dir: Path, url: str, console: Console, token: str | None) -> str:

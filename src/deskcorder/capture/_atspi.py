@@ -442,5 +442,9 @@ def warm_up() -> None:
 
 @atexit.register
 def _close_shared() -> None:
-    if _shared is not None:
-        _shared.close()
+    """Close the shared reader (at exit, or when an agent stops); the next lookup opens a new one."""
+    global _shared, _shared_address
+    with _shared_lock:
+        reader, _shared, _shared_address = _shared, None, None
+    if reader is not None:
+        reader.close()

@@ -39,6 +39,7 @@ from __future__ import annotations
 import collections
 import logging
 import math
+import sys
 import threading
 import time
 from typing import Any, Callable
@@ -147,6 +148,9 @@ class Observer:
             thread = self._thread
         if thread is not None:
             thread.join(timeout)
+        atspi = sys.modules.get(f"{__package__}._atspi")
+        if atspi is not None:  # the shared AT-SPI reader may be connected: it goes with the agent, while the
+            atspi._close_shared()  # desktop's bus is still there (a bus gone first leaves a logged EOFError)
 
     # -- listener side (under the queue's lock) ------------------------------------------------
     def admitted(self, item: Queued) -> None:
