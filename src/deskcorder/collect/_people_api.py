@@ -51,14 +51,14 @@ from ..store import EventStore, StoreError
 from ._basic_auth import check_basic
 from ._device_auth import EnrolmentLimiter, authenticate, parse_bearer
 from ._openapi import SECURITY, Enrolled, PolicyAnswer, problems
-from ._problems import Problem, store_problem
+from ._problems import Problem, only_query, store_problem
 from ._status_push import MAX_WAIT_S, StatusNotifier, status_version
 
 __all__ = ["people_router", "AgentCadence"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # `policy_version: true` is not version 1
 
 
 class EnrolDevice(_Strict):
@@ -174,12 +174,15 @@ def people_router(store: EventStore, cadence: AgentCadence = AgentCadence(),
             # One hop to a worker thread for the credential check and the status together: old
             # agents poll this all day, and each hop costs more CPU than the lookups
             # (benchmarks/status_poll.py).
-            return await run_in_threadpool(poll, device_id, header)
+            answer = await run_in_threadpool(poll, device_id, header)
+            only_query(request, "wait", "since")  # after the credential: a stranger learns nothing from a 422
+            return answer
         claimed, secret = parse_bearer(header)  # 401 for a malformed header, on the loop
         employee_id = notifier.checked_device(device_id, secret) if claimed == device_id else None
         if employee_id is None:  # first request, or something changed: the store decides (401/403)
             employee_id = (await run_in_threadpool(own_device, device_id, header)).employee_id
             notifier.credential_checked(device_id, secret, employee_id)
+        only_query(request, "wait", "since")  # ?wait=1&wait=x: FastAPI would read one and drop the rest
         return await notifier.answer(device_id, employee_id, since, wait, read_answers)
 
     def own_device(device_id: str, header: str | None) -> Any:

@@ -68,6 +68,21 @@ def unavailable(doing: str, exc: Exception) -> Problem:
                         f"request, retry after {_RETRY_AFTER_S} s", headers={"Retry-After": _RETRY_AFTER_S})
 
 
+def only_query(request: Request, *names: str) -> None:
+    """Refuse any other query parameter, and a repeated one (422 naming it): a misspelt filter (``?employe=``)
+    would otherwise be dropped silently, and of ``?wait=1&wait=x`` FastAPI reads one and ignores the rest.
+    Called in the route, so that the credential is checked first."""
+    seen: set[str] = set()
+    for name, _value in request.query_params.multi_items():
+        if name not in names:
+            raise Problem(422, f"unknown query parameter {name!r}; this operation takes "
+                               f"{', '.join(names) or 'none'}", field=f"query.{name}")
+        if name in seen:
+            raise Problem(422, f"query parameter {name!r} is given more than once; give it once",
+                          field=f"query.{name}")
+        seen.add(name)
+
+
 def problem_response(status: int, error: str, *, field: str | None = None, row: int | None = None,
                      headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": _utf8(error), "field": None if field is None else _utf8(field), "row": row},

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from ...client import AuditEntry, AuditVerification, NewPolicy, Policy
 from ...policy import consent_text
 from ...store import EventStore, PolicyRecord
-from .._problems import Problem
+from .._problems import Problem, only_query
 from ._auth import admin_problems, stored
 
 __all__ = ["record_routes", "MAX_AUDIT_ENTRIES"]
@@ -34,15 +34,6 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
     if value is None or value.tzinfo is not None:
         return value
     return value.replace(tzinfo=dt.timezone.utc)
-
-
-def _only(request: Request, *names: str) -> None:
-    """Refuse any other query parameter: a misspelt filter (``?employe=``) would otherwise be dropped silently
-    and the answer hold every entry. Called in the route, so that the credential is checked first."""
-    unknown = sorted(set(request.query_params) - set(names))
-    if unknown:
-        raise Problem(422, f"unknown query parameter {unknown[0]!r}; this operation takes {', '.join(names)}",
-                      field=f"query.{unknown[0]}")
 
 
 def record_routes(router: APIRouter, store: EventStore, admin: Callable[..., str]) -> None:
@@ -74,7 +65,7 @@ def record_routes(router: APIRouter, store: EventStore, admin: Callable[..., str
               limit: int = Query(MAX_AUDIT_ENTRIES, ge=1, le=MAX_AUDIT_ENTRIES,
                                  description="the newest this many of the matching entries")) -> list[dict[str, Any]]:
         """Audit entries oldest first, filtered by action, employee and time; the newest `limit` of them."""
-        _only(request, "action", "employee", "since", "until", "limit")
+        only_query(request, "action", "employee", "since", "until", "limit")
         since, until = _utc(since), _utc(until)
         if since is not None and until is not None and since > until:
             raise Problem(422, f"since ({since.isoformat()}) is after until ({until.isoformat()}); nothing could "
@@ -91,7 +82,7 @@ def record_routes(router: APIRouter, store: EventStore, admin: Callable[..., str
             None, pattern=r"^[0-9a-fA-F]{64}$", description="a head hash printed by an earlier verify: also check "
                                                             "that entry is still in the chain")) -> dict[str, Any]:
         """Check the audit log's hash chain, and optionally that a head hash kept elsewhere is still in it."""
-        _only(request, "expect_head")
+        only_query(request, "expect_head")
         broken = stored(store.verify_audit_chain)
         entries = stored(store.audit_entries)
         found = None if expect_head is None else any(e.hash == expect_head.lower() for e in entries)
