@@ -18,7 +18,7 @@ KEY_B = bytes(range(1, 33))
 
 
 def test_public_privacy_api_is_exactly_this():
-    assert sorted(privacy.__all__) == ["PLACEHOLDERS", "PseudonymKeyError", "Pseudonymizer", "Redactor", "Span",
+    assert sorted(privacy.__all__) == ["FrameRedaction", "FrameRedactor", "PLACEHOLDERS", "PseudonymKeyError", "Pseudonymizer", "Redactor", "Span",
                                        "anonymise_keystrokes", "anonymise_pointer"]
 
 
