@@ -321,7 +321,13 @@ def test_the_clicked_element_is_recorded_and_a_password_field_is_black_in_the_fr
     bx, by, bw, bh = form.box("submit")
     b = button.element.box
     assert all(abs(a - e) <= 2 for a, e in zip((b.x, b.y, b.width, b.height), (bx, by, bw, bh)))
-    assert button.frame is not None and button.frame.masked == []
+    # The keys typed into the password field were never recorded, and the field stays black in later frames
+    # of the window (its dots would show the length): the Submit click's frame masks it too.
+    assert agent.stats()["observations"]["keys_withheld_in_password_fields"] == 2 * len("hunter2hunter2")
+    assert button.frame is not None and len(button.frame.masked) == 1
+    later = decoded(button)
+    m = button.frame.masked[0]
+    assert later.crop((m.x, m.y, m.x + m.width, m.y + m.height)).getextrema() == ((0, 0), (0, 0), (0, 0))
 
 
 @needs_gtk

@@ -26,8 +26,8 @@ a picture of the allowed window in front, and the UI element under each
 click. Where Debian's python3-gi is there, an accessible GTK form joins the
 apps (started under /usr/bin/python3; the X session's private session D-Bus
 lets AT-SPI answer for it), and the session clicks its button and types into
-its name and password fields: the password field is black in the frame of
-the click on it, and the dataset counts the frames, the elements and the
+its name and password fields: the password field is black in the form's
+frames from the click on it, the keys typed into it are not recorded, and the dataset counts the frames, the elements and the
 regions masked. Without python3-gi the demo runs without the form and says so.
 """
 
@@ -70,8 +70,8 @@ DEMO_EMPLOYEE = "demo-user"
 DEMO_TOKEN = "ghp_" + "R8mXq2Lw7Tz4Kp9Vn3Bc6Hd1Js5Fy0Ga8Ue2"  # fake, but shaped like a GitHub token
 DEMO_ACTOR = "deskcorder-demo"
 DEMO_FORM_NAME = "Ana Lopez"
-# Typed into the form's password field. The agent records typing there like any other, so only the text
-# Redactor keeps it out of the dataset: it is random enough to be a <SECRET> (a weak password would not be).
+# Typed into the form's password field. The agent, told by AT-SPI that the click landed on a password
+# field, does not record these keys; random anyway, so the text Redactor would make it a <SECRET> too.
 DEMO_PASSWORD = "Zq7Rw2Lm9Xv4Kp8N3bT6"
 DEMO_POLICY = f"""\
 version = 1

@@ -147,6 +147,10 @@ class Gate:
         self._swallow: set[str] = set()
         # The observer's (``_observe``), while the policy observes anything: sees each recorded event.
         self.observe: Callable[[Queued], None] | None = None
+        # Set by the observer when the last click landed on a password field (AT-SPI's protected element),
+        # cleared by the next click elsewhere or a change of window: keys typed meanwhile are never recorded.
+        self.protected_input = False
+        self.withheld_protected = 0  # key events not recorded for that reason
 
     @property
     def user_paused(self) -> bool:
@@ -175,12 +179,16 @@ class Gate:
         kind = event.kind
         if kind is _FOCUS:
             self._focus = event
+            self.protected_input = False
             self._window = self._scope(event)
             self._reevaluate(item[0], item[1], out, focus_follows=True)
             if self.recording:
                 self._emit(item, out)
             return
         if (kind is _KEY_DOWN or kind is _KEY_UP) and self._hotkey is not None and self._hotkey_key(item, out):
+            return
+        if self.protected_input and (kind is _KEY_DOWN or kind is _KEY_UP) and _modifier(event) is None:
+            self.withheld_protected += 1  # typed into a password field: like a password prompt, never recorded
             return
         if self.recording:
             if self._held:

@@ -91,6 +91,7 @@ class Observer:
                  element_at: Callable[..., Element | None] | None = None):
         """``deliver`` takes a finished observation (the uploader's ``add``; False: it was full)."""
         self._gate = gate
+        self._protected_boxes: dict[Any, list[Box]] = {}  # window -> password fields clicked, window pixels
         self._session_id = session_id
         self._deliver = deliver
         self._grabber_factory = grabber_factory
@@ -289,12 +290,15 @@ class Observer:
             t_mono, t_wall = time.monotonic_ns(), time.time_ns()
             geometry = grabber.geometry(facts.window)
             element = self._element(request, facts.pid) if request.trigger == "button_down" else None
+            window = geometry.window
+            if request.trigger == "button_down":
+                self._note_protected(facts.window, window, element)
             frame = None
             if level == "frames":
                 grab = grabber.grab(facts.window)
-                window = geometry.window
-                masks = [Box(element.box.x - window.x, element.box.y - window.y, element.box.width,
-                             element.box.height)] if element is not None and element.protected else []
+                # Every password field clicked in this window stays black in its later frames too (its dots
+                # would show the length), in window pixels, so a moved window keeps them in place.
+                masks = [Box(b.x, b.y, b.width, b.height) for b in self._protected_boxes.get(facts.window, ())]
                 try:
                     data, width, height, masked = encode_frame(grab, max_side=max_side, fmt=fmt, masks=masks)
                 except Exception as exc:  # a Pillow failure costs this frame, never the agent
@@ -331,6 +335,22 @@ class Observer:
         observation.action_seq = seq
         self._hand_over(observation)
         return True
+
+    PROTECTED_PER_WINDOW = 8  # password fields remembered per window (the newest)
+
+    def _note_protected(self, window_id: Any, window: Box, element: Element | None) -> None:
+        """After a click: typing goes into a password field (the gate withholds the keys) or not."""
+        protected = element is not None and element.protected
+        self._gate.protected_input = protected
+        if protected:
+            assert element is not None
+            box = Box(element.box.x - window.x, element.box.y - window.y, element.box.width, element.box.height)
+            boxes = self._protected_boxes.setdefault(window_id, [])
+            if box not in boxes:
+                boxes.append(box)
+                del boxes[:-self.PROTECTED_PER_WINDOW]
+            while len(self._protected_boxes) > 64:  # windows long gone
+                self._protected_boxes.pop(next(iter(self._protected_boxes)))
 
     def _refusal(self, facts: Any) -> str | None:
         if not self._gate.recording:
@@ -408,4 +428,5 @@ class Observer:
         with self._lock:
             return {"level": self.level, "requested": self.requested, "taken": self.taken, "frames": self.frames,
                     "frame_bytes": self.frame_bytes, "elements": self.elements, "lost": dict(self.lost),
-                    "skipped": dict(self.skipped)}
+                    "skipped": dict(self.skipped),
+                    "keys_withheld_in_password_fields": self._gate.withheld_protected}
