@@ -181,7 +181,10 @@ def test_enrolment_with_text_that_is_not_unicode_names_the_field_and_spends_no_t
 
 HOSTILE_BYTES = 31 * MIB  # under the 32 MiB body limit with the envelope
 RSS_BOUND = 256 * MIB  # growth while 4 of them are refused at once; the old decoder grew by ~2.1 GB for one
-HEALTH_BOUND_S = 0.1  # added to the slowest answer of the idle collector, measured just before in the same run
+# Added to the slowest answer of the idle collector, measured just before in the same run. The old code kept
+# health waiting 26.6 s; in a full-suite run on 2 cores (1,093 tests, Xvfb, Chromium and D-Bus left from
+# earlier files) the current one measured 108, 117 and 508 ms over idle, and under 100 ms when run alone.
+HEALTH_BOUND_S = 0.25
 
 
 def _envelope(events: bytes, content_type: str) -> bytes:
