@@ -220,7 +220,9 @@ def test_two_collectors_two_writers_store_every_acknowledged_event_once_when_a_w
         answers: list[dict[str, Any]] = []
         lock = threading.Lock()
 
-        def deliver(n: int, payload: bytes) -> dict[str, Any]:
+        answer_lost: set[str] = set()
+
+        def deliver(n: int, batch_id: str, payload: bytes) -> dict[str, Any]:
             """Post until a collector answers 200, moving to the other collector on errors, like an agent."""
             deadline = time.monotonic() + 30
             turn = n
@@ -231,16 +233,22 @@ def test_two_collectors_two_writers_store_every_acknowledged_event_once_when_a_w
                     try:
                         response = post(client, url, payload)
                     except httpx.TransportError:
-                        continue  # that collector died; nothing acknowledged, try the next
+                        # That collector died, perhaps after JetStream acked its publish: the retry may then
+                        # be answered as a duplicate, so this batch's "stored" may add up to 0.
+                        with lock:
+                            answer_lost.add(batch_id)
+                        continue
                     if response.status_code == 200:
                         return response.json()
                     assert response.status_code in (429, 503), response.text
+                    with lock:
+                        answer_lost.add(batch_id)  # a 503 after a publish whose PubAck came late: the same
                     time.sleep(0.1)
             raise AssertionError("no collector acknowledged the batch within 30 s")
 
         def send(n: int, batch_id: str, payload: bytes) -> None:
-            first = deliver(n, payload)
-            second = deliver(n + 1, payload)  # every batch twice, to the other collector
+            first = deliver(n, batch_id, payload)
+            second = deliver(n + 1, batch_id, payload)  # every batch twice, to the other collector
             with lock:
                 acked[batch_id] = first["stored"] + second["stored"]
                 answers.extend([first, second])
@@ -261,8 +269,11 @@ def test_two_collectors_two_writers_store_every_acknowledged_event_once_when_a_w
 
         total = len(batches) * EVENTS_PER_BATCH
         assert len(acked) == len(batches)
-        # Each batch's two posts together accepted its events once: the repeat was a duplicate.
-        assert all(n == EVENTS_PER_BATCH for n in acked.values()), acked
+        # Each batch's two posts together accepted its events once: the repeat was a duplicate. A batch whose
+        # answer was lost (its collector killed after the PubAck) was counted by nobody: 0, never twice.
+        wrong = {b: n for b, n in acked.items()
+                 if n != EVENTS_PER_BATCH and not (n == 0 and b in answer_lost)}
+        assert not wrong, (wrong, sorted(answer_lost))
         assert all(a["queued"] or a["duplicate"] for a in answers)
         assert writers[0].proc.wait(5) == -signal.SIGKILL and collectors[1][0].wait(5) == -signal.SIGKILL
 
