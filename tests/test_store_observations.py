@@ -248,6 +248,26 @@ def test_deleting_one_session_removes_its_frames_and_not_another(collector: tupl
     assert entry.details["observations"] == 1 and entry.details["frames"] == 1
 
 
+def test_a_session_that_holds_only_observations_is_deleted_too(collector: tuple[str, EventStore]) -> None:
+    """Its frames came in, its events never did (the agent's spool was lost): the deletion must still find it."""
+    url, store = collector
+    handle, device = person(store)
+    kept = uuid.uuid4().hex
+    post_events(url, uuid.uuid4().hex, device, typing_events(kept, "hello", "Editor"))
+    gone, marker = uuid.uuid4().hex, f"ONLY-FRAMES-{uuid.uuid4().hex}"
+    assert post(url, device, [observation(gone, 1, frame=png(marker))]).status_code == 200
+    assert [o.session_id for o in store.read_observations(**READ, session_id=gone)] == [gone]
+
+    report = store.delete_events(handle, session_id=gone, actor=TEST_ACTOR, reason="test: frames-only session")
+    assert report.events == 0
+    assert store.read_observations(**READ, session_id=gone) == []
+    assert store.read_events(**READ).num_rows > 0  # the other session's events stay
+    entry = store.audit_entries(action="events.delete")[-1]
+    assert entry.details["observations"] == 1 and entry.details["frames"] == 1
+    with pytest.raises(NotFound):  # and a session that holds nothing at all is still not found
+        store.delete_events(handle, session_id=uuid.uuid4().hex, actor=TEST_ACTOR, reason="test: nothing")
+
+
 def marker_in(store: EventStore, path: str, session: str) -> bool:
     with store._engine.connect() as conn:
         return conn.execute(select(observation_files.c.session_id)
@@ -263,7 +283,10 @@ def test_retention_deletes_observation_partitions_with_an_audit_entry(tmp_path: 
         store.write_observations(device, [observation("sess-retention", 1, frame=png("RETAIN"))])
         assert files_of(store, device)
         later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=3652)
-        assert any(d.events == 0 for d in store.apply_retention(later, TEST_ACTOR, dry_run=True))
+        planned = store.apply_retention(later, TEST_ACTOR, dry_run=True)
+        # Said as observations, not as a partition of "0 events" (what `deskcorder retention apply` printed).
+        assert [d.describe().split(" date=")[0] for d in planned if d.observations] == ["observations"]
+        assert any(d.observations == 1 and "1 observations, 1 sessions" in d.describe() for d in planned)
         assert files_of(store, device)  # a dry run deletes nothing
         store.apply_retention(later, TEST_ACTOR)
         assert files_of(store, device) == [] and not list((tmp_path / "data" / "observations").rglob("*.parquet"))

@@ -40,7 +40,7 @@ def apply(
     if policy.policy is None:
         typer.echo("no policy is set, so nothing may be recorded and there is no retention limit; nothing to do")
     for d in deleted:
-        typer.echo(f"{verb} date={d.date.isoformat()}: {d.files} files, {d.events} events, {len(d.sessions)} sessions"
+        typer.echo(f"{verb} {d.describe()}"
                    + ("" if dry_run else " (audited as retention.delete)"))
     if policy.policy is not None and not deleted:
         typer.echo(f"nothing older than {policy.policy.retention_days} days (retention_days of policy version "

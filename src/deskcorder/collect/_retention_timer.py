@@ -27,8 +27,7 @@ RETENTION_ACTOR = "collector:retention"
 
 def describe(deleted: RetentionDeletion) -> str:
     """One deletion in words, as ``deskcorder retention apply`` prints it too."""
-    return (f"date={deleted.date.isoformat()}: {deleted.files} files, {deleted.events} events, "
-            f"{len(deleted.sessions)} sessions")
+    return deleted.describe()
 
 
 def _print_line(line: str) -> None:

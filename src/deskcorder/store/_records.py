@@ -105,7 +105,15 @@ class RetentionDeletion:
     date: dt.date  # the UTC date partition deleted
     files: int
     events: int
-    sessions: list[str]  # sessions that lost events
+    sessions: list[str]  # sessions that lost events (or observations)
+    observations: int | None = None  # set for an observation partition (frames, UI elements): how many it held
+
+    def describe(self) -> str:
+        """In words, as ``deskcorder retention apply`` and the collector's timer print it."""
+        if self.observations is not None:
+            return (f"observations date={self.date.isoformat()}: {self.files} files, {self.observations} "
+                    f"observations, {len(self.sessions)} sessions")
+        return f"date={self.date.isoformat()}: {self.files} files, {self.events} events, {len(self.sessions)} sessions"
 
 
 @dataclasses.dataclass(frozen=True)

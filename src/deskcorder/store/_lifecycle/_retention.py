@@ -120,7 +120,7 @@ def _apply(engine: Engine, files: EventFiles, now: dt.datetime, actor: str, dry_
         reason_old=f"older than retention_days={days} of policy version {policy.version}",
         reason_ahead=f"dated after {ahead.isoformat()}: stamped ahead of the collector's clock, outside any consent",
         details={"retention_days": days, "policy_version": policy.version, "as_of": _audit.iso_utc(now)})
-    out += [RetentionDeletion(date, n_files, 0, sessions) for date, n_files, _, sessions in expired_observations]
+    out += [RetentionDeletion(date, n_files, 0, sessions, n_obs) for date, n_files, n_obs, sessions in expired_observations]
     return out
 
 

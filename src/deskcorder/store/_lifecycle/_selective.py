@@ -132,7 +132,9 @@ def _delete(engine: Engine, files: EventFiles, wrapper: KeyWrapper, handle: str,
                                        .where(devices.c.employee_id == employee.employee_id)).scalars())
         owned = _owned_batches(conn, device_ids)
         doomed = _doomed_rows(conn, device_ids, target)
-    if not doomed:
+        observed_only = not doomed and _observations.has_target(
+            conn, device_ids, session_id=target.session_id, day=None if target.day is None else target.day.isoformat())
+    if not doomed and not observed_only:
         raise NotFound(_nothing(handle, target))
 
     new_key, new_id = new_data_key(), new_key_id()

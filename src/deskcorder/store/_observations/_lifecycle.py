@@ -152,6 +152,15 @@ class ObservationRewrite:
     frames: int
 
 
+def has_target(conn: Connection, device_ids: list[str], *, session_id: str | None, day: str | None) -> bool:
+    """Whether these devices stored observations of that session or day (a session may hold only those)."""
+    if not device_ids:
+        return False
+    match = observation_files.c.session_id == session_id if session_id is not None else observation_files.c.day == day
+    return conn.execute(select(observation_files.c.path)
+                        .where(observation_files.c.device_id.in_(device_ids), match).limit(1)).first() is not None
+
+
 def rewrite_for_deletion(conn: Connection, files: EventFiles, wrapper: KeyWrapper, old_key_row: Any,
                          device_ids: list[str], new_key: bytes, new_id: str, *, session_id: str | None,
                          day: str | None) -> ObservationRewrite:
