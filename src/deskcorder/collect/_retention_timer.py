@@ -25,11 +25,6 @@ RETENTION_INTERVAL_S = 3600.0
 RETENTION_ACTOR = "collector:retention"
 
 
-def describe(deleted: RetentionDeletion) -> str:
-    """One deletion in words, as ``deskcorder retention apply`` prints it too."""
-    return deleted.describe()
-
-
 def _print_line(line: str) -> None:
     print(line, file=sys.stdout, flush=True)
 
@@ -65,7 +60,7 @@ class RetentionTimer:
         """One retention run now, reported; StoreError propagates."""
         deleted = self._store.apply_retention(self._clock(), RETENTION_ACTOR)
         for d in deleted:
-            self._report(f"deskcorder retention: deleted {describe(d)} (audited as retention.delete)")
+            self._report(f"deskcorder retention: deleted {d.describe()} (audited as retention.delete)")
         return deleted
 
     def _run(self) -> None:

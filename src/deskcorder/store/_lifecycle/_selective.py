@@ -69,6 +69,11 @@ class _Target:
         return "session" if self.session_id is not None else "day"
 
     @property
+    def day_text(self) -> str | None:
+        """The day as observation rows hold it (YYYY-MM-DD), or None for a session."""
+        return None if self.day is None else self.day.isoformat()
+
+    @property
     def name(self) -> str:
         return self.session_id if self.session_id is not None else self.day.isoformat()  # type: ignore[union-attr]
 
@@ -132,10 +137,9 @@ def _delete(engine: Engine, files: EventFiles, wrapper: KeyWrapper, handle: str,
                                        .where(devices.c.employee_id == employee.employee_id)).scalars())
         owned = _owned_batches(conn, device_ids)
         doomed = _doomed_rows(conn, device_ids, target)
-        observed_only = not doomed and _observations.has_target(
-            conn, device_ids, session_id=target.session_id, day=None if target.day is None else target.day.isoformat())
-    if not doomed and not observed_only:
-        raise NotFound(_nothing(handle, target))
+        if not doomed and not _observations.has_target(conn, device_ids, session_id=target.session_id,
+                                                       day=target.day_text):
+            raise NotFound(_nothing(handle, target))
 
     new_key, new_id = new_data_key(), new_key_id()
     old_key = unwrap_key(wrapper, old)
@@ -150,7 +154,7 @@ def _delete(engine: Engine, files: EventFiles, wrapper: KeyWrapper, handle: str,
         with engine.connect() as conn:
             observed = _observations.rewrite_for_deletion(
                 conn, files, wrapper, old, device_ids, new_key, new_id, session_id=target.session_id,
-                day=None if target.day is None else target.day.isoformat())
+                day=target.day_text)
         with engine.begin() as conn:
             _audit.lock_chain(conn)  # an UPDATE: on SQLite the write lock, held to the commit
             if conn.dialect.name == "postgresql":
